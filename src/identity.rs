@@ -1,0 +1,696 @@
+//! Who am I: namespace, pod, ordinal, replicas, service and cluster domain, each with the
+//! place its value came from (so `explain` and the start-up log can say so).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The service-account namespace file a pod gets mounted (kubectl reads the same).
+pub const SERVICE_ACCOUNT_NAMESPACE: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// Where the kernel keeps the host name (a pod's host name is its pod name).
+const KERNEL_HOSTNAME: &str = "/proc/sys/kernel/hostname";
+
+/// Upper bound of `--replicas`, so that a typo cannot make peerconf wait on millions of names.
+pub const MAX_REPLICAS: u32 = 10_000;
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Flag(&'static str),
+    Env(&'static str),
+    File(PathBuf),
+    Derived(&'static str),
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+            Source::Env(name) => write!(f, "env {name}"),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Derived(from) => write!(f, "derived from {from}"),
+            Source::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+impl<T> Sourced<T> {
+    pub fn new(value: T, source: Source) -> Self {
+        Sourced { value, source }
+    }
+}
+
+/// What the command line and environment said, before defaults and derivation.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub namespace: Option<Sourced<String>>,
+    pub pod_name: Option<Sourced<String>>,
+    pub statefulset: Option<Sourced<String>>,
+    pub replicas: Option<Sourced<u32>>,
+    pub service: Option<Sourced<String>>,
+    pub cluster_domain: Option<Sourced<String>>,
+    pub pod_ip: Option<Sourced<IpAddr>>,
+}
+
+/// Facts about the machine the defaults come from. Real paths in production, temp files in
+/// tests.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub service_account_namespace: PathBuf,
+    pub resolv_conf: PathBuf,
+    /// `$HOSTNAME`, if set.
+    pub hostname_env: Option<String>,
+    pub kernel_hostname: PathBuf,
+}
+
+impl Host {
+    pub fn system(resolv_conf: &Path) -> Self {
+        Host {
+            service_account_namespace: PathBuf::from(SERVICE_ACCOUNT_NAMESPACE),
+            resolv_conf: resolv_conf.to_path_buf(),
+            hostname_env: std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()),
+            kernel_hostname: PathBuf::from(KERNEL_HOSTNAME),
+        }
+    }
+}
+
+/// A validated identity of one StatefulSet member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub namespace: Sourced<String>,
+    pub pod_name: Sourced<String>,
+    pub statefulset: Sourced<String>,
+    pub ordinal: Sourced<u32>,
+    pub replicas: Sourced<u32>,
+    pub service: Sourced<String>,
+    pub cluster_domain: Sourced<String>,
+    pub pod_ip: Option<Sourced<IpAddr>>,
+}
+
+/// How the pod name is found; `check` needs only the StatefulSet name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodNameFallback {
+    /// `$HOSTNAME`, then the kernel host name (a pod's host name is its name).
+    HostName,
+    /// No fallback: `check` renders ordinal 0 when only `--statefulset` is given.
+    FirstOrdinal,
+}
+
+impl Identity {
+    /// Fills in defaults, derives what can be derived, and validates everything.
+    pub fn resolve(inputs: Inputs, host: &Host, fallback: PodNameFallback) -> Result<Identity> {
+        let replicas = inputs.replicas.ok_or_else(|| {
+            Error::usage("--replicas is required (or the env REPLICAS)")
+                .with_hint("set REPLICAS to the StatefulSet's spec.replicas, e.g. --replicas 3")
+        })?;
+        if !(1..=MAX_REPLICAS).contains(&replicas.value) {
+            return Err(Error::usage(format!(
+                "--replicas: {} is not in 1..={MAX_REPLICAS}",
+                replicas.value
+            )));
+        }
+
+        let namespace = match inputs.namespace {
+            Some(ns) => ns,
+            None => match read_trimmed(&host.service_account_namespace) {
+                Some(ns) => Sourced::new(ns, Source::File(host.service_account_namespace.clone())),
+                None => Sourced::new("default".to_string(), Source::Default),
+            },
+        };
+        check_label("namespace", &namespace)?;
+
+        let pod_name = match inputs.pod_name {
+            Some(pod) => pod,
+            None => match (fallback, &inputs.statefulset) {
+                (PodNameFallback::FirstOrdinal, Some(sts)) => {
+                    Sourced::new(format!("{}-0", sts.value), Source::Derived("statefulset"))
+                }
+                _ => host_pod_name(host)?,
+            },
+        };
+
+        let (stem, ordinal) = split_ordinal(&pod_name.value).ok_or_else(|| {
+            Error::usage(format!(
+                "pod name '{}' ({}) does not end in -<ordinal>",
+                pod_name.value, pod_name.source
+            ))
+            .with_hint("a StatefulSet pod is named <statefulset>-<ordinal>, e.g. consul-0; set POD_NAME from metadata.name")
+        })?;
+
+        let statefulset = match inputs.statefulset {
+            Some(sts) => {
+                if sts.value != stem {
+                    return Err(Error::usage(format!(
+                        "pod name '{}' ({}) is not <statefulset>-<ordinal> for StatefulSet '{}' ({})",
+                        pod_name.value, pod_name.source, sts.value, sts.source
+                    ))
+                    .with_hint("the pod name must be the StatefulSet name, a dash and the ordinal"));
+                }
+                sts
+            }
+            None => Sourced::new(stem.to_string(), Source::Derived("pod_name")),
+        };
+        check_label("statefulset", &statefulset)?;
+        if pod_name.value.len() > 63 {
+            return Err(Error::usage(format!(
+                "pod name '{}' ({}) is longer than 63 characters, so it cannot be a DNS label",
+                pod_name.value, pod_name.source
+            )));
+        }
+
+        if ordinal >= replicas.value {
+            return Err(Error::usage(format!(
+                "ordinal {ordinal} of pod '{}' is not below --replicas {} ({})",
+                pod_name.value, replicas.value, replicas.source
+            ))
+            .with_hint("REPLICAS must equal the StatefulSet's spec.replicas; change both together when scaling"));
+        }
+
+        let service = inputs.service.unwrap_or_else(|| {
+            Sourced::new(statefulset.value.clone(), Source::Derived("statefulset"))
+        });
+        check_label("service", &service)?;
+
+        let cluster_domain = match inputs.cluster_domain {
+            Some(domain) => {
+                let trimmed = domain.value.trim_end_matches('.').to_string();
+                Sourced::new(trimmed, domain.source)
+            }
+            None => match std::fs::read_to_string(&host.resolv_conf)
+                .ok()
+                .and_then(|text| cluster_domain_from_resolv_conf(&text))
+            {
+                Some(domain) => Sourced::new(domain, Source::File(host.resolv_conf.clone())),
+                None => Sourced::new("cluster.local".to_string(), Source::Default),
+            },
+        };
+        if let Err(why) = validate_subdomain(&cluster_domain.value) {
+            return Err(Error::usage(format!(
+                "cluster domain '{}' ({}) is not a DNS subdomain: {why}",
+                cluster_domain.value, cluster_domain.source
+            ))
+            .with_hint("use the cluster's DNS domain, e.g. cluster.local"));
+        }
+
+        let identity = Identity {
+            namespace,
+            pod_name: Sourced::new(pod_name.value, pod_name.source),
+            statefulset,
+            ordinal: Sourced::new(ordinal, Source::Derived("pod_name")),
+            replicas,
+            service,
+            cluster_domain,
+            pod_ip: inputs.pod_ip,
+        };
+        let longest = identity.member_fqdn(identity.replicas.value - 1);
+        if longest.len() > 253 {
+            return Err(Error::usage(format!(
+                "peer name '{longest}' is longer than 253 characters, the DNS limit"
+            ))
+            .with_hint("shorten the StatefulSet, Service, namespace or cluster domain"));
+        }
+        Ok(identity)
+    }
+
+    /// The same StatefulSet seen from another member (for `check`).
+    pub fn for_ordinal(&self, ordinal: u32) -> Identity {
+        let mut other = self.clone();
+        other.pod_name = Sourced::new(
+            self.member_name(ordinal),
+            Source::Derived("statefulset and ordinal"),
+        );
+        other.ordinal = Sourced::new(ordinal, Source::Derived("check's ordinal loop"));
+        if ordinal != self.ordinal.value {
+            other.pod_ip = None;
+        }
+        other
+    }
+
+    pub fn member_name(&self, ordinal: u32) -> String {
+        format!("{}-{ordinal}", self.statefulset.value)
+    }
+
+    /// `<sts>-<i>.<service>.<ns>.svc.<domain>`, the stable DNS name a headless Service gives
+    /// each member.
+    pub fn member_fqdn(&self, ordinal: u32) -> String {
+        format!(
+            "{}-{ordinal}.{}",
+            self.statefulset.value,
+            self.service_fqdn()
+        )
+    }
+
+    pub fn service_fqdn(&self) -> String {
+        format!(
+            "{}.{}.svc.{}",
+            self.service.value, self.namespace.value, self.cluster_domain.value
+        )
+    }
+
+    pub fn pod_fqdn(&self) -> String {
+        self.member_fqdn(self.ordinal.value)
+    }
+
+    pub fn quorum(&self) -> u32 {
+        self.replicas.value / 2 + 1
+    }
+
+    /// Every member's FQDN in ordinal order, self included.
+    pub fn peers(&self) -> Vec<String> {
+        (0..self.replicas.value)
+            .map(|i| self.member_fqdn(i))
+            .collect()
+    }
+}
+
+/// A stand-in pod IP for dry runs and `check`: distinct per ordinal, and from the ranges
+/// reserved for documentation (RFC 5737, then RFC 3849) so it can never reach a real host.
+pub fn documentation_ip(ordinal: u32) -> IpAddr {
+    const RANGES: [[u8; 3]; 3] = [[192, 0, 2], [198, 51, 100], [203, 0, 113]];
+    let index = ordinal as usize / 254;
+    if let Some(prefix) = RANGES.get(index) {
+        let host = (ordinal % 254 + 1) as u8;
+        IpAddr::V4(Ipv4Addr::new(prefix[0], prefix[1], prefix[2], host))
+    } else {
+        let n = ordinal + 1;
+        IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0,
+            0,
+            0,
+            0,
+            (n >> 16) as u16,
+            n as u16,
+        ))
+    }
+}
+
+fn host_pod_name(host: &Host) -> Result<Sourced<String>> {
+    if let Some(name) = &host.hostname_env {
+        return Ok(Sourced::new(name.clone(), Source::Env("HOSTNAME")));
+    }
+    if let Some(name) = read_trimmed(&host.kernel_hostname) {
+        return Ok(Sourced::new(
+            name,
+            Source::File(host.kernel_hostname.clone()),
+        ));
+    }
+    Err(
+        Error::usage("no pod name: --pod-name, POD_NAME and HOSTNAME are all unset")
+            .with_hint("set POD_NAME from the downward API (fieldRef metadata.name)"),
+    )
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// Splits `consul-12` into (`consul`, 12). The ordinal is the digits after the last `-`,
+/// in canonical form (no sign, no leading zero), as the StatefulSet controller names pods.
+pub fn split_ordinal(pod_name: &str) -> Option<(&str, u32)> {
+    let (stem, digits) = pod_name.rsplit_once('-')?;
+    if stem.is_empty() || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if digits.len() > 1 && digits.starts_with('0') {
+        return None;
+    }
+    Some((stem, digits.parse().ok()?))
+}
+
+/// An RFC 1123 label: 1-63 of `[a-z0-9-]`, alphanumeric at both ends.
+pub fn validate_label(label: &str) -> std::result::Result<(), String> {
+    if label.is_empty() {
+        return Err("it is empty".into());
+    }
+    if label.len() > 63 {
+        return Err(format!("it is {} characters long, over 63", label.len()));
+    }
+    if let Some(bad) = label
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!(
+            "'{}' is not allowed (only a-z, 0-9 and -)",
+            bad.escape_default()
+        ));
+    }
+    if label.starts_with('-') || label.ends_with('-') {
+        return Err("it must start and end with a letter or digit".into());
+    }
+    Ok(())
+}
+
+/// A DNS subdomain (RFC 1123): dot-separated labels, 253 characters at most.
+pub fn validate_subdomain(domain: &str) -> std::result::Result<(), String> {
+    if domain.len() > 253 {
+        return Err(format!("it is {} characters long, over 253", domain.len()));
+    }
+    for label in domain.split('.') {
+        validate_label(label).map_err(|why| format!("label '{label}': {why}"))?;
+    }
+    Ok(())
+}
+
+fn check_label(what: &str, value: &Sourced<String>) -> Result<()> {
+    validate_label(&value.value).map_err(|why| {
+        Error::usage(format!(
+            "{what} '{}' ({}) is not a valid DNS label: {why}",
+            value.value, value.source
+        ))
+        .with_hint(
+            "Kubernetes names here are RFC 1123 labels: lower-case a-z, 0-9 and -, at most 63",
+        )
+    })
+}
+
+/// The cluster domain from a pod's resolv.conf: the `svc.<domain>` entry of the last
+/// `search` line (kubelet writes `<ns>.svc.<domain> svc.<domain> <domain>`).
+pub fn cluster_domain_from_resolv_conf(text: &str) -> Option<String> {
+    let search = text
+        .lines()
+        .map(|line| line.split(['#', ';']).next().unwrap_or(""))
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("search")).then(|| words.map(str::to_string).collect::<Vec<_>>())
+        })
+        .next_back()?;
+    search.iter().find_map(|entry| {
+        let domain = entry.trim_end_matches('.').strip_prefix("svc.")?;
+        validate_subdomain(domain).ok()?;
+        Some(domain.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_without_files(dir: &Path) -> Host {
+        Host {
+            service_account_namespace: dir.join("no-such-namespace"),
+            resolv_conf: dir.join("no-such-resolv.conf"),
+            hostname_env: None,
+            kernel_hostname: dir.join("no-such-hostname"),
+        }
+    }
+
+    fn flag(value: &str, flag: &'static str) -> Option<Sourced<String>> {
+        Some(Sourced::new(value.to_string(), Source::Flag(flag)))
+    }
+
+    fn inputs(pod: &str, replicas: u32) -> Inputs {
+        Inputs {
+            pod_name: flag(pod, "--pod-name"),
+            replicas: Some(Sourced::new(replicas, Source::Flag("--replicas"))),
+            ..Inputs::default()
+        }
+    }
+
+    #[test]
+    fn ordinals_are_the_digits_after_the_last_dash() {
+        let cases: &[(&str, Option<(&str, u32)>)] = &[
+            ("consul-0", Some(("consul", 0))),
+            ("consul-12", Some(("consul", 12))),
+            ("my-db-3", Some(("my-db", 3))),
+            ("consul", None),
+            ("consul-", None),
+            ("-3", None),
+            ("consul-01", None),
+            ("consul-+1", None),
+            ("consul-1a", None),
+            ("consul-99999999999", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(split_ordinal(name), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn labels_follow_rfc_1123() {
+        for good in ["a", "consul", "my-db", "0abc", "a1", &"x".repeat(63)] {
+            assert!(validate_label(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", "a-", "Consul", "a_b", "a.b", "é", &"x".repeat(64)] {
+            assert!(validate_label(bad).is_err(), "{bad}");
+        }
+        assert!(validate_subdomain("cluster.local").is_ok());
+        assert!(validate_subdomain("my-cluster.example.com").is_ok());
+        for bad in [
+            "",
+            "cluster..local",
+            ".local",
+            "cluster.local.",
+            "Cluster.local",
+        ] {
+            assert!(validate_subdomain(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cluster_domain_detection_from_resolv_conf() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "search prod.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n",
+                Some("cluster.local"),
+            ),
+            (
+                "search default.svc.my-cluster.example svc.my-cluster.example my-cluster.example\n",
+                Some("my-cluster.example"),
+            ),
+            ("search svc.k8s-prod.internal.\n", Some("k8s-prod.internal")),
+            ("# search svc.commented.out\nsearch example.com\n", None),
+            (
+                "search svc.first.local\nsearch ns.svc.second.local svc.second.local\n",
+                Some("second.local"),
+            ),
+            ("nameserver 1.1.1.1\n", None),
+            ("search svc.Bad_Domain\n", None),
+            ("", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                cluster_domain_from_resolv_conf(text).as_deref(),
+                *want,
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_and_derivations() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identity::resolve(
+            inputs("consul-1", 3),
+            &host_without_files(dir.path()),
+            PodNameFallback::HostName,
+        )
+        .unwrap();
+        assert_eq!(
+            id.namespace,
+            Sourced::new("default".into(), Source::Default)
+        );
+        assert_eq!(
+            id.statefulset,
+            Sourced::new("consul".into(), Source::Derived("pod_name"))
+        );
+        assert_eq!(id.ordinal.value, 1);
+        assert_eq!(
+            id.service,
+            Sourced::new("consul".into(), Source::Derived("statefulset"))
+        );
+        assert_eq!(
+            id.cluster_domain,
+            Sourced::new("cluster.local".into(), Source::Default)
+        );
+        assert_eq!(id.quorum(), 2);
+        assert_eq!(id.pod_fqdn(), "consul-1.consul.default.svc.cluster.local");
+        assert_eq!(
+            id.peers(),
+            vec![
+                "consul-0.consul.default.svc.cluster.local",
+                "consul-1.consul.default.svc.cluster.local",
+                "consul-2.consul.default.svc.cluster.local",
+            ]
+        );
+    }
+
+    #[test]
+    fn defaults_read_from_the_pods_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut host = host_without_files(dir.path());
+        std::fs::write(&host.service_account_namespace, "prod\n").unwrap();
+        std::fs::write(
+            &host.resolv_conf,
+            "search prod.svc.k8s-eu.example svc.k8s-eu.example k8s-eu.example\n",
+        )
+        .unwrap();
+        std::fs::write(&host.kernel_hostname, "web-4\n").unwrap();
+        let mut given = inputs("x-0", 5);
+        given.pod_name = None;
+        let id = Identity::resolve(given.clone(), &host, PodNameFallback::HostName).unwrap();
+        assert_eq!(id.namespace.value, "prod");
+        assert_eq!(
+            id.namespace.source,
+            Source::File(host.service_account_namespace.clone())
+        );
+        assert_eq!(id.pod_name.value, "web-4");
+        assert_eq!(id.cluster_domain.value, "k8s-eu.example");
+        assert_eq!(id.pod_fqdn(), "web-4.web.prod.svc.k8s-eu.example");
+
+        host.hostname_env = Some("web-2".into());
+        let id = Identity::resolve(given, &host, PodNameFallback::HostName).unwrap();
+        assert_eq!(
+            id.pod_name,
+            Sourced::new("web-2".into(), Source::Env("HOSTNAME"))
+        );
+    }
+
+    #[test]
+    fn explicit_values_win_and_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = host_without_files(dir.path());
+        let mut given = inputs("db-2", 3);
+        given.namespace = flag("prod", "--namespace");
+        given.statefulset = flag("db", "--statefulset");
+        given.service = flag("db-headless", "--service");
+        given.cluster_domain = flag("corp.example.", "--cluster-domain");
+        let id = Identity::resolve(given, &host, PodNameFallback::HostName).unwrap();
+        assert_eq!(id.pod_fqdn(), "db-2.db-headless.prod.svc.corp.example");
+        assert_eq!(id.service_fqdn(), "db-headless.prod.svc.corp.example");
+    }
+
+    #[test]
+    fn identity_errors_are_usage_errors_that_name_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = host_without_files(dir.path());
+        let with = |f: &dyn Fn(&mut Inputs)| {
+            let mut given = inputs("consul-1", 3);
+            f(&mut given);
+            Identity::resolve(given, &host, PodNameFallback::HostName).unwrap_err()
+        };
+        let cases: Vec<(Error, &str)> = vec![
+            (with(&|i| i.replicas = None), "--replicas is required"),
+            (
+                with(&|i| i.pod_name = flag("consul", "--pod-name")),
+                "does not end in -<ordinal>",
+            ),
+            (
+                with(&|i| i.pod_name = flag("consul-3", "--pod-name")),
+                "ordinal 3 of pod 'consul-3' is not below --replicas 3",
+            ),
+            (
+                with(&|i| i.statefulset = flag("vault", "--statefulset")),
+                "for StatefulSet 'vault'",
+            ),
+            (
+                with(&|i| i.namespace = flag("Prod", "--namespace")),
+                "namespace 'Prod' (flag --namespace)",
+            ),
+            (
+                with(&|i| i.service = flag("svc_1", "--service")),
+                "service 'svc_1'",
+            ),
+            (
+                with(&|i| i.pod_name = flag("Consul-1", "--pod-name")),
+                "statefulset 'Consul'",
+            ),
+            (
+                with(&|i| i.cluster_domain = flag("cluster..local", "--cluster-domain")),
+                "cluster domain 'cluster..local'",
+            ),
+            (
+                with(&|i| i.replicas = Some(Sourced::new(0, Source::Env("REPLICAS")))),
+                "--replicas: 0 is not in",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.kind(), crate::error::Kind::Usage, "{err}");
+            assert!(
+                err.message().contains(want),
+                "{:?} should contain {want:?}",
+                err.message()
+            );
+        }
+    }
+
+    #[test]
+    fn no_pod_name_anywhere_is_an_error_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut given = inputs("x-0", 3);
+        given.pod_name = None;
+        let err = Identity::resolve(
+            given,
+            &host_without_files(dir.path()),
+            PodNameFallback::HostName,
+        )
+        .unwrap_err();
+        assert!(err.message().contains("no pod name"));
+        assert!(err.hint().unwrap().contains("metadata.name"));
+    }
+
+    #[test]
+    fn check_can_start_from_the_statefulset_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut given = inputs("x-0", 4);
+        given.pod_name = None;
+        given.statefulset = flag("zk", "--statefulset");
+        let id = Identity::resolve(
+            given,
+            &host_without_files(dir.path()),
+            PodNameFallback::FirstOrdinal,
+        )
+        .unwrap();
+        assert_eq!(id.pod_name.value, "zk-0");
+        let third = id.for_ordinal(2);
+        assert_eq!(third.pod_name.value, "zk-2");
+        assert_eq!(third.pod_fqdn(), "zk-2.zk.default.svc.cluster.local");
+    }
+
+    #[test]
+    fn overlong_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = host_without_files(dir.path());
+        let long_sts = "a".repeat(62);
+        let err = Identity::resolve(
+            inputs(&format!("{long_sts}-10"), 11),
+            &host,
+            PodNameFallback::HostName,
+        )
+        .unwrap_err();
+        assert!(err.message().contains("longer than 63"), "{err}");
+        let mut given = inputs("a-0", 1);
+        given.cluster_domain = Some(Sourced::new(
+            vec!["d".repeat(60); 4].join("."),
+            Source::Flag("--cluster-domain"),
+        ));
+        let err = Identity::resolve(given, &host, PodNameFallback::HostName).unwrap_err();
+        assert!(err.message().contains("253"), "{err}");
+    }
+
+    #[test]
+    fn documentation_ips_are_distinct_and_reserved() {
+        assert_eq!(documentation_ip(0).to_string(), "192.0.2.1");
+        assert_eq!(documentation_ip(253).to_string(), "192.0.2.254");
+        assert_eq!(documentation_ip(254).to_string(), "198.51.100.1");
+        assert_eq!(documentation_ip(761).to_string(), "203.0.113.254");
+        assert_eq!(documentation_ip(762).to_string(), "2001:db8::2fb");
+        let all: std::collections::HashSet<_> = (0..MAX_REPLICAS).map(documentation_ip).collect();
+        assert_eq!(all.len(), MAX_REPLICAS as usize);
+    }
+}
