@@ -1,1 +1,305 @@
-//! TODO
+//! The template variables: built from the identity, each with the place it came from, so
+//! the same list feeds the template context, `explain` and the start-up log.
+
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::identity::{Identity, Source, documentation_ip};
+
+/// The built-in variable names; a `--set` key may not shadow one.
+pub const BUILT_IN: [&str; 14] = [
+    "namespace",
+    "pod_name",
+    "statefulset",
+    "ordinal",
+    "replicas",
+    "quorum",
+    "service",
+    "service_fqdn",
+    "cluster_domain",
+    "pod_fqdn",
+    "pod_ip",
+    "peers",
+    "members",
+    "env",
+];
+
+/// What to do about `pod_ip` when POD_IP is not set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownPodIp {
+    /// `render`: leave it undefined, so a template that uses it fails with a hint.
+    Undefined,
+    /// `--dry-run` and `check`: a documentation address, distinct per ordinal.
+    Placeholder,
+}
+
+/// One template variable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variable {
+    pub name: String,
+    pub value: Value,
+    pub source: String,
+}
+
+/// All variables for one member. `env` is the process environment (passed in so tests and
+/// `check` control it).
+pub fn variables(
+    identity: &Identity,
+    sets: &[(String, String)],
+    env: &[(String, String)],
+    unknown_pod_ip: UnknownPodIp,
+) -> Result<Vec<Variable>> {
+    let mut vars = Vec::with_capacity(BUILT_IN.len() + sets.len());
+    let mut push = |name: &str, value: Value, source: String| {
+        vars.push(Variable {
+            name: name.to_string(),
+            value,
+            source,
+        })
+    };
+    let id = identity;
+    push(
+        "namespace",
+        json!(id.namespace.value),
+        id.namespace.source.to_string(),
+    );
+    push(
+        "pod_name",
+        json!(id.pod_name.value),
+        id.pod_name.source.to_string(),
+    );
+    push(
+        "statefulset",
+        json!(id.statefulset.value),
+        id.statefulset.source.to_string(),
+    );
+    push(
+        "ordinal",
+        json!(id.ordinal.value),
+        id.ordinal.source.to_string(),
+    );
+    push(
+        "replicas",
+        json!(id.replicas.value),
+        id.replicas.source.to_string(),
+    );
+    push("quorum", json!(id.quorum()), derived("replicas/2+1"));
+    push(
+        "service",
+        json!(id.service.value),
+        id.service.source.to_string(),
+    );
+    push(
+        "service_fqdn",
+        json!(id.service_fqdn()),
+        derived("service, namespace and cluster_domain"),
+    );
+    push(
+        "cluster_domain",
+        json!(id.cluster_domain.value),
+        id.cluster_domain.source.to_string(),
+    );
+    push(
+        "pod_fqdn",
+        json!(id.pod_fqdn()),
+        derived("pod_name and service_fqdn"),
+    );
+    match (&id.pod_ip, unknown_pod_ip) {
+        (Some(ip), _) => push("pod_ip", json!(ip.value.to_string()), ip.source.to_string()),
+        (None, UnknownPodIp::Placeholder) => push(
+            "pod_ip",
+            json!(documentation_ip(id.ordinal.value).to_string()),
+            "placeholder: POD_IP is not set, so a documentation address (RFC 5737/3849) stands in"
+                .to_string(),
+        ),
+        (None, UnknownPodIp::Undefined) => {}
+    }
+    push(
+        "peers",
+        json!(id.peers()),
+        derived("statefulset, replicas and service_fqdn"),
+    );
+    let members: Vec<Value> = (0..id.replicas.value)
+        .map(|i| {
+            json!({
+                "name": id.member_name(i),
+                "ordinal": i,
+                "fqdn": id.member_fqdn(i),
+                "is_self": i == id.ordinal.value,
+            })
+        })
+        .collect();
+    push(
+        "members",
+        Value::Array(members),
+        derived("statefulset, replicas and service_fqdn"),
+    );
+    let env_map: serde_json::Map<String, Value> =
+        env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    push(
+        "env",
+        Value::Object(env_map),
+        "the process environment".to_string(),
+    );
+
+    for (key, value) in sets {
+        if BUILT_IN.contains(&key.as_str()) {
+            return Err(Error::usage(format!(
+                "--set {key}=...: '{key}' is a built-in variable and cannot be overridden"
+            ))
+            .with_hint(format!(
+                "pick another name, or set the built-in through its own flag (see 'peerconf explain')"
+            )));
+        }
+        vars.retain(|v| &v.name != key);
+        vars.push(Variable {
+            name: key.clone(),
+            value: json!(value),
+            source: Source::Flag("--set").to_string(),
+        });
+    }
+    Ok(vars)
+}
+
+fn derived(from: &str) -> String {
+    format!("derived from {from}")
+}
+
+/// The variables as one JSON object: the template context.
+pub fn context(vars: &[Variable]) -> Value {
+    Value::Object(
+        vars.iter()
+            .map(|v| (v.name.clone(), v.value.clone()))
+            .collect(),
+    )
+}
+
+/// A short, log-friendly rendering of a value: lists of peers are long, and the
+/// environment may hold secrets, so it is summarised by its names only.
+pub fn summary(var: &Variable) -> String {
+    match (&var.name[..], &var.value) {
+        ("env", Value::Object(map)) => format!("{} variables (values not shown)", map.len()),
+        (_, Value::String(s)) => s.clone(),
+        (_, Value::Array(items)) if items.iter().all(Value::is_string) => {
+            let names: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+            format!("[{}]", names.join(", "))
+        }
+        (_, Value::Array(items)) => format!("{} entries", items.len()),
+        (_, other) => other.to_string(),
+    }
+}
+
+/// The process environment, lossily decoded (a non-UTF-8 variable must not stop a render).
+pub fn process_env() -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    env.sort();
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{Host, Inputs, PodNameFallback, Sourced};
+
+    fn identity(pod: &str, replicas: u32, ip: Option<&str>) -> Identity {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host {
+            service_account_namespace: dir.path().join("none"),
+            resolv_conf: dir.path().join("none"),
+            hostname_env: None,
+            kernel_hostname: dir.path().join("none"),
+        };
+        let inputs = Inputs {
+            pod_name: Some(Sourced::new(pod.into(), Source::Env("POD_NAME"))),
+            replicas: Some(Sourced::new(replicas, Source::Env("REPLICAS"))),
+            pod_ip: ip.map(|ip| Sourced::new(ip.parse().unwrap(), Source::Env("POD_IP"))),
+            ..Inputs::default()
+        };
+        Identity::resolve(inputs, &host, PodNameFallback::HostName).unwrap()
+    }
+
+    fn get<'a>(vars: &'a [Variable], name: &str) -> Option<&'a Variable> {
+        vars.iter().find(|v| v.name == name)
+    }
+
+    #[test]
+    fn every_built_in_is_present_with_its_type_and_source() {
+        let id = identity("consul-2", 3, Some("10.1.2.3"));
+        let vars = variables(
+            &id,
+            &[],
+            &[("HOME".into(), "/root".into())],
+            UnknownPodIp::Undefined,
+        )
+        .unwrap();
+        let names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, BUILT_IN);
+        assert_eq!(get(&vars, "ordinal").unwrap().value, json!(2));
+        assert_eq!(get(&vars, "replicas").unwrap().value, json!(3));
+        assert_eq!(get(&vars, "replicas").unwrap().source, "env REPLICAS");
+        assert_eq!(get(&vars, "quorum").unwrap().value, json!(2));
+        assert_eq!(get(&vars, "pod_ip").unwrap().value, json!("10.1.2.3"));
+        assert_eq!(get(&vars, "env").unwrap().value, json!({"HOME": "/root"}));
+        assert_eq!(
+            get(&vars, "members").unwrap().value[2],
+            json!({"name": "consul-2", "ordinal": 2, "fqdn": "consul-2.consul.default.svc.cluster.local", "is_self": true})
+        );
+        assert_eq!(
+            get(&vars, "members").unwrap().value[0]["is_self"],
+            json!(false)
+        );
+    }
+
+    #[test]
+    fn unknown_pod_ip_is_undefined_in_render_and_a_placeholder_elsewhere() {
+        let id = identity("consul-1", 3, None);
+        let render = variables(&id, &[], &[], UnknownPodIp::Undefined).unwrap();
+        assert!(get(&render, "pod_ip").is_none());
+        let dry = variables(&id, &[], &[], UnknownPodIp::Placeholder).unwrap();
+        let pod_ip = get(&dry, "pod_ip").unwrap();
+        assert_eq!(pod_ip.value, json!("192.0.2.2"));
+        assert!(pod_ip.source.contains("placeholder"));
+    }
+
+    #[test]
+    fn set_adds_strings_and_refuses_to_shadow_built_ins() {
+        let id = identity("consul-0", 1, None);
+        let sets = [("datacenter".to_string(), "eu-1".to_string())];
+        let vars = variables(&id, &sets, &[], UnknownPodIp::Undefined).unwrap();
+        assert_eq!(get(&vars, "datacenter").unwrap().value, json!("eu-1"));
+        assert_eq!(get(&vars, "datacenter").unwrap().source, "flag --set");
+        for name in BUILT_IN {
+            let err = variables(
+                &id,
+                &[(name.to_string(), "x".into())],
+                &[],
+                UnknownPodIp::Undefined,
+            )
+            .unwrap_err();
+            assert_eq!(err.kind(), crate::error::Kind::Usage);
+            assert!(err.message().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn summaries_hide_the_environment() {
+        let id = identity("consul-0", 2, None);
+        let env = [("SECRET_TOKEN".to_string(), "hunter2".to_string())];
+        let vars = variables(&id, &[], &env, UnknownPodIp::Undefined).unwrap();
+        let env_summary = summary(get(&vars, "env").unwrap());
+        assert!(!env_summary.contains("hunter2"));
+        assert_eq!(summary(get(&vars, "replicas").unwrap()), "2");
+        assert_eq!(
+            summary(get(&vars, "peers").unwrap()),
+            "[consul-0.consul.default.svc.cluster.local, consul-1.consul.default.svc.cluster.local]"
+        );
+        assert_eq!(summary(get(&vars, "members").unwrap()), "2 entries");
+    }
+}
