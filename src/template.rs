@@ -370,14 +370,11 @@ impl Renderer {
         s.contains(&self.syntax.variable.0) || s.contains(&self.syntax.block.0) || s.contains("{#")
     }
 
-    /// `"{{ expr }}"` (whitespace and `-` trim markers allowed) with nothing else around or
-    /// inside: the only form that keeps the expression's type.
+    /// `"{{ expr }}"` (whitespace and `-` trim markers allowed inside the delimiters) with
+    /// nothing else around it, not even a space: the only form that keeps the expression's type.
     fn single_expression<'a>(&self, s: &'a str) -> Option<&'a str> {
         let (start, end) = (&self.syntax.variable.0, &self.syntax.variable.1);
-        let inner = s
-            .trim()
-            .strip_prefix(start.as_str())?
-            .strip_suffix(end.as_str())?;
+        let inner = s.strip_prefix(start.as_str())?.strip_suffix(end.as_str())?;
         if inner.contains(start.as_str())
             || inner.contains(end.as_str())
             || inner.contains(&self.syntax.block.0)
@@ -395,10 +392,10 @@ impl Renderer {
             None => e.kind().to_string(),
         };
         let err = Error::template(format!("{at}: {what}"));
+        let detail = e.detail().unwrap_or("");
         match e.kind() {
-            minijinja::ErrorKind::UndefinedError => {
-                self.undefined_hint(err, e.detail().unwrap_or(""))
-            }
+            minijinja::ErrorKind::UndefinedError => self.undefined_hint(err, detail),
+            _ if detail.contains("is undefined") => self.undefined_hint(err, detail),
             minijinja::ErrorKind::OutOfFuel => err.with_hint(
                 "the template runs too many steps (a runaway or deeply nested loop?); simplify it",
             ),
@@ -512,4 +509,314 @@ fn value_to_json_at(value: &Value, depth: usize) -> std::result::Result<Json, St
         }
         other => return Err(format!("is a {other}, which has no JSON form")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn context() -> Json {
+        json!({
+            "namespace": "prod",
+            "replicas": 3,
+            "ordinal": 1,
+            "ratio": 0.5,
+            "peers": ["a-0.a", "a-1.a", "a-2.a"],
+            "members": [
+                {"name": "a-0", "ordinal": 0, "fqdn": "a-0.a", "is_self": false},
+                {"name": "a-1", "ordinal": 1, "fqdn": "a-1.a", "is_self": true},
+            ],
+            "nothing": null,
+        })
+    }
+
+    fn file(text: &str) -> TemplateFile {
+        TemplateFile {
+            key: "t.json".into(),
+            display: "t.json".into(),
+            text: text.into(),
+        }
+    }
+
+    fn render(text: &str, mode: Mode) -> Result<String> {
+        Renderer::new(&Syntax::default(), &context())
+            .unwrap()
+            .render(&file(text), mode)
+    }
+
+    fn render_json(text: &str) -> Result<Json> {
+        render(text, Mode::Json).map(|s| serde_json::from_str(&s).unwrap())
+    }
+
+    #[test]
+    fn a_lone_expression_keeps_its_json_type() {
+        let cases = [
+            (r#""{{ replicas }}""#, json!(3)),
+            (r#""{{replicas}}""#, json!(3)),
+            (r#""{{- replicas -}}""#, json!(3)),
+            (r#""{{ peers }}""#, json!(["a-0.a", "a-1.a", "a-2.a"])),
+            (r#""{{ ordinal == 0 }}""#, json!(false)),
+            (r#""{{ ordinal == 1 }}""#, json!(true)),
+            (r#""{{ ratio }}""#, json!(0.5)),
+            (r#""{{ replicas / 2 }}""#, json!(1.5)),
+            (r#""{{ nothing }}""#, json!(null)),
+            (r#""{{ namespace }}""#, json!("prod")),
+            (
+                r#""{{ members[1] }}""#,
+                json!({"fqdn": "a-1.a", "is_self": true, "name": "a-1", "ordinal": 1}),
+            ),
+            (r#""{{ peers | length }}""#, json!(3)),
+            (r#""{{ {'k': replicas} }}""#, json!({"k": 3})),
+            (r#""{{ peers | join(',') }}""#, json!("a-0.a,a-1.a,a-2.a")),
+        ];
+        for (template, want) in cases {
+            assert_eq!(render_json(template).unwrap(), want, "{template}");
+        }
+    }
+
+    #[test]
+    fn other_strings_render_as_text() {
+        let cases = [
+            (
+                r#""node {{ ordinal }} of {{ replicas }}""#,
+                json!("node 1 of 3"),
+            ),
+            (r#""{{ ordinal }}{{ replicas }}""#, json!("13")),
+            (r#""{{ ordinal }} ""#, json!("1 ")),
+            (r#"" {{ ordinal }}""#, json!(" 1")),
+            (
+                r#""{% for m in members %}{{ m.name }}=http://{{ m.fqdn }}:2380{% if not loop.last %},{% endif %}{% endfor %}""#,
+                json!("a-0=http://a-0.a:2380,a-1=http://a-1.a:2380"),
+            ),
+            (r#""default-dc""#, json!("default-dc")),
+            (r#""{# a comment #}x""#, json!("x")),
+        ];
+        for (template, want) in cases {
+            assert_eq!(render_json(template).unwrap(), want, "{template}");
+        }
+    }
+
+    #[test]
+    fn json_mode_keeps_structure_order_and_untemplated_values() {
+        let out = render(
+            r#"{"z": 1, "a": [true, null, 2.5, "{{ replicas }}"], "default_policy": "default", "{{ namespace }}-key": {"n": "{{ ordinal }}"}}"#,
+            Mode::Json,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "{\n  \"z\": 1,\n  \"a\": [\n    true,\n    null,\n    2.5,\n    3\n  ],\n  \"default_policy\": \"default\",\n  \"prod-key\": {\n    \"n\": 1\n  }\n}\n"
+        );
+    }
+
+    #[test]
+    fn undefined_variables_are_errors_that_name_the_json_path() {
+        let cases = [
+            (
+                r#"{"retry_join": "{{ peerz }}"}"#,
+                "t.json: $.retry_join: undefined value: `peerz` is undefined",
+            ),
+            (
+                r#"{"a": {"b": ["x", "{{ nope }}"]}}"#,
+                "t.json: $.a.b[1]: undefined value: `nope` is undefined",
+            ),
+            (
+                r#"{"initial-cluster": "x{{ nope }}"}"#,
+                "t.json: $[\"initial-cluster\"]: undefined value",
+            ),
+            (
+                r#"{"{{ nope }}": 1}"#,
+                "t.json: $[\"{{ nope }}\"] (key): undefined value",
+            ),
+            (
+                r#"{"a": "{{ members[0].nope }}"}"#,
+                "t.json: $.a: undefined value",
+            ),
+        ];
+        for (template, want) in cases {
+            let err = render(template, Mode::Json).unwrap_err();
+            assert_eq!(err.kind(), crate::error::Kind::Template);
+            assert!(
+                err.message().starts_with(want),
+                "{:?} should start with {want:?}",
+                err.message()
+            );
+            assert!(err.hint().unwrap().contains("explain"), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_pod_ip_says_how_to_set_it() {
+        let err = render(r#"{"bind_addr": "{{ pod_ip }}"}"#, Mode::Json).unwrap_err();
+        assert!(err.message().contains("`pod_ip` is undefined"), "{err}");
+        assert!(err.hint().unwrap().contains("status.podIP"), "{err:?}");
+        let err = render("bind {{ pod_ip }}\n", Mode::Text).unwrap_err();
+        assert!(err.hint().unwrap().contains("POD_IP"), "{err:?}");
+    }
+
+    #[test]
+    fn default_and_is_defined_still_work_in_strict_mode() {
+        assert_eq!(
+            render_json(r#""{{ dc | default('dc1') }}""#).unwrap(),
+            json!("dc1")
+        );
+        assert_eq!(
+            render_json(r#""{{ dc is defined }}""#).unwrap(),
+            json!(false)
+        );
+    }
+
+    #[test]
+    fn invalid_json_templates_name_line_and_column() {
+        let err = render("{\n  \"bootstrap_expect\": {{ replicas }}\n}", Mode::Json).unwrap_err();
+        assert!(
+            err.message().starts_with("t.json:2:24: not valid JSON"),
+            "{err}"
+        );
+        assert!(err.hint().unwrap().contains("--format text"), "{err:?}");
+    }
+
+    #[test]
+    fn duplicate_rendered_keys_are_refused() {
+        let err = render(r#"{"prod": 1, "{{ namespace }}": 2}"#, Mode::Json).unwrap_err();
+        assert!(err.message().contains("already has"), "{err}");
+    }
+
+    #[test]
+    fn text_mode_renders_the_whole_file_and_reports_lines() {
+        let zoo = "tickTime=2000\n{% for m in members %}\nserver.{{ m.ordinal + 1 }}={{ m.fqdn }}:2888:3888\n{% endfor %}\n";
+        assert_eq!(
+            render(zoo, Mode::Text).unwrap(),
+            "tickTime=2000\nserver.1=a-0.a:2888:3888\nserver.2=a-1.a:2888:3888\n"
+        );
+        let err = render("a\nb\nc = {{ nope }}\n", Mode::Text).unwrap_err();
+        assert!(
+            err.message()
+                .starts_with("t.json:3: undefined value: `nope` is undefined"),
+            "{err}"
+        );
+        let err = render("ok\n{% for x in %}\n", Mode::Text).unwrap_err();
+        assert!(err.message().starts_with("t.json:2: syntax error"), "{err}");
+    }
+
+    #[test]
+    fn custom_delimiters_leave_helm_syntax_alone() {
+        let syntax = Syntax {
+            variable: ("[[".into(), "]]".into()),
+            block: ("[%".into(), "%]".into()),
+        };
+        let r = Renderer::new(&syntax, &context()).unwrap();
+        let out = r
+            .render(&file(r#"{"n": "[[ replicas ]]", "helm": "{{ .Values.x }}", "l": "[% for p in peers %][[ p ]] [% endfor %]"}"#), Mode::Json)
+            .unwrap();
+        let out: Json = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            out,
+            json!({"n": 3, "helm": "{{ .Values.x }}", "l": "a-0.a a-1.a a-2.a "})
+        );
+    }
+
+    #[test]
+    fn templates_cannot_read_files_or_include_others() {
+        for text in [
+            "{% include '/etc/passwd' %}",
+            "{% import 'x.j2' as x %}",
+            "{% extends 'base' %}",
+        ] {
+            let err = render(text, Mode::Text).unwrap_err();
+            assert_eq!(err.kind(), crate::error::Kind::Template, "{text}");
+            assert!(
+                err.message().contains("template not found"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn runaway_loops_run_out_of_fuel() {
+        let err = render(
+            "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}",
+            Mode::Text,
+        )
+        .unwrap_err();
+        assert!(err.message().contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn format_auto_goes_by_the_file_name() {
+        assert_eq!(mode_for(Format::Auto, "consul.json"), Mode::Json);
+        assert_eq!(mode_for(Format::Auto, "CONSUL.JSON"), Mode::Json);
+        assert_eq!(mode_for(Format::Auto, "consul.hcl"), Mode::Text);
+        assert_eq!(mode_for(Format::Auto, ""), Mode::Text);
+        assert_eq!(mode_for(Format::Json, "zoo.cfg"), Mode::Json);
+        assert_eq!(mode_for(Format::Text, "x.json"), Mode::Text);
+    }
+
+    #[test]
+    fn templates_over_one_mib_or_not_utf8_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.json");
+        fs::write(&big, vec![b' '; MAX_TEMPLATE_BYTES as usize + 1]).unwrap();
+        let err = load(&big).unwrap_err();
+        assert!(err.message().contains("over 1 MiB"), "{err}");
+        let exact = dir.path().join("exact.cfg");
+        fs::write(&exact, vec![b' '; MAX_TEMPLATE_BYTES as usize]).unwrap();
+        assert!(load(&exact).is_ok());
+        let latin1 = dir.path().join("latin1.cfg");
+        fs::write(&latin1, b"name=caf\xe9\n").unwrap();
+        let err = load(&latin1).unwrap_err();
+        assert!(
+            err.message().contains("not UTF-8") && err.message().contains("offset 8"),
+            "{err}"
+        );
+        let err = load(&dir.path().join("missing.json")).unwrap_err();
+        assert!(
+            err.message()
+                .contains("missing.json: no such file or directory"),
+            "{err}"
+        );
+    }
+
+    /// Builds a ConfigMap mount as the kubelet does: keys are symlinks into `..data`, which
+    /// is itself a symlink to a timestamped directory.
+    fn configmap(dir: &Path, keys: &[(&str, &str)]) {
+        use std::os::unix::fs::symlink;
+        let stamp = dir.join("..2026_11_25_06_00_00.123456789");
+        fs::create_dir(&stamp).unwrap();
+        for (key, text) in keys {
+            fs::write(stamp.join(key), text).unwrap();
+            symlink(format!("..data/{key}"), dir.join(key)).unwrap();
+        }
+        symlink(stamp.file_name().unwrap(), dir.join("..data")).unwrap();
+    }
+
+    #[test]
+    fn configmap_directories_load_every_key_through_the_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        configmap(
+            dir.path(),
+            &[
+                ("zoo.cfg", "tickTime=2000\n"),
+                ("myid", "{{ ordinal + 1 }}\n"),
+            ],
+        );
+        match load(dir.path()).unwrap() {
+            Templates::Directory { files, .. } => {
+                let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
+                assert_eq!(keys, ["myid", "zoo.cfg"]);
+                assert_eq!(files[1].text, "tickTime=2000\n");
+            }
+            other => panic!("expected a directory, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_configmap_directory_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        configmap(dir.path(), &[]);
+        let err = load(dir.path()).unwrap_err();
+        assert_eq!(err.kind(), crate::error::Kind::Template);
+        assert!(err.message().contains("has no keys"), "{err}");
+    }
 }

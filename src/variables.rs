@@ -147,9 +147,7 @@ pub fn variables(
             return Err(Error::usage(format!(
                 "--set {key}=...: '{key}' is a built-in variable and cannot be overridden"
             ))
-            .with_hint(format!(
-                "pick another name, or set the built-in through its own flag (see 'peerconf explain')"
-            )));
+            .with_hint("pick another name, or set the built-in through its own flag (see 'peerconf explain')"));
         }
         vars.retain(|v| &v.name != key);
         vars.push(Variable {
