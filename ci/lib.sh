@@ -1,0 +1,63 @@
+# Shared helpers for ci/*.sh (sourced, not run).
+# shellcheck shell=bash
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export ROOT
+
+log() { printf '==> %s\n' "$*"; }
+ok() { printf 'ok    %s\n' "$*"; }
+fail() {
+    printf 'FAIL  %s\n' "$*" >&2
+    exit 1
+}
+
+# pip installs console scripts next to the interpreter; make sure they are on PATH even when
+# no pyenv shim exists for them yet.
+PY_SCRIPTS=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+export PATH="$PY_SCRIPTS:$PATH"
+
+pip_install() {
+    log "pip install $*"
+    # A PEP 668 ("externally managed") system Python refuses plain installs: retry past it.
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check "$@" ||
+        PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+            --break-system-packages "$@"
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+    hash -r
+}
+
+# ensure_command CMD PIP_PACKAGE: install the package when CMD is missing.
+ensure_command() {
+    command -v "$1" >/dev/null 2>&1 || pip_install "$2"
+    command -v "$1" >/dev/null 2>&1 || fail "$1 is not on PATH after 'pip install $2'"
+}
+
+# ensure_module MODULE PIP_PACKAGE
+ensure_module() {
+    python3 -c "import $1" 2>/dev/null || pip_install "$2"
+    python3 -c "import $1" || fail "python3 cannot import $1 after 'pip install $2'"
+}
+
+target_dir() {
+    if [[ -n ${CARGO_TARGET_DIR:-} ]]; then
+        echo "$CARGO_TARGET_DIR"
+    else
+        cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+    fi
+}
+
+# build_static TRIPLE: the release binary exactly as the Dockerfile builds it (musl, linked by
+# rust-lld, --locked); prints its path on stdout, cargo's output goes to stderr.
+build_static() {
+    local triple=$1 linker_var
+    if ! rustup target list --installed | grep -qx "$triple"; then
+        log "rustup target add $triple" >&2
+        rustup target add "$triple" >&2
+    fi
+    linker_var="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$triple")_LINKER"
+    log "cargo build --release --locked --target $triple ($linker_var=rust-lld)" >&2
+    env "$linker_var=rust-lld" cargo build --release --locked --target "$triple" \
+        --manifest-path "$ROOT/Cargo.toml" >&2
+    echo "$(target_dir)/$triple/release/peerconf"
+}
