@@ -1,0 +1,140 @@
+//! When to ask again: backon's exponential backoff with jitter, clamped to `--max-interval`,
+//! stretched to keep within `--max-qps`, and never past the deadline. Pure functions.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+/// The first pause after the first round (before jitter).
+pub const FIRST_DELAY: Duration = Duration::from_millis(50);
+
+/// Queries per name and round: one A, one AAAA.
+pub const QUERIES_PER_NAME: usize = 2;
+
+/// Names asked at the same time within one round: 32 names, 64 queries in flight.
+pub const NAMES_IN_FLIGHT: usize = 32;
+
+/// The backoff sequence for `--max-interval`.
+///
+/// backon adds a random 0-100 % of the current delay on top of it, and its cap applies
+/// before that jitter. So its cap is set to half of `max_interval`: once grown, each pause
+/// is somewhere between half of `max_interval` and `max_interval` (after [`pause`] clamps
+/// it), which keeps pods that started together from asking in lockstep.
+pub fn backoff(max_interval: Duration) -> impl Iterator<Item = Duration> + Send {
+    let half = max_interval / 2;
+    let first = FIRST_DELAY.min(half);
+    ExponentialBuilder::default()
+        .with_min_delay(first)
+        .with_max_delay(half.max(first))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// The steady-state interval that keeps `queries` per round within `max_qps`.
+pub fn qps_interval(queries: usize, max_qps: u32) -> Duration {
+    let max_qps = u64::from(max_qps.max(1));
+    let queries = u64::try_from(queries).unwrap_or(u64::MAX);
+    // Microseconds, rounded up, so the budget is never exceeded by rounding.
+    Duration::from_micros(queries.saturating_mul(1_000_000).div_ceil(max_qps))
+}
+
+/// The pause before the next round: the backoff delay `raw` clamped to `max_interval`, or,
+/// when longer, the interval that keeps the next round's `next_queries` within `max_qps`.
+pub fn pause(raw: Duration, max_interval: Duration, next_queries: usize, max_qps: u32) -> Duration {
+    raw.min(max_interval)
+        .max(qps_interval(next_queries, max_qps))
+}
+
+/// How long to actually sleep: the pause, but never past the deadline.
+pub fn sleep_for(pause: Duration, until_deadline: Duration) -> Duration {
+    pause.min(until_deadline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn backoff_starts_near_50ms_doubles_and_stays_within_max_interval() {
+        for max_interval in [
+            MS * 100,
+            MS * 300,
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+        ] {
+            let raw: Vec<Duration> = backoff(max_interval).take(40).collect();
+            // backon's jitter adds 0-100 %: the first delay lies in [50 ms, 100 ms).
+            let first = FIRST_DELAY.min(max_interval / 2);
+            assert!(
+                raw[0] >= first && raw[0] < first * 2,
+                "{max_interval:?}: {raw:?}"
+            );
+            let clamped: Vec<Duration> = raw
+                .iter()
+                .map(|&d| pause(d, max_interval, 0, 100))
+                .collect();
+            assert!(
+                clamped.iter().all(|&d| d <= max_interval),
+                "{max_interval:?}: {clamped:?}"
+            );
+            // Grown: every pause lies in [max_interval/2, max_interval].
+            for &d in &clamped[20..] {
+                assert!(d >= max_interval / 2, "{max_interval:?}: {clamped:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn backons_jitter_overshoots_its_cap_which_is_why_pause_clamps() {
+        // backon alone: its cap is half of max_interval, and its jitter adds up to 100 % on
+        // top, so grown raw delays land above that cap (each one unless the random draw is
+        // exactly 0) and below twice the cap.
+        let max_interval = Duration::from_secs(1);
+        let raw: Vec<Duration> = backoff(max_interval).take(220).collect();
+        assert!(raw[20..].iter().any(|&d| d > max_interval / 2));
+        assert!(raw.iter().all(|&d| d < max_interval * 2));
+    }
+
+    #[test]
+    fn pause_clamps_to_max_interval() {
+        assert_eq!(pause(MS * 1430, MS * 800, 2, 100), MS * 800);
+        assert_eq!(pause(MS * 70, MS * 800, 2, 100), MS * 70);
+        assert_eq!(pause(MS * 70, Duration::ZERO, 0, 100), Duration::ZERO);
+    }
+
+    #[test]
+    fn pause_stretches_to_the_query_budget() {
+        // 1000 pending names, 2000 queries, at 100 qps: 20 s between rounds.
+        assert_eq!(
+            pause(MS * 900, Duration::from_secs(1), 2000, 100),
+            Duration::from_secs(20)
+        );
+        // 10 names, 20 queries, at 100 qps: 200 ms, shorter than the backoff: backoff wins.
+        assert_eq!(pause(MS * 900, Duration::from_secs(1), 20, 100), MS * 900);
+        // The stretch is not capped by max_interval.
+        assert_eq!(pause(MS * 10, MS * 100, 40, 10), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn qps_interval_rounds_up() {
+        assert_eq!(qps_interval(0, 100), Duration::ZERO);
+        assert_eq!(qps_interval(1, 3), Duration::from_micros(333_334));
+        assert_eq!(qps_interval(2, 1), Duration::from_secs(2));
+        assert_eq!(
+            qps_interval(5, 0),
+            Duration::from_secs(5),
+            "0 qps acts as 1"
+        );
+    }
+
+    #[test]
+    fn never_sleeps_past_the_deadline() {
+        assert_eq!(sleep_for(MS * 800, MS * 300), MS * 300);
+        assert_eq!(sleep_for(MS * 800, Duration::ZERO), Duration::ZERO);
+        assert_eq!(sleep_for(MS * 200, MS * 300), MS * 200);
+    }
+}

@@ -1,0 +1,436 @@
+//! The DNS side: which servers, a resolver that never caches, one A and one AAAA query per
+//! name, and what each answer means.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::lookup::Lookup;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RecordType};
+
+use super::pacing::QUERIES_PER_NAME;
+use crate::error::{Error, Result};
+
+/// How long one query waits for an answer before it counts as a timeout. The round does not
+/// wait past the deadline either way.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The servers to ask: `--nameserver` when given, else the `nameserver` lines of
+/// `--resolv-conf` (port 53). A missing or unreadable file, or one without a nameserver
+/// line, is a usage error (exit 2).
+pub fn nameservers(overrides: &[SocketAddr], resolv_conf: &Path) -> Result<Vec<SocketAddr>> {
+    if !overrides.is_empty() {
+        return Ok(overrides.to_vec());
+    }
+    let contents = std::fs::read(resolv_conf).map_err(|e| {
+        Error::usage(format!(
+            "--resolv-conf {}: cannot read it to find the DNS servers ({e})",
+            resolv_conf.display()
+        ))
+        .with_hint(
+            "mount the pod's resolv.conf there, or give the server with --nameserver IP[:PORT]",
+        )
+    })?;
+    servers_from_resolv_conf(resolv_conf, &contents)
+}
+
+/// The `nameserver` lines of a resolv.conf, as port-53 addresses. Search domains and `ndots`
+/// are ignored on purpose: peers are asked for as absolute names.
+pub fn servers_from_resolv_conf(path: &Path, contents: &[u8]) -> Result<Vec<SocketAddr>> {
+    let no_servers = || {
+        Error::usage(format!(
+            "--resolv-conf {}: has no usable nameserver line",
+            path.display()
+        ))
+        .with_hint("add a line such as `nameserver 10.96.0.10`, or give the server with --nameserver IP[:PORT]")
+    };
+    let (config, _options) =
+        hickory_resolver::system_conf::parse_resolv_conf(contents).map_err(|_| no_servers())?;
+    let servers: Vec<SocketAddr> = config
+        .name_servers()
+        .iter()
+        .map(|ns| SocketAddr::new(ns.ip, 53))
+        .collect();
+    if servers.is_empty() {
+        return Err(no_servers());
+    }
+    Ok(servers)
+}
+
+/// `10.96.0.10:53` or `10.0.0.1:53, 10.0.0.2:53`.
+pub fn server_list(servers: &[SocketAddr]) -> String {
+    servers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The resolver options: no cache, no hosts file, one try per query (the wait loop is the
+/// retry), one server at a time.
+pub fn resolver_opts() -> ResolverOpts {
+    let mut opts = ResolverOpts::default();
+    opts.cache_size = 0;
+    opts.positive_max_ttl = Some(Duration::ZERO);
+    opts.negative_max_ttl = Some(Duration::ZERO);
+    opts.use_hosts_file = ResolveHosts::Never;
+    // `attempts` counts retries: 0 means one try per query and round.
+    opts.attempts = 0;
+    // One server per query; the next one only when it fails.
+    opts.num_concurrent_reqs = 1;
+    opts.timeout = QUERY_TIMEOUT;
+    // Room for every query of a round on one TCP connection (after a truncated answer).
+    opts.max_active_requests = super::pacing::NAMES_IN_FLIGHT * QUERIES_PER_NAME;
+    opts
+}
+
+/// Each server over UDP, and TCP after a truncated answer; no search list, no domain.
+pub fn resolver_config(servers: &[SocketAddr]) -> ResolverConfig {
+    let name_servers = servers
+        .iter()
+        .map(|addr| {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = addr.port();
+            let mut tcp = ConnectionConfig::tcp();
+            tcp.port = addr.port();
+            NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+        })
+        .collect();
+    ResolverConfig::from_name_servers(name_servers)
+}
+
+pub fn build_resolver(servers: &[SocketAddr]) -> Result<TokioResolver> {
+    TokioResolver::builder_with_config(resolver_config(servers), TokioRuntimeProvider::default())
+        .with_options(resolver_opts())
+        .build()
+        .map_err(|e| {
+            Error::usage(format!(
+                "cannot set up a DNS client for {}: {e}",
+                server_list(servers)
+            ))
+        })
+}
+
+/// A peer's FQDN as an absolute DNS name (trailing dot): asked for as is, never with search
+/// suffixes, whatever `ndots` says.
+pub fn absolute_name(peer: &str) -> Result<Name> {
+    let mut name = Name::from_ascii(peer.trim_end_matches('.')).map_err(|e| {
+        Error::usage(format!("peer name '{peer}' is not a valid DNS name ({e})"))
+            .with_hint("check --pod-name, --service, --namespace and --cluster-domain")
+    })?;
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+/// What one query (or a name's two queries, combined) said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The name has these addresses.
+    Addresses(Vec<IpAddr>),
+    /// The name does not resolve yet: normal while peers start.
+    Absent(Absence),
+    /// The server did not give a usable answer: worth a warning.
+    Failed(Problem),
+}
+
+/// Why a name has no address; both are normal while peers start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absence {
+    /// NXDOMAIN: no such name.
+    NxDomain,
+    /// The name exists, without a record of this type.
+    NoData,
+}
+
+impl fmt::Display for Absence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Absence::NxDomain => "no such name (NXDOMAIN)",
+            Absence::NoData => "no A or AAAA record",
+        })
+    }
+}
+
+/// A server-side or transport problem.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Problem {
+    /// No answer within the query timeout (also UDP to a closed port).
+    Timeout,
+    /// The connection was refused, or none could be made.
+    NoConnection,
+    /// The server answered SERVFAIL.
+    ServFail,
+    /// The server answered REFUSED.
+    Refused,
+    /// Another error response code.
+    ResponseCode(String),
+    /// Anything else, as hickory describes it.
+    Other(String),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Timeout => {
+                write!(f, "no answer within {}s (timeout)", QUERY_TIMEOUT.as_secs())
+            }
+            Problem::NoConnection => f.write_str("connection refused or impossible"),
+            Problem::ServFail => f.write_str("answered SERVFAIL"),
+            Problem::Refused => f.write_str("answered REFUSED"),
+            Problem::ResponseCode(code) => write!(f, "answered {code}"),
+            Problem::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+/// What a lookup result means for the wait.
+pub fn classify(result: &std::result::Result<Lookup, NetError>) -> Answer {
+    match result {
+        Ok(lookup) => {
+            let addresses: Vec<IpAddr> = lookup
+                .answers()
+                .iter()
+                .filter_map(|record| record.data.ip_addr())
+                .collect();
+            if addresses.is_empty() {
+                Answer::Absent(Absence::NoData)
+            } else {
+                Answer::Addresses(addresses)
+            }
+        }
+        Err(error) => classify_error(error),
+    }
+}
+
+pub fn classify_error(error: &NetError) -> Answer {
+    match error {
+        NetError::Dns(DnsError::NoRecordsFound(no_records)) => {
+            if no_records.response_code == ResponseCode::NXDomain {
+                Answer::Absent(Absence::NxDomain)
+            } else {
+                Answer::Absent(Absence::NoData)
+            }
+        }
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => {
+            Answer::Failed(Problem::ServFail)
+        }
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => {
+            Answer::Failed(Problem::Refused)
+        }
+        NetError::Dns(DnsError::ResponseCode(code)) => {
+            Answer::Failed(Problem::ResponseCode(code.to_string()))
+        }
+        NetError::Timeout => Answer::Failed(Problem::Timeout),
+        NetError::NoConnections => Answer::Failed(Problem::NoConnection),
+        NetError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Answer::Failed(Problem::NoConnection)
+        }
+        other => Answer::Failed(Problem::Other(other.to_string())),
+    }
+}
+
+/// A name's A and AAAA answers together: A or AAAA both count; a server problem wins over
+/// absence (the name may exist); NXDOMAIN wins over no data.
+pub fn combine(a: Answer, aaaa: Answer) -> Answer {
+    match (a, aaaa) {
+        (Answer::Addresses(mut v4), Answer::Addresses(v6)) => {
+            v4.extend(v6);
+            Answer::Addresses(v4)
+        }
+        (found @ Answer::Addresses(_), _) | (_, found @ Answer::Addresses(_)) => found,
+        (failed @ Answer::Failed(_), _) | (_, failed @ Answer::Failed(_)) => failed,
+        (Answer::Absent(Absence::NxDomain), _) | (_, Answer::Absent(Absence::NxDomain)) => {
+            Answer::Absent(Absence::NxDomain)
+        }
+        _ => Answer::Absent(Absence::NoData),
+    }
+}
+
+/// One round's worth of DNS for one name: an A and an AAAA query, at the same time.
+pub async fn ask(resolver: &TokioResolver, name: Name) -> Answer {
+    let (a, aaaa) = tokio::join!(
+        resolver.lookup(name.clone(), RecordType::A),
+        resolver.lookup(name, RecordType::AAAA)
+    );
+    combine(classify(&a), classify(&aaaa))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Kind;
+    use hickory_resolver::net::NoRecords;
+    use hickory_resolver::proto::op::Query;
+    use hickory_resolver::proto::rr::{RData, Record};
+    use std::sync::Arc;
+
+    fn name() -> Name {
+        absolute_name("web-0.web.default.svc.cluster.local").unwrap()
+    }
+
+    #[test]
+    fn names_are_absolute() {
+        let n = name();
+        assert!(n.is_fqdn());
+        assert_eq!(n.to_string(), "web-0.web.default.svc.cluster.local.");
+        assert_eq!(absolute_name("a.b.").unwrap().to_string(), "a.b.");
+        let err = absolute_name("bad..name").unwrap_err();
+        assert_eq!(err.kind(), Kind::Usage);
+    }
+
+    #[test]
+    fn resolver_never_caches_and_has_no_search_list() {
+        let opts = resolver_opts();
+        assert_eq!(opts.cache_size, 0);
+        assert_eq!(opts.positive_max_ttl, Some(Duration::ZERO));
+        assert_eq!(opts.negative_max_ttl, Some(Duration::ZERO));
+        assert_eq!(opts.use_hosts_file, ResolveHosts::Never);
+        assert_eq!(opts.attempts, 0);
+        let servers: Vec<SocketAddr> = vec![
+            "127.0.0.1:5353".parse().unwrap(),
+            "[::1]:53".parse().unwrap(),
+        ];
+        let config = resolver_config(&servers);
+        assert!(config.search().is_empty());
+        assert!(config.domain().is_none());
+        let ns = config.name_servers();
+        assert_eq!(ns.len(), 2);
+        assert_eq!(ns[0].ip, servers[0].ip());
+        assert!(ns[0].connections.iter().all(|c| c.port == 5353));
+        assert_eq!(ns[0].connections.len(), 2, "UDP, then TCP after truncation");
+        assert!(ns[1].connections.iter().all(|c| c.port == 53));
+    }
+
+    #[test]
+    fn resolv_conf_servers_ignore_search_and_ndots() {
+        let text = b"search default.svc.cluster.local svc.cluster.local cluster.local\n\
+                     nameserver 10.96.0.10\nnameserver fd00::a\noptions ndots:5\n";
+        let servers = servers_from_resolv_conf(Path::new("/etc/resolv.conf"), text).unwrap();
+        assert_eq!(server_list(&servers), "10.96.0.10:53, [fd00::a]:53");
+    }
+
+    #[test]
+    fn resolv_conf_without_nameserver_is_a_usage_error() {
+        for text in [
+            &b""[..],
+            b"search cluster.local\noptions ndots:5\n",
+            b"nameserver not-an-ip\n",
+        ] {
+            let err = servers_from_resolv_conf(Path::new("/tmp/r.conf"), text).unwrap_err();
+            assert_eq!(err.kind(), Kind::Usage);
+            assert!(err.message().contains("/tmp/r.conf"), "{err}");
+            assert!(err.message().contains("no usable nameserver"), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_resolv_conf_is_a_usage_error_and_overrides_skip_it() {
+        let missing = Path::new("/nonexistent/peerconf/resolv.conf");
+        let err = nameservers(&[], missing).unwrap_err();
+        assert_eq!(err.kind(), Kind::Usage);
+        assert!(
+            err.message().contains("/nonexistent/peerconf/resolv.conf"),
+            "{err}"
+        );
+        assert!(err.hint().unwrap().contains("--nameserver"));
+        let given: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        assert_eq!(nameservers(&[given], missing).unwrap(), vec![given]);
+    }
+
+    fn no_records(code: ResponseCode) -> NetError {
+        NetError::Dns(DnsError::NoRecordsFound(NoRecords::new(
+            Query::query(name(), RecordType::A),
+            code,
+        )))
+    }
+
+    #[test]
+    fn errors_tell_absence_from_server_problems() {
+        let cases = [
+            (
+                no_records(ResponseCode::NXDomain),
+                Answer::Absent(Absence::NxDomain),
+            ),
+            (
+                no_records(ResponseCode::NoError),
+                Answer::Absent(Absence::NoData),
+            ),
+            (
+                NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)),
+                Answer::Failed(Problem::ServFail),
+            ),
+            (
+                NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)),
+                Answer::Failed(Problem::Refused),
+            ),
+            (
+                NetError::Dns(DnsError::ResponseCode(ResponseCode::NotImp)),
+                Answer::Failed(Problem::ResponseCode(ResponseCode::NotImp.to_string())),
+            ),
+            (NetError::Timeout, Answer::Failed(Problem::Timeout)),
+            (
+                NetError::NoConnections,
+                Answer::Failed(Problem::NoConnection),
+            ),
+            (
+                NetError::Io(Arc::new(std::io::Error::from(
+                    std::io::ErrorKind::ConnectionRefused,
+                ))),
+                Answer::Failed(Problem::NoConnection),
+            ),
+        ];
+        for (error, want) in cases {
+            assert_eq!(classify_error(&error), want, "{error}");
+        }
+    }
+
+    #[test]
+    fn answers_yield_their_addresses() {
+        let query = Query::query(name(), RecordType::A);
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let lookup = Lookup::from_rdata(query.clone(), RData::from(ip));
+        assert_eq!(classify(&Ok(lookup)), Answer::Addresses(vec![ip]));
+        // An answer without any A/AAAA record (e.g. only a CNAME) is no data.
+        let cname = Record::from_rdata(
+            name(),
+            60,
+            RData::CNAME(hickory_resolver::proto::rr::rdata::CNAME(
+                absolute_name("elsewhere.example").unwrap(),
+            )),
+        );
+        let lookup = Lookup::new_with_max_ttl(query, [cname]);
+        assert_eq!(classify(&Ok(lookup)), Answer::Absent(Absence::NoData));
+    }
+
+    #[test]
+    fn a_or_aaaa_both_count() {
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        let nx = Answer::Absent(Absence::NxDomain);
+        let nodata = Answer::Absent(Absence::NoData);
+        let fail = Answer::Failed(Problem::Timeout);
+        assert_eq!(
+            combine(Answer::Addresses(vec![v4]), Answer::Addresses(vec![v6])),
+            Answer::Addresses(vec![v4, v6])
+        );
+        assert_eq!(
+            combine(nodata.clone(), Answer::Addresses(vec![v6])),
+            Answer::Addresses(vec![v6])
+        );
+        assert_eq!(
+            combine(Answer::Addresses(vec![v4]), fail.clone()),
+            Answer::Addresses(vec![v4])
+        );
+        assert_eq!(combine(nx.clone(), fail.clone()), fail);
+        assert_eq!(combine(nodata.clone(), nx.clone()), nx);
+        assert_eq!(combine(nodata.clone(), nodata.clone()), nodata);
+    }
+}
