@@ -1,0 +1,484 @@
+//! The DNS wait against a real DNS server running inside the test (hickory-server on
+//! 127.0.0.1:0): library-level calls to `peerconf::dns::wait_for_peers`, then the binary.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hickory_server::proto::rr::RecordType;
+use peerconf::dns::{self, OnTimeout, WaitOutcome, WaitSettings, WaitTarget};
+use peerconf::error::{Error, Kind};
+use support::dns_server::{Seen, TestDns, closed_port};
+use tokio::task::JoinHandle;
+
+/// The zone the test server serves; every peer lives under it.
+const ZONE: &str = "cluster.local";
+
+fn peer(i: usize) -> String {
+    format!("web-{i}.web.default.svc.cluster.local")
+}
+
+fn target(replicas: usize, me: usize, pod_ip: Option<&str>) -> WaitTarget {
+    WaitTarget {
+        peers: (0..replicas).map(peer).collect(),
+        self_ordinal: me,
+        self_ip: pod_ip.map(|ip| ip.parse().unwrap()),
+    }
+}
+
+fn settings(server: SocketAddr, policy: &str) -> WaitSettings {
+    WaitSettings {
+        policy: policy.parse().unwrap(),
+        timeout: Duration::from_secs(10),
+        on_timeout: OnTimeout::Fail,
+        nameservers: vec![server],
+        resolv_conf: PathBuf::from("/nonexistent/resolv.conf"),
+        max_interval: Duration::from_millis(100),
+        max_qps: 100,
+    }
+}
+
+fn start_wait(
+    target: WaitTarget,
+    settings: WaitSettings,
+) -> JoinHandle<Result<WaitOutcome, Error>> {
+    tokio::spawn(async move { dns::wait_for_peers(&target, &settings).await })
+}
+
+/// Lets the wait go on for at least two more rounds asking for `pending` (a name that is
+/// still missing), then checks that it has not ended.
+async fn assert_still_waiting(
+    dns: &TestDns,
+    pending: &str,
+    wait: &JoinHandle<Result<WaitOutcome, Error>>,
+) {
+    let before = dns.count(pending, RecordType::A);
+    dns.await_queries(pending, before, 2).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        !wait.is_finished(),
+        "the wait ended although {pending} is missing"
+    );
+}
+
+/// The wait's result, which must come within `within`.
+async fn outcome(
+    wait: JoinHandle<Result<WaitOutcome, Error>>,
+    within: Duration,
+) -> Result<WaitOutcome, Error> {
+    tokio::time::timeout(within, wait)
+        .await
+        .expect("the wait did not end in time")
+        .expect("the wait panicked")
+}
+
+// ---- policies -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn all_waits_for_every_peer_as_records_appear_one_by_one() {
+    let dns = TestDns::start(ZONE).await;
+    let wait = start_wait(target(3, 1, None), settings(dns.addr, "all"));
+    assert_still_waiting(&dns, &peer(0), &wait).await;
+    dns.add(&peer(1), "10.0.0.2").await;
+    assert_still_waiting(&dns, &peer(0), &wait).await;
+    dns.add(&peer(0), "10.0.0.1").await;
+    assert_still_waiting(&dns, &peer(2), &wait).await;
+    let last = Instant::now();
+    dns.add(&peer(2), "10.0.0.3").await;
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 3 });
+    // Within --max-interval (100 ms) plus a margin for a loaded machine.
+    assert!(
+        last.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        last.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn quorum_is_met_with_one_peer_down_forever() {
+    let dns = TestDns::start(ZONE).await;
+    dns.add(&peer(0), "10.0.0.1").await;
+    dns.add(&peer(1), "10.0.0.2").await;
+    // web-2 never appears.
+    let wait = start_wait(target(3, 1, None), settings(dns.addr, "quorum"));
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 2 });
+
+    // 5 replicas: self plus two others; two are down forever.
+    let wait = start_wait(target(5, 4, None), settings(dns.addr, "quorum"));
+    assert_still_waiting(&dns, &peer(4), &wait).await;
+    dns.add(&peer(4), "10.0.0.5").await;
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 3 });
+}
+
+#[tokio::test]
+async fn quorum_needs_the_own_name_and_resolved_names_stay_resolved() {
+    let dns = TestDns::start(ZONE).await;
+    dns.add(&peer(1), "10.0.0.2").await;
+    dns.add(&peer(2), "10.0.0.3").await;
+    let wait = start_wait(target(3, 0, None), settings(dns.addr, "quorum"));
+    // Two others resolve, but not this pod's own name: not met.
+    dns.await_queries(&peer(1), 0, 1).await;
+    assert_still_waiting(&dns, &peer(0), &wait).await;
+    // Once resolved, a name is not asked for again, and its record may even go away.
+    let asked = (
+        dns.count(&peer(1), RecordType::A),
+        dns.count(&peer(2), RecordType::A),
+    );
+    assert_eq!(asked, (1, 1));
+    dns.remove(&peer(1), RecordType::A).await;
+    assert_still_waiting(&dns, &peer(0), &wait).await;
+    dns.add(&peer(0), "10.0.0.1").await;
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 3 });
+    assert_eq!(dns.count(&peer(1), RecordType::A), 1);
+    assert_eq!(dns.count(&peer(2), RecordType::A), 1);
+}
+
+#[tokio::test]
+async fn preceding_waits_for_lower_ordinals_and_never_asks_for_higher_ones() {
+    let dns = TestDns::start(ZONE).await;
+    dns.add(&peer(1), "10.0.0.2").await;
+    let wait = start_wait(target(4, 1, None), settings(dns.addr, "preceding"));
+    assert_still_waiting(&dns, &peer(0), &wait).await;
+    dns.add(&peer(0), "10.0.0.1").await;
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 2 });
+    for higher in [peer(2), peer(3)] {
+        assert_eq!(dns.count(&higher, RecordType::A), 0, "{higher}");
+        assert_eq!(dns.count(&higher, RecordType::AAAA), 0, "{higher}");
+    }
+}
+
+#[tokio::test]
+async fn self_waits_for_the_own_name_only() {
+    let dns = TestDns::start(ZONE).await;
+    let wait = start_wait(target(3, 2, None), settings(dns.addr, "self"));
+    assert_still_waiting(&dns, &peer(2), &wait).await;
+    dns.add(&peer(2), "10.0.0.3").await;
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 1 });
+    assert_eq!(dns.count(&peer(0), RecordType::A), 0);
+    assert_eq!(dns.count(&peer(1), RecordType::A), 0);
+}
+
+#[tokio::test]
+async fn a_count_is_self_plus_n_minus_one_others() {
+    let dns = TestDns::start(ZONE).await;
+    dns.add(&peer(0), "10.0.0.1").await;
+    dns.add(&peer(4), "10.0.0.5").await;
+    let wait = start_wait(target(5, 0, None), settings(dns.addr, "3"));
+    assert_still_waiting(&dns, &peer(2), &wait).await;
+    dns.add(&peer(2), "10.0.0.3").await;
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 3 });
+}
+
+#[tokio::test]
+async fn a_count_above_the_replicas_is_a_usage_error_before_any_query() {
+    let dns = TestDns::start(ZONE).await;
+    let wait = start_wait(target(3, 0, None), settings(dns.addr, "4"));
+    let err = outcome(wait, Duration::from_secs(1)).await.unwrap_err();
+    assert_eq!(err.kind(), Kind::Usage);
+    assert!(err.message().contains("--wait 4"), "{}", err.message());
+    assert!(dns.seen().is_empty());
+}
+
+#[tokio::test]
+async fn none_sends_no_query_at_all() {
+    // Not even the resolv.conf is read: it does not exist, and the server is down.
+    let mut s = settings(closed_port().await, "none");
+    s.nameservers.clear();
+    let started = Instant::now();
+    let result = dns::wait_for_peers(&target(3, 0, None), &s).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 0 });
+    assert!(started.elapsed() < Duration::from_millis(100));
+}
+
+#[tokio::test]
+async fn aaaa_records_count_like_a_records() {
+    let dns = TestDns::start(ZONE).await;
+    dns.add(&peer(0), "fd00::1").await;
+    dns.add(&peer(1), "fd00::2").await;
+    let wait = start_wait(target(2, 0, Some("fd00::1")), settings(dns.addr, "all"));
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 2 });
+}
+
+// ---- timeout ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn timeout_fails_with_exit_4_naming_the_unresolved_peers() {
+    let dns = TestDns::start(ZONE).await;
+    dns.add(&peer(0), "10.0.0.1").await;
+    let mut s = settings(dns.addr, "all");
+    s.timeout = Duration::from_millis(400);
+    let started = Instant::now();
+    let err = dns::wait_for_peers(&target(3, 0, None), &s)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind(), Kind::PeersUnresolved);
+    assert_eq!(err.kind().exit_code(), 4);
+    let (_, missing) = err.message().split_once("not resolved:").unwrap();
+    assert!(
+        missing.contains(&peer(1)) && missing.contains(&peer(2)),
+        "{err}"
+    );
+    assert!(!missing.contains(&peer(0)), "{err}");
+    assert!(err.message().contains("--wait all"), "{err}");
+    assert!(err.hint().is_some());
+    assert!(took >= s.timeout, "{took:?}");
+    assert!(took < s.timeout + Duration::from_millis(500), "{took:?}");
+}
+
+#[tokio::test]
+async fn timeout_with_continue_returns_the_unresolved_peers() {
+    let dns = TestDns::start(ZONE).await;
+    dns.add(&peer(0), "10.0.0.1").await;
+    let mut s = settings(dns.addr, "all");
+    s.timeout = Duration::from_millis(300);
+    s.on_timeout = OnTimeout::Continue;
+    let result = dns::wait_for_peers(&target(3, 0, None), &s).await;
+    assert_eq!(
+        result.unwrap(),
+        WaitOutcome::TimedOut {
+            unresolved: vec![peer(1), peer(2)]
+        }
+    );
+}
+
+// ---- stale-record guard ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_stale_own_record_counts_only_once_it_holds_the_pod_ip() {
+    let dns = TestDns::start(ZONE).await;
+    // The old pod's address lingers (TTL 300 s: a cache would keep it).
+    dns.add(&peer(0), "10.0.0.99").await;
+    let wait = start_wait(target(1, 0, Some("10.0.0.1")), settings(dns.addr, "self"));
+    assert_still_waiting(&dns, &peer(0), &wait).await;
+    dns.remove(&peer(0), RecordType::A).await;
+    dns.add(&peer(0), "10.0.0.1").await;
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 1 });
+}
+
+#[tokio::test]
+async fn a_timeout_on_a_stale_own_record_says_so() {
+    let dns = TestDns::start(ZONE).await;
+    dns.add(&peer(0), "10.0.0.99").await;
+    let mut s = settings(dns.addr, "self");
+    s.timeout = Duration::from_millis(300);
+    let err = dns::wait_for_peers(&target(1, 0, Some("10.0.0.1")), &s)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::PeersUnresolved);
+    assert!(err.message().contains("stale 10.0.0.99"), "{err}");
+    assert!(err.message().contains("10.0.0.1"), "{err}");
+}
+
+// ---- broken servers --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_server_that_is_down_does_not_stop_the_deadline() {
+    let mut s = settings(closed_port().await, "all");
+    s.timeout = Duration::from_millis(600);
+    let started = Instant::now();
+    let err = dns::wait_for_peers(&target(2, 0, None), &s)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind(), Kind::PeersUnresolved);
+    assert!(took < s.timeout + Duration::from_millis(500), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_servfail_server_does_not_stop_the_deadline_nor_get_flooded() {
+    let dns = TestDns::start_servfail().await;
+    let mut s = settings(dns.addr, "all");
+    s.timeout = Duration::from_millis(600);
+    let started = Instant::now();
+    let err = dns::wait_for_peers(&target(2, 0, None), &s)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind(), Kind::PeersUnresolved);
+    assert!(took < s.timeout + Duration::from_millis(500), "{took:?}");
+    // Asked again after each failure, but paced by the backoff: at least 50 ms apart.
+    let asked = dns.count(&peer(0), RecordType::A);
+    assert!((2..=13).contains(&asked), "{asked} queries in 600 ms");
+}
+
+// ---- no caching ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn no_caching_nxdomain_then_the_record_is_seen_within_max_interval() {
+    let dns = TestDns::start(ZONE).await;
+    dns.add(&peer(0), "10.0.0.1").await;
+    let mut s = settings(dns.addr, "all");
+    s.max_interval = Duration::from_millis(200);
+    let wait = start_wait(target(2, 0, None), s);
+    // Three NXDOMAIN answers with a 300 s negative TTL: a negative cache would have sent
+    // only the first query.
+    dns.await_queries(&peer(1), 0, 3).await;
+    assert!(!wait.is_finished());
+    let added = Instant::now();
+    dns.add(&peer(1), "10.0.0.2").await;
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    let took = added.elapsed();
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 2 });
+    assert!(took < Duration::from_millis(200 + 400), "{took:?}");
+}
+
+// ---- queries per round -----------------------------------------------------------------------
+
+/// Splits the server's log into rounds: queries less than 25 ms apart belong together (the
+/// shortest pause between rounds is 50 ms).
+fn rounds(seen: &[Seen]) -> Vec<Vec<Seen>> {
+    let mut rounds: Vec<Vec<Seen>> = Vec::new();
+    for s in seen {
+        match rounds.last_mut() {
+            Some(round) if s.at - round.last().unwrap().at < Duration::from_millis(25) => {
+                round.push(s.clone())
+            }
+            _ => rounds.push(vec![s.clone()]),
+        }
+    }
+    rounds
+}
+
+fn per_name_and_type(round: &[Seen]) -> std::collections::BTreeMap<(String, String), usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for s in round {
+        *counts
+            .entry((s.name.clone(), s.record_type.to_string()))
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn each_round_asks_each_absolute_name_once_per_type_and_nothing_else() {
+    let dns = TestDns::start(ZONE).await;
+    let mut s = settings(dns.addr, "all");
+    s.max_interval = Duration::from_millis(400);
+    s.timeout = Duration::from_millis(1500);
+    s.on_timeout = OnTimeout::Continue;
+    let result = dns::wait_for_peers(&target(3, 0, None), &s).await;
+    assert!(matches!(result, Ok(WaitOutcome::TimedOut { .. })));
+
+    let seen = dns.seen();
+    let names: std::collections::BTreeSet<&str> = seen.iter().map(|s| s.name.as_str()).collect();
+    let want: std::collections::BTreeSet<String> =
+        (0..3).map(|i| format!("{}.", peer(i))).collect();
+    assert_eq!(
+        names,
+        want.iter().map(String::as_str).collect(),
+        "only the peers' absolute names, never a search suffix"
+    );
+    let rounds = rounds(&seen);
+    assert!(rounds.len() >= 3, "{} rounds", rounds.len());
+    let full: std::collections::BTreeMap<(String, String), usize> = want
+        .iter()
+        .flat_map(|n| {
+            [
+                ((n.clone(), "A".to_string()), 1),
+                ((n.clone(), "AAAA".to_string()), 1),
+            ]
+        })
+        .collect();
+    // The last round may have been cut by the deadline; every other one is complete.
+    for round in &rounds[..rounds.len() - 1] {
+        assert_eq!(per_name_and_type(round), full);
+    }
+    assert!(
+        per_name_and_type(rounds.last().unwrap())
+            .values()
+            .all(|&c| c == 1)
+    );
+}
+
+#[tokio::test]
+async fn max_qps_stretches_the_interval_between_rounds() {
+    // 100 names, 200 queries a round: at --max-qps 100 the next round comes after 2 s, past
+    // the 1 s timeout, so each name is asked exactly once per type. The first round asks
+    // for all 100 names, although only 32 are in flight at a time.
+    let replicas = 100;
+    let budgeted = TestDns::start(ZONE).await;
+    let unbudgeted = TestDns::start(ZONE).await;
+    let run = |server: SocketAddr, max_qps: u32| {
+        let mut s = settings(server, "all");
+        s.max_interval = Duration::from_millis(50);
+        s.timeout = Duration::from_secs(1);
+        s.on_timeout = OnTimeout::Continue;
+        s.max_qps = max_qps;
+        start_wait(target(replicas, 0, None), s)
+    };
+    let (a, b) = tokio::join!(run(budgeted.addr, 100), run(unbudgeted.addr, 1_000_000));
+    assert!(matches!(a.unwrap(), Ok(WaitOutcome::TimedOut { .. })));
+    assert!(matches!(b.unwrap(), Ok(WaitOutcome::TimedOut { .. })));
+    for i in 0..replicas {
+        assert_eq!(budgeted.count(&peer(i), RecordType::A), 1, "{}", peer(i));
+        assert_eq!(budgeted.count(&peer(i), RecordType::AAAA), 1, "{}", peer(i));
+    }
+    // Control: without the budget, the 50 ms backoff alone asks several times.
+    let again = unbudgeted.count(&peer(0), RecordType::A);
+    assert!(again >= 3, "{again}");
+}
+
+// ---- resolv.conf -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_unusable_resolv_conf_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("resolv.conf");
+    std::fs::write(
+        &empty,
+        "search default.svc.cluster.local\noptions ndots:5\n",
+    )
+    .unwrap();
+    for path in [dir.path().join("missing.conf"), empty] {
+        let mut s = settings(closed_port().await, "all");
+        s.nameservers.clear();
+        s.resolv_conf = path.clone();
+        let err = dns::wait_for_peers(&target(1, 0, None), &s)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), Kind::Usage, "{err}");
+        assert!(err.message().contains(&path.display().to_string()), "{err}");
+        assert!(err.hint().unwrap().contains("--nameserver"));
+    }
+}
+
+// ---- the sync entry point --------------------------------------------------------------------
+
+#[test]
+fn wait_runs_its_own_runtime() {
+    // The server runs on a runtime of its own thread; `dns::wait` builds its own.
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dns = TestDns::start(ZONE).await;
+            dns.add(&peer(0), "10.0.0.1").await;
+            addr_tx.send(dns.addr).unwrap();
+            let _ = stop_rx.await;
+        });
+    });
+    let addr = addr_rx.recv().unwrap();
+    let result = dns::wait(&target(1, 0, Some("10.0.0.1")), &settings(addr, "self"));
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 1 });
+    // `none` returns without a runtime or a server.
+    let none = dns::wait(&target(1, 0, None), &settings(addr, "none"));
+    assert_eq!(none.unwrap(), WaitOutcome::Met { resolved: 0 });
+    stop_tx.send(()).unwrap();
+    server.join().unwrap();
+}
