@@ -1,0 +1,73 @@
+#!/bin/sh
+# One container of a simulated pod, as a container runtime would start it.
+#
+# Run it ONLY inside a private mount + UTS namespace, which kubelet.py does:
+#   unshare --mount --uts --propagation private sh pod-sandbox.sh ROOTFS HOSTNAME USER:GROUP \
+#       GROUPS RO_ROOT [--bind SRC DEST ro|rw]... -- CMD [ARG]...
+#
+#   ROOTFS    an empty directory; a tmpfs is mounted on it (in this namespace only) and becomes the
+#             container's root: /usr from the host (read-only, for the dynamic loader and libc),
+#             /dev/{null,zero,random,urandom}, /proc, and the --bind mounts below.
+#   HOSTNAME  the pod's host name (Kubernetes sets it to the pod name).
+#   USER:GROUP numeric runAsUser:runAsGroup.
+#   GROUPS    supplementary groups (fsGroup, ...), comma-separated, or - for none.
+#   RO_ROOT   true: remount the root read-only (readOnlyRootFilesystem).
+#   --bind SRC DEST ro|rw   a volume or file (a ConfigMap volume, an emptyDir, resolv.conf,
+#             /etc/hosts, the binary at the image's entrypoint path).
+#
+# Every mount lives in this process's own mount namespace: nothing is mounted in the caller's
+# namespace, and the kernel drops them all when this (single, exec-chained) process exits. The
+# machine's /etc/resolv.conf is never touched: the pod's resolv.conf is bound at ROOTFS/etc.
+set -eu
+
+rootfs=$1 host=$2 ids=$3 groups=$4 ro_root=$5
+shift 5
+
+mount -t tmpfs -o mode=0755,size=16m e2e-rootfs "$rootfs"
+mkdir "$rootfs/usr" "$rootfs/dev" "$rootfs/proc" "$rootfs/etc" "$rootfs/tmp"
+ln -s usr/lib "$rootfs/lib"
+ln -s usr/lib64 "$rootfs/lib64"
+ln -s usr/bin "$rootfs/bin"
+mount --bind /usr "$rootfs/usr"
+mount -o remount,bind,ro "$rootfs/usr"
+for dev in null zero random urandom; do
+    : >"$rootfs/dev/$dev"
+    mount --bind "/dev/$dev" "$rootfs/dev/$dev"
+done
+mount --rbind /proc "$rootfs/proc"
+
+while [ "$#" -gt 0 ]; do
+    case $1 in
+    --bind)
+        src=$2 dest=$rootfs$3 mode=$4
+        shift 4
+        if [ -d "$src" ]; then
+            mkdir -p "$dest"
+        else
+            mkdir -p "$(dirname "$dest")"
+            : >"$dest"
+        fi
+        mount --bind "$src" "$dest"
+        if [ "$mode" = ro ]; then
+            mount -o remount,bind,ro "$dest"
+        fi
+        ;;
+    --)
+        shift
+        break
+        ;;
+    *)
+        echo "pod-sandbox: unexpected argument: $1" >&2
+        exit 97
+        ;;
+    esac
+done
+
+hostname "$host"
+if [ "$ro_root" = true ]; then
+    mount -o remount,ro "$rootfs"
+fi
+if [ "$groups" = - ]; then
+    exec chroot --userspec="$ids" "$rootfs" "$@"
+fi
+exec chroot --userspec="$ids" --groups="$groups" "$rootfs" "$@"

