@@ -1,0 +1,364 @@
+#!/usr/bin/env bash
+# peerconf benchmarks (issue 6): each measurement against what users run today, in one run.
+#
+#   bench/run.sh                 full run; regenerates the results section of BENCHMARKS.md
+#   bench/run.sh --smoke         few runs, 3 trials, 3 and 101 replicas, no musl build; prints the
+#                                results and writes nothing in the repo (what .ci/run runs)
+#   options: --idle-wait SECS    first wait up to SECS for the 1-min load average to stay < 1.0
+#                                for 60 s (the outcome is recorded either way)
+#            --musl / --no-musl  build and measure the static musl binary (default: full yes,
+#                                smoke no; without it the gnu binary is measured, and said so)
+#            --no-write          full run without touching BENCHMARKS.md
+#            --results DIR       keep the raw results (hyperfine JSON, logs) in DIR
+#   env:     BENCH_PEERCONF_BIN  measure this binary instead of building one
+#            BENCH_DISK_DIR      an on-disk directory for the fsync measurement (default /var/tmp)
+#
+# Installs hyperfine, busybox-static, dnsmasq-base and time with apt when absent (root).
+# All test traffic stays on 127.77.0.0/16. Every process started here is stopped on exit.
+# Timings never fail the script; a broken step (a command that fails, a wrong answer) does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+MODE=full IDLE_WAIT=0 WRITE=1 MUSL= KEEP=
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --smoke) MODE=smoke ;;
+    --idle-wait) IDLE_WAIT=$2; shift ;;
+    --musl) MUSL=1 ;;
+    --no-musl) MUSL=0 ;;
+    --no-write) WRITE=0 ;;
+    --results) KEEP=$2; shift ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+[ "$MODE" = smoke ] && WRITE=0
+[ -n "$MUSL" ] || { [ "$MODE" = full ] && MUSL=1 || MUSL=0; }
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { echo "bench/run.sh: $*" >&2; exit 1; }
+
+# peerconf reads these from the environment: the benchmark passes everything as flags.
+for v in $(env | sed -n 's/^\(PEERCONF_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
+unset POD_NAME POD_IP REPLICAS POD_NAMESPACE CLUSTER_DOMAIN HOSTNAME || true
+
+# --- processes and cleanup --------------------------------------------------------------
+WORK=$(mktemp -d /dev/shm/peerconf-bench.XXXXXX 2>/dev/null || mktemp -d)
+chmod 755 "$WORK" # dnsmasq reads its hostsdir as nobody
+DISK=
+PIDS=$WORK/pids
+: >"$PIDS"
+cleanup() {
+    local rc=$? pid
+    # Stop only what this run started: pids it recorded whose command line names its WORK dir.
+    while read -r pid; do
+        [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || continue
+        if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$WORK"; then
+            kill "$pid" 2>/dev/null || true
+        fi
+    done <"$PIDS"
+    sleep 0.2
+    while read -r pid; do
+        [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || continue
+        if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$WORK"; then
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+    done <"$PIDS"
+    if [ -n "$KEEP" ] && [ -d "$WORK/results" ]; then
+        mkdir -p "$KEEP" && cp -r "$WORK/results/." "$KEEP/" || true
+    fi
+    rm -rf "$WORK"
+    [ -n "$DISK" ] && rm -rf "$DISK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+track() { echo "$1" >>"$PIDS"; }
+
+RES=$WORK/results
+mkdir -p "$RES"
+META=$RES/meta.env
+CMDS=$RES/commands.txt
+: >"$CMDS"
+meta() { printf '%s=%s\n' "$1" "$2" >>"$META"; }
+cmdlog() { printf '%s\t%s\n' "$1" "$2" >>"$CMDS"; }
+load_mark() { printf '%s\t%s\n' "$1" "$(cat /proc/loadavg)" >>"$RES/loads.tsv"; }
+START_EPOCH=$(date +%s)
+
+# --- tools -------------------------------------------------------------------------------
+step "tools"
+need=()
+command -v hyperfine >/dev/null || need+=(hyperfine)
+command -v busybox >/dev/null || need+=(busybox-static)
+command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || die "need root to install: ${need[*]}"
+    echo "installing: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+BUSYBOX=$(command -v busybox)
+DNSMASQ=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
+HYPERFINE=$(command -v hyperfine)
+PY=$(command -v python3)
+meta mode "$MODE"
+meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+meta nproc "$(nproc)"
+meta cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+meta kernel "$(uname -sr)"
+meta memory "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+meta hyperfine "$($HYPERFINE --version)"
+meta busybox "$($BUSYBOX 2>&1 | head -1 | sed 's/ multi-call.*//')"
+meta busybox_static "$(readelf -l "$BUSYBOX" 2>/dev/null | grep -q INTERP && echo no || echo yes)"
+meta busybox_size "$(stat -L -c %s "$BUSYBOX")"
+meta dnsmasq "$($DNSMASQ --version | head -1 | sed 's/ *Copyright.*//')"
+meta rustc "$(rustc --version)"
+meta commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+uncommitted src changes')"
+load_mark start
+
+if [ "$IDLE_WAIT" -gt 0 ]; then
+    step "waiting up to ${IDLE_WAIT}s for the 1-min load average to stay below 1.0 for 60s"
+    t_start=$SECONDS low_since=-1 idle="not reached"
+    while [ $((SECONDS - t_start)) -lt "$IDLE_WAIT" ]; do
+        l=$(cut -d' ' -f1 /proc/loadavg)
+        if awk -v l="$l" 'BEGIN { exit !(l < 1.0) }'; then
+            [ "$low_since" -ge 0 ] || low_since=$SECONDS
+            if [ $((SECONDS - low_since)) -ge 60 ]; then idle="reached"; break; fi
+        else
+            low_since=-1
+        fi
+        sleep 10
+    done
+    echo "idle wait: $idle after $((SECONDS - t_start))s, load $(cut -d' ' -f1-3 /proc/loadavg)"
+    meta idle_wait "$idle after $((SECONDS - t_start))s (limit ${IDLE_WAIT}s); load then $(cut -d' ' -f1-3 /proc/loadavg)"
+    load_mark after-idle-wait
+fi
+
+# --- build -------------------------------------------------------------------------------
+step "build"
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+if [ -n "${BENCH_PEERCONF_BIN:-}" ]; then
+    BIN=$BENCH_PEERCONF_BIN GNU_BIN=
+    meta build "given: $BIN"
+else
+    cargo build --release --locked
+    GNU_BIN=$TARGET_DIR/release/peerconf
+    BIN=$GNU_BIN
+    meta build "gnu"
+    cmdlog build "cargo build --release --locked"
+    if [ "$MUSL" = 1 ]; then
+        MT=$(uname -m)-unknown-linux-musl
+        if { rustup target list --installed | grep -qx "$MT" || rustup target add "$MT"; } &&
+            cargo build --release --locked --target "$MT"; then
+            BIN=$TARGET_DIR/$MT/release/peerconf
+            meta build "musl ($MT)"
+            cmdlog build "cargo build --release --locked --target $MT"
+        else
+            echo "musl build not available: measuring the gnu binary" >&2
+            meta build "gnu (musl build failed)"
+        fi
+    fi
+fi
+[ -x "$BIN" ] || die "no binary at $BIN"
+meta bin "$BIN"
+meta bin_size "$(stat -c %s "$BIN")"
+meta bin_static "$(readelf -l "$BIN" | grep -q INTERP && echo no || echo yes)"
+[ -n "$GNU_BIN" ] && meta gnu_size "$(stat -c %s "$GNU_BIN")"
+echo "measuring $BIN ($(stat -c %s "$BIN") bytes)"
+
+# --- shared fixtures ---------------------------------------------------------------------
+NS=prod # the namespace the tutorial's sed writes in; peerconf gets the same
+export POD_NAMESPACE=$NS
+TEMPLATE=$ROOT/manifests/consul.json
+TUTORIAL=$ROOT/bench/tutorial-consul.json
+RESOLV=$WORK/resolv.conf # peerconf's own resolv.conf: never /etc/resolv.conf
+cat >"$RESOLV" <<EOF
+search $NS.svc.cluster.local svc.cluster.local cluster.local
+nameserver 127.77.0.1
+options ndots:5
+EOF
+fqdn() { echo "consul-$1.consul.$NS.svc.cluster.local"; }
+ip_of() { echo "10.$((($1 >> 16) & 255)).$((($1 >> 8) & 255)).$((($1 & 255) + 1))"; }
+if [ "$MODE" = smoke ]; then
+    R_RUNS=30 R_WARM=5 D_RUNS=5 TRIALS=3 PUB_LO=2.2 PUB_HI=3.2 RATE_FROM=2 RATE_TO=6 SIZES="3 101" RSS_N=101 RSS_T=3s
+else
+    R_RUNS=500 R_WARM=50 D_RUNS=100 TRIALS=30 PUB_LO=3 PUB_HI=5 RATE_FROM=5 RATE_TO=35 SIZES="3 101 1001" RSS_N=1001 RSS_T=12s
+fi
+HF=("$HYPERFINE" -N --style basic)
+
+# start_dnsmasq NAME ADDR HOSTSDIR [extra args]: prints the port; waits until it answers
+start_dnsmasq() {
+    local name=$1 addr=$2 hosts=$3 port
+    shift 3
+    port=$("$PY" bench/dnsutil.py free-port "$addr")
+    "$DNSMASQ" --keep-in-foreground --conf-file=/dev/null --pid-file= \
+        --listen-address="$addr" --bind-interfaces --port="$port" \
+        --no-resolv --no-hosts --local=/cluster.local/ --hostsdir="$hosts" "$@" \
+        >"$WORK/$name.dnsmasq.out" 2>&1 &
+    track $!
+    cmdlog dns "dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= --listen-address=$addr --bind-interfaces --port=$port --no-resolv --no-hosts --local=/cluster.local/ --hostsdir=$hosts $*"
+    "$PY" bench/dnsutil.py wait "$addr" "$port" "probe.invalid.cluster.local" nxdomain 5 >&2 ||
+        die "dnsmasq $name did not start: $(cat "$WORK/$name.dnsmasq.out")"
+    echo "$port"
+}
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# Does this build wait on DNS yet? (issue 3 lands in parallel with this script)
+DNS_OK=1
+probe_hosts=$WORK/probe-hosts
+mkdir -p "$probe_hosts" && chmod 755 "$probe_hosts"
+printf '%s %s\n' "$(ip_of 0)" "$(fqdn 0)" >"$probe_hosts/self"
+chmod 644 "$probe_hosts/self"
+probe_port=$(start_dnsmasq probe 127.77.0.2 "$probe_hosts")
+probe_pid=$(tail -1 "$PIDS")
+if ! "$BIN" render --template "$TEMPLATE" --dry-run --pod-name consul-0 --replicas 1 --pod-ip "$(ip_of 0)" \
+    --namespace "$NS" --resolv-conf "$RESOLV" --nameserver "127.77.0.2:$probe_port" --wait self --timeout 5s \
+    >/dev/null 2>"$WORK/probe.err"; then
+    if grep -q 'not implemented' "$WORK/probe.err"; then
+        DNS_OK=0
+        echo "this build does not wait on DNS yet: skipping measurements 2, 3 and the RSS of 4" >&2
+    else
+        cat "$WORK/probe.err" >&2
+        die "peerconf --wait self against a dnsmasq that serves its name failed"
+    fi
+fi
+stop_pid "$probe_pid"
+meta dns_wait "$([ $DNS_OK = 1 ] && echo yes || echo 'no: this build has no DNS wait')"
+
+# --- 1. render latency, no wait ----------------------------------------------------------
+step "1. render latency, no wait (tmpfs), $R_RUNS runs each"
+load_mark render
+R=$WORK/render
+mkdir -p "$R/ro" "$R/bb" "$R/pc" "$R/pcg"
+cp "$TUTORIAL" "$R/ro/consul.json"
+BB_RENDER="$BUSYBOX sh -c 'cp $R/ro/consul.json $R/bb && sed -i s/default/\$POD_NAMESPACE/g $R/bb/consul.json'"
+pc_render() { # OUTDIR [BIN]
+    echo "${2:-$BIN} render --wait none --template $TEMPLATE --output $1/consul.json --pod-name consul-1 --replicas 3 --pod-ip 10.0.0.11 --namespace $NS --resolv-conf $RESOLV"
+}
+extra=()
+if [ -n "$GNU_BIN" ] && [ "$GNU_BIN" != "$BIN" ]; then
+    extra=(-n peerconf-gnu "$(pc_render "$R/pcg" "$GNU_BIN")")
+fi
+"${HF[@]}" --warmup "$R_WARM" --runs "$R_RUNS" --export-json "$RES/render.json" \
+    -n busybox "$BB_RENDER" -n peerconf "$(pc_render "$R/pc")" "${extra[@]}"
+cmdlog render "POD_NAMESPACE=$NS hyperfine -N --warmup $R_WARM --runs $R_RUNS -n busybox \"$BB_RENDER\" -n peerconf \"$(pc_render "$R/pc")\""
+grep -q "\"$NS\"\|$NS\." "$R/bb/consul.json" || die "the busybox step did not substitute the namespace"
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["bootstrap_expect"] == 3' "$R/pc/consul.json" ||
+    die "peerconf's output is not the expected JSON"
+
+DISK=$(mktemp -d "${BENCH_DISK_DIR:-/var/tmp}/peerconf-bench.XXXXXX")
+meta disk_fs "$(df --output=fstype,source "$DISK" | tail -1 | tr -s " ")"
+meta tmpfs_fs "$(stat -f -c %T "$R")"
+step "1b. the same on disk ($(df --output=fstype "$DISK" | tail -1)): fsync cost, $D_RUNS runs each"
+load_mark render-disk
+mkdir -p "$DISK/bb" "$DISK/pc"
+BB_DISK="$BUSYBOX sh -c 'cp $R/ro/consul.json $DISK/bb && sed -i s/default/\$POD_NAMESPACE/g $DISK/bb/consul.json'"
+"${HF[@]}" --warmup 5 --runs "$D_RUNS" --export-json "$RES/render_disk.json" \
+    -n busybox-disk "$BB_DISK" -n peerconf-disk "$(pc_render "$DISK/pc")" -n peerconf-tmpfs "$(pc_render "$R/pc")"
+cmdlog render-disk "hyperfine -N --warmup 5 --runs $D_RUNS -n busybox-disk \"$BB_DISK\" -n peerconf-disk \"$(pc_render "$DISK/pc")\" -n peerconf-tmpfs \"$(pc_render "$R/pc")\""
+
+if [ $DNS_OK = 1 ]; then
+    # --- 2. detection latency ------------------------------------------------------------
+    step "2. detection latency, $TRIALS trials (peerconf defaults vs 2 s and 1 s nslookup loops)"
+    load_mark detect
+    cat >"$WORK/detect.json" <<EOF
+{"work": "$WORK", "pids_file": "$PIDS", "peerconf": "$BIN", "busybox": "$BUSYBOX",
+ "dnsmasq": "$DNSMASQ", "template": "$TEMPLATE", "tutorial": "$TUTORIAL", "resolv_conf": "$RESOLV",
+ "namespace": "$NS", "trials": $TRIALS, "publish_after": [$PUB_LO, $PUB_HI], "rate_window": [$RATE_FROM, $RATE_TO],
+ "detect_bound": 10.0, "seed": 6}
+EOF
+    "$PY" bench/detect.py "$WORK/detect.json" "$RES/detect.json"
+    cmdlog detect "python3 bench/detect.py CONFIG OUT ($TRIALS trials; commands in the detection table)"
+
+    # --- 3. scale ------------------------------------------------------------------------
+    for n in $SIZES; do
+        step "3. scale: $n replicas, all records present"
+        load_mark "scale-$n"
+        S=$WORK/scale-$n
+        mkdir -p "$S/hosts" "$S/out" && chmod 755 "$S" "$S/hosts"
+        : >"$S/names"
+        : >"$S/hosts/.all"
+        for ((i = 0; i < n; i++)); do
+            f="consul-$i.consul.$NS.svc.cluster.local"
+            echo "$f" >>"$S/names"
+            echo "10.$(((i >> 16) & 255)).$(((i >> 8) & 255)).$(((i & 255) + 1)) $f" >>"$S/hosts/.all"
+        done
+        chmod 644 "$S/hosts/.all" && mv "$S/hosts/.all" "$S/hosts/all"
+        port=$(start_dnsmasq "scale-$n" 127.77.2.1 "$S/hosts")
+        dpid=$(tail -1 "$PIDS")
+        "$PY" bench/dnsutil.py wait 127.77.2.1 "$port" "$(fqdn $((n - 1)))" noerror 5
+        PC_SCALE="$BIN render --wait all --timeout 10s --template $TEMPLATE --output $S/out/consul.json --pod-name consul-0 --replicas $n --pod-ip $(ip_of 0) --namespace $NS --resolv-conf $RESOLV --nameserver 127.77.2.1:$port"
+        BB_SCALE="$BUSYBOX sh -c 'while read -r n; do nslookup \"\$n\" 127.77.2.1:$port >/dev/null 2>&1 || exit 1; done < $S/names'"
+        if [ "$MODE" = smoke ]; then pr=5 br=2; else
+            case $n in 3) pr=200 br=100 ;; 101) pr=100 br=20 ;; *) pr=50 br=5 ;; esac
+        fi
+        "${HF[@]}" --warmup 3 --runs "$pr" --export-json "$RES/scale_${n}_pc.json" -n "peerconf-$n" "$PC_SCALE"
+        "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["retry_join"]) == int(sys.argv[2])' \
+            "$S/out/consul.json" "$n" || die "peerconf's output does not list $n peers"
+        "${HF[@]}" --warmup 1 --runs "$br" --export-json "$RES/scale_${n}_bb.json" -n "busybox-loop-$n" "$BB_SCALE"
+        "$PY" bench/dnsutil.py floor 127.77.2.1 "$port" "$S/names" "$RES/floor_${n}.json" --repeat 10 --window 128 --types A,AAAA
+        "$PY" bench/dnsutil.py floor 127.77.2.1 "$port" "$S/names" "$RES/floor_${n}_a.json" --repeat 10 --window 128 --types A
+        cmdlog "scale-$n" "hyperfine -N --warmup 3 --runs $pr \"$PC_SCALE\""
+        cmdlog "scale-$n" "hyperfine -N --warmup 1 --runs $br \"$BB_SCALE\""
+        cmdlog "scale-$n" "python3 bench/dnsutil.py floor 127.77.2.1 $port NAMES OUT --repeat 10 --window 128 --types A,AAAA (and --types A)"
+        stop_pid "$dpid"
+    done
+fi
+
+# --- 4. footprint ------------------------------------------------------------------------
+step "4. footprint"
+load_mark footprint
+if [ $DNS_OK = 1 ]; then
+    F=$WORK/footprint
+    mkdir -p "$F/hosts" "$F/out" && chmod 755 "$F" "$F/hosts"
+    port=$(start_dnsmasq footprint 127.77.3.1 "$F/hosts" --log-queries --log-facility="$F/dnsmasq.log")
+    dpid=$(tail -1 "$PIDS")
+    pc_rss() { # NAMESERVER
+        echo "$BIN render --wait all --timeout $RSS_T --template $TEMPLATE --output $F/out/consul.json --pod-name consul-0 --replicas $RSS_N --pod-ip $(ip_of 0) --namespace $NS --resolv-conf $RESOLV --nameserver $1"
+    }
+    rss_run() { # NAME NAMESERVER
+        local rc=0
+        # shellcheck disable=SC2046
+        /usr/bin/time -v -o "$RES/rss_$1.txt" $(pc_rss "$2") 2>"$F/$1.err" || rc=$?
+        [ "$rc" = 4 ] || { tail -5 "$F/$1.err" >&2; die "expected exit 4 (timeout) from the $1 RSS run, got $rc"; }
+        [ ! -e "$F/out/consul.json" ] || die "a timed-out render wrote its output"
+        cmdlog footprint "/usr/bin/time -v $(pc_rss "$2")   # exit 4 expected"
+        echo "$1: $(grep 'Maximum resident' "$RES/rss_$1.txt")"
+    }
+    rss_run nxdomain "127.77.3.1:$port"
+    grep -c 'query\[' "$F/dnsmasq.log" >"$RES/rss_nxdomain_queries.txt" || true
+    cp "$F/dnsmasq.log" "$RES/rss_nxdomain_dnsmasq.log"
+    stop_pid "$dpid"
+    "$PY" bench/dnsutil.py blackhole 127.77.3.2 60 "$F/bh.port" &
+    bpid=$!
+    track "$bpid"
+    for _ in $(seq 50); do [ -s "$F/bh.port" ] && break; sleep 0.1; done
+    rss_run blackhole "127.77.3.2:$(cat "$F/bh.port")"
+    stop_pid "$bpid"
+fi
+# The anchor: one busybox nslookup of a name that does not resolve.
+F2=$WORK/footprint-bb
+mkdir -p "$F2/hosts" && chmod 755 "$F2" "$F2/hosts"
+port=$(start_dnsmasq footprint-bb 127.77.3.3 "$F2/hosts")
+dpid=$(tail -1 "$PIDS")
+/usr/bin/time -v -o "$RES/rss_busybox.txt" "$BUSYBOX" nslookup "$(fqdn 1)" "127.77.3.3:$port" >/dev/null 2>&1 || true
+cmdlog footprint "/usr/bin/time -v busybox nslookup $(fqdn 1) 127.77.3.3:$port"
+stop_pid "$dpid"
+
+load_mark end
+meta duration "$((SECONDS))s"
+
+# --- report ------------------------------------------------------------------------------
+step "report"
+"$PY" bench/report.py "$RES" "$WORK/results.md"
+cat "$WORK/results.md"
+if [ "$WRITE" = 1 ]; then
+    "$PY" bench/report.py --update BENCHMARKS.md "$WORK/results.md"
+    echo "BENCHMARKS.md updated"
+else
+    echo "($MODE mode: BENCHMARKS.md left as it is)"
+fi
