@@ -19,6 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+export PYTHONDONTWRITEBYTECODE=1
 
 MODE=full IDLE_WAIT=0 WRITE=1 MUSL= KEEP=
 while [ $# -gt 0 ]; do
