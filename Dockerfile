@@ -7,8 +7,10 @@
 # The build stage runs on the build machine's own platform and cross-compiles for TARGETARCH:
 # peerconf is pure Rust (no C code in its dependencies), so rust-lld and the musl target's
 # bundled C runtime link it for any architecture without a cross C toolchain or emulation.
-# ci/image.sh runs the same cargo command and proves what FROM scratch implies (static,
-# <= 3 MiB, renders as uid 65532 from an empty root).
+# No Docker engine runs in CI: ci/dockerfile_build.py runs this build stage's steps verbatim on
+# the CI machine (which is why they only use paths under WORKDIR), and ci/image.sh proves what
+# FROM scratch implies for the binary it yields (static, <= 3 MiB, renders as uid 65532 from
+# an empty root).
 
 ARG RUST_VERSION=1.95
 
@@ -21,8 +23,8 @@ RUN case "${TARGETARCH}" in \
         amd64) echo x86_64-unknown-linux-musl ;; \
         arm64) echo aarch64-unknown-linux-musl ;; \
         *) echo "unsupported TARGETARCH '${TARGETARCH}': use amd64 or arm64" >&2; exit 1 ;; \
-    esac > /rust-target \
-    && rustup target add "$(cat /rust-target)"
+    esac > .rust-target \
+    && rustup target add "$(cat .rust-target)"
 ENV CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
 
@@ -31,14 +33,14 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && cargo build --release --locked --target "$(cat /rust-target)" \
+    && cargo build --release --locked --target "$(cat .rust-target)" \
     && rm -rf src
 
 COPY src ./src
 # COPY keeps the sources' old mtimes: touch them, or cargo keeps the placeholder build.
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked --target "$(cat /rust-target)" \
-    && cp "target/$(cat /rust-target)/release/peerconf" /peerconf
+    && cargo build --release --locked --target "$(cat .rust-target)" \
+    && cp "target/$(cat .rust-target)/release/peerconf" peerconf
 
 FROM scratch
 ARG VERSION=0.1.0
@@ -49,7 +51,7 @@ LABEL org.opencontainers.image.title="peerconf" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
-COPY --from=build /peerconf /peerconf
+COPY --from=build /src/peerconf /peerconf
 # Numeric, so no /etc/passwd is needed; matches runAsUser 65532 in the manifests.
 USER 65532:65532
 ENTRYPOINT ["/peerconf"]

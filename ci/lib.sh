@@ -47,17 +47,13 @@ target_dir() {
     fi
 }
 
-# build_static TRIPLE: the release binary exactly as the Dockerfile builds it (musl, linked by
-# rust-lld, --locked); prints its path on stdout, cargo's output goes to stderr.
-build_static() {
-    local triple=$1 linker_var
-    if ! rustup target list --installed | grep -qx "$triple"; then
-        log "rustup target add $triple" >&2
-        rustup target add "$triple" >&2
-    fi
-    linker_var="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$triple")_LINKER"
-    log "cargo build --release --locked --target $triple ($linker_var=rust-lld)" >&2
-    env "$linker_var=rust-lld" cargo build --release --locked --target "$triple" \
-        --manifest-path "$ROOT/Cargo.toml" >&2
-    echo "$(target_dir)/$triple/release/peerconf"
+# image_binary ARCH (amd64 | arm64): the binary the Docker image would hold at /peerconf, built
+# by running the Dockerfile's build stage here (ci/dockerfile_build.py); prints its path on stdout,
+# the build's output goes to stderr. Its workdir (with a persistent target/) lives in cargo's
+# target directory.
+image_binary() {
+    local arch=$1 workdir
+    workdir="$(target_dir)/dockerfile-build/$arch"
+    log "Dockerfile build stage for linux/$arch (no Docker engine: its steps run here)" >&2
+    python3 "$ROOT/ci/dockerfile_build.py" --arch "$arch" --workdir "$workdir" --context "$ROOT"
 }

