@@ -157,7 +157,10 @@ async fn preceding_waits_for_lower_ordinals_and_never_asks_for_higher_ones() {
 #[tokio::test]
 async fn self_waits_for_the_own_name_only() {
     let dns = TestDns::start(ZONE).await;
-    let wait = start_wait(target(3, 2, None), settings(dns.addr, "self"));
+    let mut s = settings(dns.addr, "self");
+    // A timeout past what the clock can add is no deadline, not a panic.
+    s.timeout = Duration::MAX;
+    let wait = start_wait(target(3, 2, None), s);
     assert_still_waiting(&dns, &peer(2), &wait).await;
     dns.add(&peer(2), "10.0.0.3").await;
     let result = outcome(wait, Duration::from_secs(2)).await;
@@ -294,6 +297,15 @@ async fn a_server_that_is_down_does_not_stop_the_deadline() {
     let took = started.elapsed();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
     assert!(took < s.timeout + Duration::from_millis(500), "{took:?}");
+    assert!(
+        err.message().contains("no DNS server gave an answer"),
+        "{err}"
+    );
+    assert!(
+        err.message().contains(&s.nameservers[0].to_string()),
+        "{err}"
+    );
+    assert!(err.hint().unwrap().contains("DNS server is reachable"));
 }
 
 #[tokio::test]
@@ -308,6 +320,7 @@ async fn a_servfail_server_does_not_stop_the_deadline_nor_get_flooded() {
     let took = started.elapsed();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
     assert!(took < s.timeout + Duration::from_millis(500), "{took:?}");
+    assert!(err.message().contains("SERVFAIL"), "{err}");
     // Asked again after each failure, but paced by the backoff: at least 50 ms apart.
     let asked = dns.count(&peer(0), RecordType::A);
     assert!((2..=13).contains(&asked), "{asked} queries in 600 ms");
@@ -481,4 +494,277 @@ fn wait_runs_its_own_runtime() {
     assert_eq!(none.unwrap(), WaitOutcome::Met { resolved: 0 });
     stop_tx.send(()).unwrap();
     server.join().unwrap();
+}
+
+// ---- the binary ------------------------------------------------------------------------------
+
+mod binary {
+    use super::*;
+    use std::path::Path;
+    use std::process::{ExitStatus, Output, Stdio};
+    use tokio::process::{Child, Command};
+
+    const BIN: &str = env!("CARGO_BIN_EXE_peerconf");
+
+    /// `peerconf render` as pod web-0 of 3, against `server`, with a clean environment and
+    /// short intervals. The template prints the pod name.
+    fn render(dir: &Path, server: SocketAddr, extra: &[&str]) -> Command {
+        let template = dir.join("t.txt");
+        std::fs::write(&template, "node={{ pod_name }}\n").unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .args(["render", "--template"])
+            .arg(&template)
+            .args([
+                "--pod-name",
+                "web-0",
+                "--replicas",
+                "3",
+                "--namespace",
+                "default",
+                "--cluster-domain",
+                "cluster.local",
+                "--pod-ip",
+                "10.0.0.1",
+                "--resolv-conf",
+                "/nonexistent/resolv.conf",
+                "--nameserver",
+                &server.to_string(),
+                "--max-interval",
+                "100ms",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    async fn finish(child: Child, within: Duration) -> Output {
+        tokio::time::timeout(within, child.wait_with_output())
+            .await
+            .expect("peerconf did not exit in time")
+            .unwrap()
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    fn code(status: ExitStatus) -> i32 {
+        status
+            .code()
+            .expect("peerconf exited, not killed by a signal")
+    }
+
+    /// Waits until the running peerconf has asked for `name` at least twice more.
+    async fn while_waiting(dns: &TestDns, name: &str, child: &mut Child) {
+        let before = dns.count(name, RecordType::A);
+        dns.await_queries(name, before, 2).await;
+        assert!(child.try_wait().unwrap().is_none(), "peerconf exited early");
+    }
+
+    #[tokio::test]
+    async fn timeout_exits_4_writes_nothing_and_names_the_unresolved_peers() {
+        let dns = TestDns::start(ZONE).await;
+        dns.add(&peer(0), "10.0.0.1").await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.txt");
+        let child = render(
+            dir.path(),
+            dns.addr,
+            &[
+                "--wait",
+                "all",
+                "--timeout",
+                "500ms",
+                "--output",
+                out.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+        let output = finish(child, Duration::from_secs(5)).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 4, "{stderr}");
+        assert!(!out.exists());
+        let error = stderr
+            .lines()
+            .find(|l| l.starts_with("peerconf: error:"))
+            .unwrap_or_else(|| panic!("no error line: {stderr}"));
+        assert!(
+            error.contains(&peer(1)) && error.contains(&peer(2)),
+            "{error}"
+        );
+        assert!(stderr.contains("peerconf: hint:"), "{stderr}");
+    }
+
+    #[tokio::test]
+    async fn on_timeout_continue_warns_and_writes() {
+        let dns = TestDns::start(ZONE).await;
+        dns.add(&peer(0), "10.0.0.1").await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.txt");
+        let child = render(
+            dir.path(),
+            dns.addr,
+            &[
+                "--wait",
+                "all",
+                "--timeout",
+                "300ms",
+                "--on-timeout",
+                "continue",
+                "--output",
+                out.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+        let output = finish(child, Duration::from_secs(5)).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 0, "{stderr}");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "node=web-0\n");
+        let warning = stderr
+            .lines()
+            .find(|l| l.contains("WARN") && l.contains(&peer(2)))
+            .unwrap_or_else(|| panic!("no warning naming {}: {stderr}", peer(2)));
+        assert!(warning.contains(&peer(1)), "{warning}");
+    }
+
+    async fn signal_mid_wait(signal: &str, want: i32) {
+        let dns = TestDns::start(ZONE).await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.txt");
+        let mut child = render(
+            dir.path(),
+            dns.addr,
+            &[
+                "--wait",
+                "all",
+                "--timeout",
+                "60s",
+                "--output",
+                out.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+        while_waiting(&dns, &peer(0), &mut child).await;
+        let pid = child.id().unwrap().to_string();
+        let sent = Instant::now();
+        let kill = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let output = finish(child, Duration::from_secs(5)).await;
+        let took = sent.elapsed();
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), want, "{stderr}");
+        assert!(took < Duration::from_millis(500), "{took:?}");
+        assert!(!out.exists());
+        assert!(stderr.contains("peerconf: error:"), "{stderr}");
+    }
+
+    #[tokio::test]
+    async fn sigterm_mid_wait_exits_143_fast_and_writes_nothing() {
+        signal_mid_wait("-TERM", 143).await;
+    }
+
+    #[tokio::test]
+    async fn sigint_mid_wait_exits_130_fast_and_writes_nothing() {
+        signal_mid_wait("-INT", 130).await;
+    }
+
+    #[tokio::test]
+    async fn writes_only_once_the_policy_is_met_as_peers_appear_one_by_one() {
+        let dns = TestDns::start(ZONE).await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.txt");
+        let mut child = render(
+            dir.path(),
+            dns.addr,
+            &[
+                "--wait",
+                "all",
+                "--timeout",
+                "20s",
+                "--output",
+                out.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+        for (i, ip) in [(0, "10.0.0.1"), (2, "10.0.0.3")] {
+            while_waiting(&dns, &peer(1), &mut child).await;
+            assert!(!out.exists(), "written before {} resolved", peer(i));
+            dns.add(&peer(i), ip).await;
+        }
+        while_waiting(&dns, &peer(1), &mut child).await;
+        assert!(!out.exists());
+        dns.add(&peer(1), "10.0.0.2").await;
+        let output = finish(child, Duration::from_secs(5)).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 0, "{stderr}");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "node=web-0\n");
+        // The log: a start line naming the policy and the server, one line per peer.
+        let start = stderr
+            .lines()
+            .find(|l| l.contains("waiting for peers' DNS names"))
+            .unwrap_or_else(|| panic!("no start line: {stderr}"));
+        assert!(start.contains("policy=all"), "{start}");
+        assert!(start.contains(&dns.addr.to_string()), "{start}");
+        for i in 0..3 {
+            let line = stderr
+                .lines()
+                .find(|l| l.contains("peer resolved") && l.contains(&peer(i)))
+                .unwrap_or_else(|| panic!("no line for {}: {stderr}", peer(i)));
+            assert!(line.contains(&format!("10.0.0.{}", i + 1)), "{line}");
+            assert!(line.contains("elapsed="), "{line}");
+        }
+    }
+
+    #[tokio::test]
+    async fn dry_run_waits_only_when_a_policy_is_given_then_prints() {
+        let dns = TestDns::start(ZONE).await;
+        dns.add(&peer(0), "10.0.0.1").await;
+        let dir = tempfile::tempdir().unwrap();
+
+        // No policy: no DNS, printed at once.
+        let output = finish(
+            render(dir.path(), dns.addr, &["--dry-run"])
+                .spawn()
+                .unwrap(),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(code(output.status), 0, "{}", text(&output.stderr));
+        assert_eq!(text(&output.stdout), "node=web-0\n");
+        assert!(dns.seen().is_empty(), "{:?}", dns.seen());
+
+        // --wait all: waits for the missing peers, then prints.
+        let mut child = render(dir.path(), dns.addr, &["--dry-run", "--wait", "all"])
+            .spawn()
+            .unwrap();
+        while_waiting(&dns, &peer(2), &mut child).await;
+        dns.add(&peer(1), "10.0.0.2").await;
+        dns.add(&peer(2), "10.0.0.3").await;
+        let output = finish(child, Duration::from_secs(5)).await;
+        assert_eq!(code(output.status), 0, "{}", text(&output.stderr));
+        assert_eq!(text(&output.stdout), "node=web-0\n");
+
+        // PEERCONF_WAIT counts as explicit too.
+        dns.remove(&peer(2), RecordType::A).await;
+        let mut cmd = render(dir.path(), dns.addr, &["--dry-run"]);
+        cmd.env("PEERCONF_WAIT", "all");
+        let mut child = cmd.spawn().unwrap();
+        while_waiting(&dns, &peer(2), &mut child).await;
+        dns.add(&peer(2), "10.0.0.3").await;
+        let output = finish(child, Duration::from_secs(5)).await;
+        assert_eq!(code(output.status), 0, "{}", text(&output.stderr));
+        assert_eq!(text(&output.stdout), "node=web-0\n");
+    }
 }

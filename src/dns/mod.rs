@@ -154,11 +154,11 @@ async fn wait_or_signal(target: &WaitTarget, settings: &WaitSettings) -> Result<
         biased;
         _ = sigterm.recv() => Err(Error::new(
             Kind::Terminated,
-            "SIGTERM arrived while waiting for the peers' DNS names: stopped before rendering",
+            "SIGTERM arrived while waiting for the peers' DNS names: stopped, nothing written",
         )),
         _ = sigint.recv() => Err(Error::new(
             Kind::Interrupted,
-            "SIGINT arrived while waiting for the peers' DNS names: stopped before rendering",
+            "SIGINT arrived while waiting for the peers' DNS names: stopped, nothing written",
         )),
         result = wait_for_peers(target, settings) => result,
     }
@@ -181,6 +181,10 @@ pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Res
     let servers = query::nameservers(&settings.nameservers, &settings.resolv_conf)?;
     let resolver = query::build_resolver(&servers)?;
     let start = Instant::now();
+    // A timeout too large for the clock (e.g. `--timeout 1000years`) means no deadline.
+    let deadline = start
+        .checked_add(settings.timeout)
+        .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 24 * 3600));
     let mut run = Run {
         target,
         settings,
@@ -190,8 +194,10 @@ pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Res
         servers: query::server_list(&servers),
         resolver,
         start,
-        deadline: start + settings.timeout,
+        deadline,
         self_stale: None,
+        answered: false,
+        last_problem: None,
         hints: Hints::default(),
         warnings: ProblemWarnings::default(),
     };
@@ -213,6 +219,10 @@ struct Run<'a> {
     resolved: Vec<bool>,
     /// The addresses this pod's own name resolves to while none of them is the pod IP.
     self_stale: Option<Vec<IpAddr>>,
+    /// Has any server given a usable answer (addresses, NXDOMAIN or no data) yet?
+    answered: bool,
+    /// The last server problem seen.
+    last_problem: Option<Problem>,
     hints: Hints,
     warnings: ProblemWarnings,
 }
@@ -257,12 +267,18 @@ impl Run<'_> {
                 settings.max_qps,
             );
             let elapsed = now - self.start;
-            for hint in self.hints.take_due(
-                &self.req,
-                &self.resolved,
-                self.self_stale.is_some(),
-                elapsed,
-            ) {
+            // The hints read meaning into DNS answers: none before a server has answered.
+            let hints = if self.answered {
+                self.hints.take_due(
+                    &self.req,
+                    &self.resolved,
+                    self.self_stale.is_some(),
+                    elapsed,
+                )
+            } else {
+                Vec::new()
+            };
+            for hint in hints {
                 warn!(after = %short(policy::HINT_AFTER), "hint: {}", hint_text(hint));
             }
             if now >= next_summary {
@@ -304,7 +320,12 @@ impl Run<'_> {
             let joined = tokio::select! {
                 biased;
                 joined = in_flight.join_next() => joined,
-                () = &mut deadline => break,
+                () = &mut deadline => {
+                    if !in_flight.is_empty() && self.last_problem.is_none() {
+                        self.last_problem = Some(Problem::Unanswered);
+                    }
+                    break;
+                }
             };
             let Some(joined) = joined else { break };
             let (i, answer) = match joined {
@@ -326,6 +347,9 @@ impl Run<'_> {
     fn record(&mut self, i: usize, answer: Answer, problems: &mut Vec<(usize, Problem)>) {
         let peer = &self.target.peers[i];
         let is_self = i == self.target.self_ordinal;
+        if !matches!(answer, Answer::Failed(_)) {
+            self.answered = true;
+        }
         match answer {
             Answer::Addresses(addresses) => {
                 if is_self
@@ -360,7 +384,10 @@ impl Run<'_> {
                 }
                 debug!(peer = %peer, "not resolved yet: {why}");
             }
-            Answer::Failed(problem) => problems.push((i, problem)),
+            Answer::Failed(problem) => {
+                self.last_problem = Some(problem.clone());
+                problems.push((i, problem));
+            }
         }
     }
 
@@ -401,6 +428,11 @@ impl Run<'_> {
                 self.target.self_ip,
             )
         });
+        // Only when no server ever answered is the server itself the likely cause.
+        let server_trouble = match (&self.last_problem, self.answered) {
+            (Some(problem), false) => Some((self.servers.as_str(), problem)),
+            _ => None,
+        };
         let message = timeout_message(
             self.settings.policy,
             self.resolved_count(),
@@ -408,12 +440,14 @@ impl Run<'_> {
             self.settings.timeout,
             &unresolved,
             stale,
+            server_trouble,
         );
         match self.settings.on_timeout {
             OnTimeout::Fail => Err(Error::peers_unresolved(message).with_hint(failure_hint(
                 &self.req,
                 &self.resolved,
                 self.self_stale.is_some(),
+                server_trouble.is_some(),
             ))),
             OnTimeout::Continue => {
                 // The caller logs the warning (it knows what it does next).
@@ -462,12 +496,18 @@ fn timeout_message(
     timeout: Duration,
     unresolved: &[String],
     stale_self: Option<(&str, &[IpAddr], Option<IpAddr>)>,
+    server_trouble: Option<(&str, &Problem)>,
 ) -> String {
     let mut message = format!(
-        "--wait {policy}: {needed} peer names must resolve, {resolved} did within the {} timeout; not resolved: {}",
+        "--wait {policy}: needs {needed} peer name(s) resolved, {resolved} did within the {} timeout; not resolved: {}",
         short(timeout),
         name_list(unresolved, 20)
     );
+    if let Some((servers, problem)) = server_trouble {
+        message.push_str(&format!(
+            " (no DNS server gave an answer: {servers}: {problem})"
+        ));
+    }
     if let Some((name, addresses, Some(pod_ip))) = stale_self {
         message.push_str(&format!(
             " ({name} resolves only to the stale {}, not to this pod's IP {pod_ip})",
@@ -478,8 +518,17 @@ fn timeout_message(
 }
 
 /// What to do about a timeout, most specific cause first.
-fn failure_hint(req: &Requirement, resolved: &[bool], self_stale: bool) -> String {
+fn failure_hint(
+    req: &Requirement,
+    resolved: &[bool],
+    self_stale: bool,
+    server_trouble: bool,
+) -> String {
     let me = req.self_ordinal();
+    if server_trouble {
+        return "check that the DNS server is reachable from the pod: --nameserver, or the                 nameserver lines of --resolv-conf"
+            .to_string();
+    }
     if req.needs_self() && !resolved[me] && self_stale {
         return "the DNS record of this pod's name still holds an old pod's IP: check the \
                 governing Service's endpoints, or raise --timeout"
@@ -547,10 +596,11 @@ mod tests {
             Duration::from_secs(90),
             &["b.svc".to_string(), "c.svc".to_string()],
             None,
+            None,
         );
         assert_eq!(
             message,
-            "--wait quorum: 2 peer names must resolve, 1 did within the 1m 30s timeout; not resolved: b.svc, c.svc"
+            "--wait quorum: needs 2 peer name(s) resolved, 1 did within the 1m 30s timeout; not resolved: b.svc, c.svc"
         );
         let stale: [IpAddr; 1] = ["10.0.0.9".parse().unwrap()];
         let message = timeout_message(
@@ -560,6 +610,7 @@ mod tests {
             Duration::from_millis(500),
             &["a.svc".to_string()],
             Some(("a.svc", &stale, Some("10.0.0.1".parse().unwrap()))),
+            None,
         );
         assert!(
             message.ends_with(
@@ -572,14 +623,38 @@ mod tests {
     #[test]
     fn failure_hint_picks_the_most_specific_cause() {
         let quorum = Requirement::new(WaitPolicy::Quorum, 3, 0).unwrap();
+        let hint = |req: &Requirement, resolved: &[bool], stale: bool, trouble: bool| {
+            failure_hint(req, resolved, stale, trouble)
+        };
         assert!(
-            failure_hint(&quorum, &[false, true, false], false)
-                .contains("publishNotReadyAddresses")
+            hint(&quorum, &[false, true, false], false, false).contains("publishNotReadyAddresses")
         );
-        assert!(failure_hint(&quorum, &[false, true, false], true).contains("old pod's IP"));
-        assert!(failure_hint(&quorum, &[true, false, false], false).contains("--wait preceding"));
+        assert!(hint(&quorum, &[false, true, false], true, false).contains("old pod's IP"));
+        assert!(hint(&quorum, &[true, false, false], false, false).contains("--wait preceding"));
+        assert!(
+            hint(&quorum, &[false, false, false], false, true).contains("DNS server is reachable")
+        );
         let all = Requirement::new(WaitPolicy::All, 3, 0).unwrap();
-        assert!(failure_hint(&all, &[true, true, false], false).contains("--on-timeout continue"));
+        assert!(hint(&all, &[true, true, false], false, false).contains("--on-timeout continue"));
+    }
+
+    #[test]
+    fn timeout_message_blames_the_server_only_when_it_never_answered() {
+        let message = timeout_message(
+            WaitPolicy::SelfOnly,
+            0,
+            1,
+            Duration::from_secs(3),
+            &["a.svc".to_string()],
+            None,
+            Some(("127.0.0.1:1", &Problem::Timeout)),
+        );
+        assert!(
+            message.ends_with(
+                "(no DNS server gave an answer: 127.0.0.1:1: no answer within 2s (timeout))"
+            ),
+            "{message}"
+        );
     }
 
     #[test]

@@ -164,6 +164,8 @@ impl fmt::Display for Absence {
 pub enum Problem {
     /// No answer within the query timeout (also UDP to a closed port).
     Timeout,
+    /// Still no answer when the wait's deadline passed (before the query timeout).
+    Unanswered,
     /// The connection was refused, or none could be made.
     NoConnection,
     /// The server answered SERVFAIL.
@@ -182,6 +184,7 @@ impl fmt::Display for Problem {
             Problem::Timeout => {
                 write!(f, "no answer within {}s (timeout)", QUERY_TIMEOUT.as_secs())
             }
+            Problem::Unanswered => f.write_str("no answer before the deadline"),
             Problem::NoConnection => f.write_str("connection refused or impossible"),
             Problem::ServFail => f.write_str("answered SERVFAIL"),
             Problem::Refused => f.write_str("answered REFUSED"),
