@@ -506,14 +506,15 @@ mod binary {
 
     const BIN: &str = env!("CARGO_BIN_EXE_peerconf");
 
-    /// `peerconf render` as pod web-0 of 3, against `server`, with a clean environment and
-    /// short intervals. The template prints the pod name.
+    /// `peerconf render` as pod web-0 (POD_IP 10.0.0.1) of 3, against `server`, with a clean
+    /// environment and short intervals. The template prints the pod name.
     fn render(dir: &Path, server: SocketAddr, extra: &[&str]) -> Command {
         let template = dir.join("t.txt");
         std::fs::write(&template, "node={{ pod_name }}\n").unwrap();
         let mut cmd = Command::new(BIN);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("POD_IP", "10.0.0.1")
             .args(["render", "--template"])
             .arg(&template)
             .args([
@@ -525,8 +526,6 @@ mod binary {
                 "default",
                 "--cluster-domain",
                 "cluster.local",
-                "--pod-ip",
-                "10.0.0.1",
                 "--resolv-conf",
                 "/nonexistent/resolv.conf",
                 "--nameserver",
@@ -764,6 +763,14 @@ mod binary {
         while_waiting(&dns, &peer(2), &mut child).await;
         dns.add(&peer(2), "10.0.0.3").await;
         let output = finish(child, Duration::from_secs(5)).await;
+        assert_eq!(code(output.status), 0, "{}", text(&output.stderr));
+        assert_eq!(text(&output.stdout), "node=web-0\n");
+
+        // Without POD_IP the dry run's stand-in pod_ip is not used for the stale-record
+        // guard: the own name counts with whatever address it has.
+        let mut cmd = render(dir.path(), dns.addr, &["--dry-run", "--wait", "self"]);
+        cmd.env_remove("POD_IP");
+        let output = finish(cmd.spawn().unwrap(), Duration::from_secs(5)).await;
         assert_eq!(code(output.status), 0, "{}", text(&output.stderr));
         assert_eq!(text(&output.stdout), "node=web-0\n");
     }
