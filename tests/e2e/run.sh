@@ -100,7 +100,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-python3 -u "$here/kubelet.py" --workdir "$work" --bin "$bin" --repo "$repo" "$@" </dev/null &
+# `exec` in the background subshell, so that $! is the driver itself, not a bash in between.
+(exec python3 -u "$here/kubelet.py" --workdir "$work" --bin "$bin" --repo "$repo" "$@" </dev/null) &
 driver=$!
 set +e
 wait "$driver"
