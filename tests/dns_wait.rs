@@ -212,6 +212,30 @@ async fn aaaa_records_count_like_a_records() {
     assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 2 });
 }
 
+#[tokio::test]
+async fn a_truncated_udp_answer_is_asked_again_over_tcp() {
+    let dns = TestDns::start(ZONE).await;
+    // 200 A records do not fit in a UDP answer.
+    for i in 0..200 {
+        dns.add(&peer(0), &format!("10.1.{}.{}", i / 250, i % 250 + 1))
+            .await;
+    }
+    let wait = start_wait(target(1, 0, None), settings(dns.addr, "self"));
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 1 });
+    let protocols: Vec<(String, String)> = dns
+        .seen()
+        .iter()
+        .filter(|s| s.record_type == RecordType::A)
+        .map(|s| (s.protocol.to_lowercase(), s.name.clone()))
+        .collect();
+    let name = format!("{}.", peer(0));
+    assert_eq!(
+        protocols,
+        vec![("udp".to_string(), name.clone()), ("tcp".to_string(), name)]
+    );
+}
+
 // ---- timeout ---------------------------------------------------------------------------------
 
 #[tokio::test]

@@ -30,6 +30,8 @@ pub struct Seen {
     /// Lowercase, absolute (trailing dot).
     pub name: String,
     pub record_type: RecordType,
+    /// UDP or TCP.
+    pub protocol: String,
 }
 
 #[derive(Debug, Default)]
@@ -38,11 +40,12 @@ pub struct QueryLog {
 }
 
 impl QueryLog {
-    fn push(&self, name: String, record_type: RecordType) {
+    fn push(&self, name: String, record_type: RecordType, protocol: String) {
         self.seen.lock().unwrap().push(Seen {
             at: Instant::now(),
             name,
             record_type,
+            protocol,
         });
     }
 }
@@ -61,8 +64,11 @@ impl<H: RequestHandler> RequestHandler for Logging<H> {
         response_handle: R,
     ) -> ResponseInfo {
         if let Ok(info) = request.request_info() {
-            self.log
-                .push(info.query.name().to_string(), info.query.query_type());
+            self.log.push(
+                info.query.name().to_string(),
+                info.query.query_type(),
+                request.protocol().to_string(),
+            );
         }
         self.inner
             .handle_request::<R, T>(request, response_handle)
