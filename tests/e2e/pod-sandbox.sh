@@ -20,6 +20,11 @@
 # machine's /etc/resolv.conf is never touched: the pod's resolv.conf is bound at ROOTFS/etc.
 set -eu
 
+# The environment is the container's (kubelet.py passes exactly that); use a PATH of our own for
+# the tools below and hand the container's back (or none, if it had none) at exec.
+if [ "${PATH+set}" = set ]; then ctr_path=$PATH; else ctr_path=; unset_path=1; fi
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+
 rootfs=$1 host=$2 ids=$3 groups=$4 ro_root=$5
 shift 5
 
@@ -67,7 +72,9 @@ hostname "$host"
 if [ "$ro_root" = true ]; then
     mount -o remount,ro "$rootfs"
 fi
+chroot=$(command -v chroot)
+if [ -n "${unset_path:-}" ]; then unset PATH; else PATH=$ctr_path; fi
 if [ "$groups" = - ]; then
-    exec chroot --userspec="$ids" "$rootfs" "$@"
+    exec "$chroot" --userspec="$ids" "$rootfs" "$@"
 fi
-exec chroot --userspec="$ids" --groups="$groups" "$rootfs" "$@"
+exec "$chroot" --userspec="$ids" --groups="$groups" "$rootfs" "$@"
