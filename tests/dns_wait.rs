@@ -657,6 +657,42 @@ mod binary {
         assert!(warning.contains(&peer(1)), "{warning}");
     }
 
+    #[tokio::test]
+    async fn servfail_is_a_warning_naming_the_server_and_nxdomain_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let servfail = TestDns::start_servfail().await;
+        let quiet = TestDns::start(ZONE).await;
+        let args = ["--wait", "self", "--timeout", "300ms", "--dry-run"];
+        let (failing, nxdomain) = tokio::join!(
+            finish(
+                render(dir.path(), servfail.addr, &args).spawn().unwrap(),
+                Duration::from_secs(5)
+            ),
+            finish(
+                render(dir.path(), quiet.addr, &args).spawn().unwrap(),
+                Duration::from_secs(5)
+            ),
+        );
+        let stderr = text(&failing.stderr);
+        assert_eq!(code(failing.status), 4, "{stderr}");
+        let warnings: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("DNS server problem"))
+            .collect();
+        // One warning, although several rounds failed (repeats wait 10 s).
+        assert_eq!(warnings.len(), 1, "{stderr}");
+        assert!(
+            warnings[0].contains(&format!("server={}", servfail.addr)),
+            "{stderr}"
+        );
+        assert!(warnings[0].contains("SERVFAIL"), "{stderr}");
+        assert!(servfail.count(&peer(0), RecordType::A) >= 2);
+
+        let stderr = text(&nxdomain.stderr);
+        assert_eq!(code(nxdomain.status), 4, "{stderr}");
+        assert!(!stderr.contains("DNS server problem"), "{stderr}");
+    }
+
     async fn signal_mid_wait(signal: &str, want: i32) {
         let dns = TestDns::start(ZONE).await;
         let dir = tempfile::tempdir().unwrap();
