@@ -556,22 +556,31 @@ class Kubelet:
     def sandbox_selfcheck(self):
         """Prove the container emulation before trusting it: the process runs as the given
         uid/gid with the fsGroup as a supplementary group, on a read-only root, with the pod's
-        resolv.conf and host name, and the machine's own /etc/resolv.conf stays as it was."""
+        resolv.conf and host name and exactly the env it was given, and the machine's own
+        /etc/resolv.conf stays as it was."""
         d = self.workdir / "selfcheck"
-        (d / "rootfs").mkdir(parents=True)
+        d.mkdir()
         os.chmod(d, 0o755)
         resolv = d / "resolv.conf"
         resolv.write_text(f"nameserver {self.dns.ip}\n")
         os.chmod(resolv, 0o644)
+
+        def sandboxed(n, *argv):
+            (d / f"rootfs{n}").mkdir()
+            return run(["unshare", "--mount", "--uts", "--propagation", "private", "sh", SANDBOX,
+                        d / f"rootfs{n}", "selfcheck-0", "65532:65532", "1000", "true",
+                        "--bind", resolv, "/etc/resolv.conf", "ro", "--", *argv],
+                       env={"PATH": "/usr/bin:/bin", "POD_NAME": "selfcheck-0"}, check_rc=False)
+
         script = 'echo "$(id -u):$(id -g):$(id -G)"; if (echo >/probe) 2>/dev/null; then echo rw; else echo ro; fi; ' \
                  'cat /etc/resolv.conf; hostname'
-        r = run(["unshare", "--mount", "--uts", "--propagation", "private", "sh", SANDBOX,
-                 d / "rootfs", "selfcheck-0", "65532:65532", "1000", "true",
-                 "--bind", resolv, "/etc/resolv.conf", "ro", "--", "/bin/sh", "-c", script],
-                env={"PATH": "/usr/bin:/bin"}, check_rc=False)
+        r = sandboxed(1, "/bin/sh", "-c", script)
         want = f"65532:65532:65532 1000\nro\nnameserver {self.dns.ip}\nselfcheck-0\n"
         check(r.returncode == 0 and r.stdout == want,
               f"the pod sandbox does not behave as a container would: {r.stdout!r} {r.stderr!r}")
+        r = sandboxed(2, "/usr/bin/env")
+        check(r.returncode == 0 and sorted(r.stdout.splitlines()) == ["PATH=/usr/bin:/bin", "POD_NAME=selfcheck-0"],
+              f"the pod sandbox passes an env other than the container's: {r.stdout!r} {r.stderr!r}")
         check(f"nameserver {self.dns.ip}" not in Path("/etc/resolv.conf").read_text(),
               "the machine's /etc/resolv.conf shows the suite's DNS server")
 
@@ -1108,7 +1117,7 @@ def main():
         os.chmod(binary, 0o755)
         k = Kubelet(workdir, binary, a.repo.resolve(), net)
         print(f"e2e: dnsmasq on {k.dns.ip}:53, pods on 127.{net}.x.y, work dir {workdir}", flush=True)
-        print("e2e: sandbox self-check ok (uid/gid/fsGroup, read-only root, pod resolv.conf, host name)",
+        print("e2e: sandbox self-check ok (uid/gid/fsGroup, read-only root, pod resolv.conf, host name, env)",
               flush=True)
     except Exception as e:  # setup failure: every scenario fails
         print(f"e2e: setup failed: {e}", flush=True)

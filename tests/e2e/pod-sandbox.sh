@@ -73,6 +73,7 @@ if [ "$ro_root" = true ]; then
     mount -o remount,ro "$rootfs"
 fi
 chroot=$(command -v chroot)
+unset PWD OLDPWD # the shell's own; a container runtime passes only the container's env
 if [ -n "${unset_path:-}" ]; then unset PATH; else PATH=$ctr_path; fi
 if [ "$groups" = - ]; then
     exec "$chroot" --userspec="$ids" "$rootfs" "$@"
