@@ -1,0 +1,224 @@
+//! Kill tests: `peerconf render --wait none` is SIGKILLed at random moments while it writes
+//! a multi-MiB config over an existing one. The output is always either the old or the new
+//! complete document, never a partial one (checked after every kill, and continuously by a
+//! reader while the runs go on), and the next run removes the temp files a killed run left.
+//!
+//! The delays are random; the seed is printed, and `PEERCONF_KILL_SEED` replays a run.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_peerconf");
+const ITERATIONS: usize = 50;
+const TEMP_SUFFIX: &str = ".peerconf-tmp";
+
+/// 500 000 lines of the version string between two markers: about 8.5 MB.
+const TEMPLATE: &str = "BEGIN {{ v }}\n{{ (v ~ '\\n') * 500000 }}END {{ v }}\n";
+const VERSIONS: [&str; 2] = ["old-aaaaaaaaaaaa", "new-bbbbbbbbbbbb"];
+
+fn expected(version: &str) -> Vec<u8> {
+    let mut doc = format!("BEGIN {version}\n");
+    doc.push_str(&format!("{version}\n").repeat(500_000));
+    doc.push_str(&format!("END {version}\n"));
+    doc.into_bytes()
+}
+
+/// A small xorshift generator: the test needs random delays, not a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn seed() -> u64 {
+    match std::env::var("PEERCONF_KILL_SEED") {
+        Ok(s) => s.parse().expect("PEERCONF_KILL_SEED is a u64"),
+        Err(_) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64;
+            nanos | 1
+        }
+    }
+}
+
+fn render(template: &Path, output: &Path, version: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args([
+            "render",
+            "--template",
+            template.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--format",
+            "text",
+            "--wait",
+            "none",
+            "--pod-name",
+            "db-0",
+            "--replicas",
+            "1",
+            "--resolv-conf",
+            "/nonexistent/resolv.conf",
+            "--log-level",
+            "error",
+            "--set",
+            &format!("v={version}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn temps(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(TEMP_SUFFIX))
+        .collect()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn sigkill_at_any_moment_leaves_the_old_or_the_new_document_and_temps_are_cleaned() {
+    let seed = seed();
+    eprintln!("PEERCONF_KILL_SEED={seed}");
+    let mut rng = Rng(seed);
+
+    let inputs = tempfile::tempdir().unwrap();
+    let template = inputs.path().join("big.cfg");
+    fs::write(&template, TEMPLATE).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let output = out_dir.path().join("zoo.cfg");
+    let docs = [expected(VERSIONS[0]), expected(VERSIONS[1])];
+
+    // The old document, written by peerconf itself; and how long a whole run takes.
+    let started = Instant::now();
+    let first = render(&template, &output, VERSIONS[0]).output().unwrap();
+    let full_run = started.elapsed();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(fs::read(&output).unwrap() == docs[0], "the first render");
+
+    // A reader that opens and reads the target over and over while the writers are killed.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, output, docs) = (stop.clone(), output.clone(), docs.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let seen = fs::read(&output).expect("the target always exists");
+                assert!(
+                    seen == docs[0] || seen == docs[1],
+                    "a reader saw a partial document of {} bytes",
+                    seen.len()
+                );
+                reads += 1;
+            }
+            reads
+        })
+    };
+
+    let mut current = 0usize;
+    let (mut mid_write, mut finished, mut killed) = (0, 0, 0);
+    let window = full_run.as_micros() as u64 * 3 / 2 + 1;
+    for i in 0..ITERATIONS {
+        let next = 1 - current;
+        let delay = Duration::from_micros(rng.next() % window);
+        let mut child = render(&template, &output, VERSIONS[next]).spawn().unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL; a no-op if it already exited
+        let status = child.wait().unwrap();
+
+        let now = fs::read(&output).unwrap();
+        let context = format!("iteration {i}, killed after {delay:?}, {status:?} (seed {seed})");
+        if now == docs[next] {
+            current = next;
+        } else {
+            assert!(
+                now == docs[current],
+                "{context}: partial output of {} bytes",
+                now.len()
+            );
+        }
+        let left = temps(out_dir.path());
+        if status.success() {
+            finished += 1;
+            assert_eq!(current, next, "{context}: exit 0 without the new document");
+            assert!(left.is_empty(), "{context}: a finished run left {left:?}");
+        } else {
+            if status.code().is_some() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+                }
+                panic!("{context}: failed without being killed: {stderr}");
+            }
+            killed += 1;
+            if !left.is_empty() {
+                mid_write += 1;
+            }
+        }
+        for temp in &left {
+            let name = temp.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.starts_with(".zoo.cfg.") && !name.ends_with(".json"),
+                "{context}: temp name {name}"
+            );
+        }
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader
+        .join()
+        .expect("the reader saw only complete documents");
+
+    // The next, uninterrupted run cleans up whatever the killed runs left.
+    let last = render(&template, &output, VERSIONS[1 - current])
+        .output()
+        .unwrap();
+    assert!(
+        last.status.success(),
+        "{}",
+        String::from_utf8_lossy(&last.stderr)
+    );
+    assert!(fs::read(&output).unwrap() == docs[1 - current]);
+    assert_eq!(
+        names(out_dir.path()),
+        ["zoo.cfg"],
+        "stale temp files remain"
+    );
+
+    eprintln!(
+        "{ITERATIONS} runs: {killed} killed ({mid_write} left a temp file), {finished} finished; \
+         {reads} reads, all complete; a whole run took {full_run:?}"
+    );
+    assert!(
+        mid_write > 0,
+        "no kill landed while the temp file existed (seed {seed}): the test proved nothing"
+    );
+}
