@@ -10,7 +10,9 @@ TARGETARCH=--arch), WORKDIR maps to --workdir, COPY copies from the context exac
 .dockerignore lets through (keeping mtimes, as COPY does), RUN runs under `/bin/sh -c`. RUN steps
 must use paths under WORKDIR only, so they cannot touch this machine outside --workdir. Any other
 instruction in the build stage is an error, so the simulation never silently skips a step. The
-workdir starts empty but for its target/ directory, which persists like a BuildKit cache.
+workdir starts empty but for its target/ directory, which persists like a BuildKit cache. When
+the Dockerfile, the arch and every file the COPY steps take are unchanged since the last run, the
+previous result is reused, as Docker's layer cache would.
 
 Checks the final stage's shape on the way: FROM scratch, a COPY --from=<build stage> of one file,
 USER, ENTRYPOINT. Progress goes to stderr; stdout gets only the built file's path.
@@ -18,6 +20,7 @@ USER, ENTRYPOINT. Progress goes to stderr; stdout gets only the built file's pat
 
 import argparse
 import fnmatch
+import hashlib
 import os
 import re
 import shlex
@@ -152,8 +155,30 @@ def main():
         die(f"COPY --from={from_name}: no such stage")
     log(f"      Dockerfile build stage '{from_name}' (FROM {build['image']}), TARGETARCH={opts.arch}")
 
-    workdir_image = None
+    pats = ignore_patterns(context)
+    digest = hashlib.sha256(open(os.path.join(context, opts.dockerfile), "rb").read() + opts.arch.encode())
+    for kw, rest in build["steps"]:
+        if kw != "COPY":
+            continue
+        for source in shlex.split(rest)[:-1]:
+            top = os.path.join(context, source)
+            files = [top] if os.path.isfile(top) else sorted(
+                os.path.join(d, f) for d, _, fs in os.walk(top) for f in fs)
+            for path in files:
+                rel = os.path.normpath(os.path.relpath(path, context))
+                if not excluded(rel, pats):
+                    digest.update(rel.encode() + b"\0" + open(path, "rb").read())
     workdir = os.path.abspath(opts.workdir)
+    stamp = os.path.join(workdir, "target", ".dockerfile-build-inputs")
+    if os.path.exists(stamp) and open(stamp).read() == digest.hexdigest() and os.path.isfile(
+            os.path.join(workdir, "target", ".dockerfile-build-result")):
+        result = open(os.path.join(workdir, "target", ".dockerfile-build-result")).read()
+        if os.path.isfile(result):
+            log(f"      inputs unchanged since the last build: reusing {result} (as Docker's layer cache would)")
+            print(result)
+            return
+
+    workdir_image = None
     os.makedirs(workdir, exist_ok=True)
     for entry in os.listdir(workdir):  # a fresh stage, but for the cargo cache
         if entry != "target":
@@ -162,7 +187,6 @@ def main():
     env = {k: v for k, v in os.environ.items()
            if k not in {"CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS",
                         "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"}}
-    pats = ignore_patterns(context)
     for kw, rest in build["steps"]:
         if kw == "ARG":
             name, _, default = rest.partition("=")
@@ -200,6 +224,10 @@ def main():
     if not os.path.isfile(built):
         die(f"the build stage did not produce {src}")
     log(f"      the image's {dst} = {src} of the build stage = {built}")
+    with open(os.path.join(workdir, "target", ".dockerfile-build-result"), "w") as f:
+        f.write(built)
+    with open(stamp, "w") as f:
+        f.write(digest.hexdigest())
     print(built)
 
 

@@ -94,8 +94,8 @@ run_in_root() {
 }
 if [[ ! -x /usr/bin/time ]]; then
     log "apt-get install time"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends time >/dev/null
 fi
 
 ROOTFS=$WORK/root
@@ -185,8 +185,8 @@ else
     check_static "$ARM" 'AArch64'
     if ! command -v qemu-aarch64-static >/dev/null 2>&1; then
         log "apt-get install qemu-user-static"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static >/dev/null
+        apt-get -o DPkg::Lock::Timeout=300 update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends qemu-user-static >/dev/null
     fi
     out=$(POD_IP=10.244.2.9 qemu-aarch64-static "$ARM" render --template manifests/consul.json \
         --namespace prod --pod-name consul-2 --replicas 3 --cluster-domain cluster.local \
