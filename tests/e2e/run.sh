@@ -61,7 +61,9 @@ else
     build_start=$SECONDS
     cargo build --release --locked --quiet
     say "built in $((SECONDS - build_start))s"
-    bin=$repo/target/release/peerconf
+    target=$(cargo metadata --format-version 1 --no-deps --locked |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+    bin=$target/release/peerconf
 fi
 [ -x "$bin" ] || { say "no executable at $bin"; exit 2; }
 
