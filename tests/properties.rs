@@ -444,7 +444,7 @@ proptest! {
         prop_assert_eq!(detected_domain(&ns, &text), domain.clone(), "{}", text);
 
         // The last search line wins, as in glibc: without an svc. entry, the default.
-        let without = format!("{text}\nsearch {ns}.example {domain}\n");
+        let without = format!("{text}\nsearch {ns}-x.example\n");
         prop_assert_eq!(detected_domain(&ns, &without), "cluster.local");
     }
 }

@@ -91,8 +91,16 @@ fn templates_cannot_include_import_or_extend_any_file() {
                 .find(|l| l.starts_with("peerconf: error: "))
                 .unwrap_or_else(|| panic!("{name}: no error line: {stderr}"));
             assert!(error.contains(*name), "{name}: {error}");
+            // No loader: the name is not found. Without minijinja's multi_template feature
+            // (the proposed fix for its import panic) the statement does not even parse.
             assert!(
-                error.contains("template not found") || error.contains("`nope` is undefined"),
+                [
+                    "template not found",
+                    "unknown statement",
+                    "`nope` is undefined"
+                ]
+                .iter()
+                .any(|why| error.contains(why)),
                 "{name}: {error}"
             );
             for leak in [MARKER, "root:x:0:0", "root:"] {
@@ -117,7 +125,8 @@ fn configmap_keys_cannot_include_each_other() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
-        stderr.contains("main.cfg") && stderr.contains("template not found"),
+        stderr.contains("main.cfg")
+            && (stderr.contains("template not found") || stderr.contains("unknown statement")),
         "{stderr}"
     );
     assert_eq!(
