@@ -183,7 +183,7 @@ nameserver 127.77.0.1
 options ndots:5
 EOF
 fqdn() { echo "consul-$1.consul.$NS.svc.cluster.local"; }
-ip_of() { echo "10.$((($1 >> 16) & 255)).$((($1 >> 8) & 255)).$((($1 & 255) + 1))"; }
+ip_of() { echo "10.$((($1 + 1) >> 16 & 255)).$((($1 + 1) >> 8 & 255)).$((($1 + 1) & 255))"; } # ordinal -> 10.x.y.z
 if [ "$MODE" = smoke ]; then
     R_RUNS=30 R_WARM=5 D_RUNS=5 TRIALS=3 PUB_LO=2.2 PUB_HI=3.2 RATE_FROM=2 RATE_TO=6 SIZES="3 101" RSS_N=101 RSS_T=3s
 else
@@ -286,7 +286,7 @@ EOF
         for ((i = 0; i < n; i++)); do
             f="consul-$i.consul.$NS.svc.cluster.local"
             echo "$f" >>"$S/names"
-            echo "10.$(((i >> 16) & 255)).$(((i >> 8) & 255)).$(((i & 255) + 1)) $f" >>"$S/hosts/.all"
+            echo "10.$(((i + 1) >> 16 & 255)).$(((i + 1) >> 8 & 255)).$(((i + 1) & 255)) $f" >>"$S/hosts/.all"
         done
         chmod 644 "$S/hosts/.all" && mv "$S/hosts/.all" "$S/hosts/all"
         port=$(start_dnsmasq "scale-$n" 127.77.2.1 "$S/hosts")
