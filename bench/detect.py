@@ -158,6 +158,12 @@ def main():
         commands = {t: waiter_cmd(t, s) for t, s in servers.items()}
         env = dict(os.environ, POD_NAMESPACE=ns)
         lo, hi = cfg["publish_after"]
+        # Publish moments stratified over [lo, hi]: one random moment in each of `trials` equal
+        # slices, in random order, so that the trials cover every phase of the loops' 1 s and
+        # 2 s cycles evenly (pure random moments left the 2 s loop's median off by 0.3 s).
+        n = cfg["trials"]
+        delays = [lo + (hi - lo) * (k + rng.random()) / n for k in range(n)]
+        rng.shuffle(delays)
         trials = []
         for k in range(cfg["trials"]):
             for s in servers.values():
@@ -176,7 +182,7 @@ def main():
                     )
                 )
             pidfds = {os.pidfd_open(p.pid): t for t, p in procs.items()}
-            delay = rng.uniform(lo, hi)
+            delay = delays[k]
             time.sleep(max(0.0, t0 + delay - time.monotonic()))
             early = {t: p.poll() for t, p in procs.items() if p.poll() is not None}
             off_pub, t_pub = {}, {}

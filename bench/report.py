@@ -172,13 +172,14 @@ def main(argv):
         s = ["### 2. Detection latency", "",
              f"Load at start: {loads.get('detect')}. {det['trials']} trials; in each, the three waiters start "
              f"together, each against its own dnsmasq, and `{det['pending_name']}` is published (dot-file, "
-             f"then `mv`) at a random {lo:g}-{hi:g} s after the start (a random phase of every waiter's "
-             "schedule). Latency = publish -> the waiter's exit with its config written.", "",
+             f"then `mv`) at a random {lo:g}-{hi:g} s after the start (stratified: one random moment in each "
+             f"of {det['trials']} equal slices, so every phase of each waiter's schedule is covered). "
+             "Latency = publish -> the waiter's exit with its config written.", "",
              "| waiter | ok/trials | median | p90 | min | max | DNS queries/s per pending name | from the schedule |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
         label = {"peerconf": "peerconf, defaults (quorum, max-interval 1s, max-qps 100)",
                  "loop2": "busybox `until nslookup; do sleep 2; done`", "loop1": "busybox loop, sleep 1"}
-        sched = {"peerconf": "about 4 (2 per pause, pauses 0-1 s, mean 0.5 s)", "loop2": "2 per 2 s = 1",
+        sched = {"peerconf": "2 per pause of 0.5-1 s (mean 0.75 s) = 2.7", "loop2": "2 per 2 s = 1",
                  "loop1": "2 per 1 s = 2"}
         for t in ("peerconf", "loop2", "loop1"):
             v = sm[t]
@@ -188,7 +189,8 @@ def main(argv):
         s += ["", f"Queries counted at each dnsmasq (`--log-queries`) while the waiters wait on names that never "
               f"appear, from {rf:g} s to {rt:g} s after their start, and divided by the pending names each one "
               "asks for: peerconf asks for both absent peers (consul-1 and consul-2; either completes the "
-              "quorum), the loops for consul-1 only. Every waiter sends an A and an AAAA query per try."]
+              "quorum), the loops for consul-1 only. Every waiter sends an A and an AAAA query per try; "
+              "peerconf's pause, once grown, is uniform between half of `--max-interval` and all of it."]
         v = det["verified"]
         s += ["", "Verified on every dnsmasq before the trials: absent name -> NXDOMAIN "
               f"({'ok' if all(x['ok'] for x in v.values()) else 'FAILED'}), renamed into place -> answered by "
@@ -200,8 +202,9 @@ def main(argv):
     sizes = sorted(int(m.group(1)) for f in os.listdir(res) if (m := re.match(r"scale_(\d+)_pc\.json$", f)))
     if sizes:
         s = ["### 3. Scale: all records present, one `--wait all` render vs a sequential busybox loop", "",
-             "| replicas | load at start | peerconf median (runs) | busybox loop median (runs) | speedup | "
-             "dnsmasq floor, A+AAAA (A only) |", "|---:|---|---:|---:|---:|---:|"]
+             "| replicas | load at start | peerconf median (runs) | peerconf CPU user + sys | "
+             "busybox loop median (runs) | speedup | dnsmasq floor, A+AAAA (A only) |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
         for n in sizes:
             pc = list(hf_rows(load_json(res, f"scale_{n}_pc.json")).values())[0]
             bb = list(hf_rows(load_json(res, f"scale_{n}_bb.json")).values())[0]
@@ -209,7 +212,7 @@ def main(argv):
             fla = load_json(res, f"floor_{n}_a.json")
             x = bb["median"] / pc["median"]
             s.append(f"| {n} | {loads.get(f'scale-{n}')} | {ms(pc['median'])} ({pc['runs']}) | "
-                     f"{ms(bb['median'])} ({bb['runs']}) | {x:.1f}x | "
+                     f"{ms(pc['user'])} + {ms(pc['system'])} | {ms(bb['median'])} ({bb['runs']}) | {x:.1f}x | "
                      f"{ms(fl['median']) if fl else 'n/a'} ({ms(fla['median']) if fla else 'n/a'}) |")
             if n == 1001:
                 summary.append(("3", "1001 peers, one `--wait all` render, median", ms(pc["median"]),

@@ -331,7 +331,7 @@ if [ $DNS_OK = 1 ]; then
         echo "$1: $(grep 'Maximum resident' "$RES/rss_$1.txt")"
     }
     rss_run nxdomain "127.77.3.1:$port"
-    grep -c 'query\[' "$F/dnsmasq.log" >"$RES/rss_nxdomain_queries.txt" || true
+    grep -c 'query\[[A-Z]*\] consul-' "$F/dnsmasq.log" >"$RES/rss_nxdomain_queries.txt" || true
     cp "$F/dnsmasq.log" "$RES/rss_nxdomain_dnsmasq.log"
     stop_pid "$dpid"
     "$PY" bench/dnsutil.py blackhole 127.77.3.2 60 "$F/bh.port" &
