@@ -110,7 +110,8 @@ def main(argv):
       f"{meta.get('dnsmasq')}, {meta.get('rustc')}.")
     w(f"- peerconf measured: {meta.get('build')} build, {int(meta.get('bin_size', 0)):,} bytes, "
       f"static: {meta.get('bin_static')}. DNS wait in this build: {meta.get('dns_wait')}.")
-    w(f"- Load average (1/5/15 min) at start: {loads.get('start')}; at the end: {loads.get('end')}. "
+    w(f"- Load average (1/5/15 min) at the script's start: {loads.get('start')}; as the measurements began "
+      f"(after the build): {loads.get('render')}; at the end: {loads.get('end')}. "
       + (f"Idle wait: {meta['idle_wait']}." if "idle_wait" in meta else "No idle wait was requested."))
     w("  The load of each measurement, taken as it started, is in its table. Other work ran on this "
       "machine at the same time whenever the load is above about 1.")

@@ -121,24 +121,6 @@ meta rustc "$(rustc --version)"
 meta commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+uncommitted src changes')"
 load_mark start
 
-if [ "$IDLE_WAIT" -gt 0 ]; then
-    step "waiting up to ${IDLE_WAIT}s for the 1-min load average to stay below 1.0 for 60s"
-    t_start=$SECONDS low_since=-1 idle="not reached"
-    while [ $((SECONDS - t_start)) -lt "$IDLE_WAIT" ]; do
-        l=$(cut -d' ' -f1 /proc/loadavg)
-        if awk -v l="$l" 'BEGIN { exit !(l < 1.0) }'; then
-            [ "$low_since" -ge 0 ] || low_since=$SECONDS
-            if [ $((SECONDS - low_since)) -ge 60 ]; then idle="reached"; break; fi
-        else
-            low_since=-1
-        fi
-        sleep 10
-    done
-    echo "idle wait: $idle after $((SECONDS - t_start))s, load $(cut -d' ' -f1-3 /proc/loadavg)"
-    meta idle_wait "$idle after $((SECONDS - t_start))s (limit ${IDLE_WAIT}s); load then $(cut -d' ' -f1-3 /proc/loadavg)"
-    load_mark after-idle-wait
-fi
-
 # --- build -------------------------------------------------------------------------------
 step "build"
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
@@ -170,6 +152,25 @@ meta bin_size "$(stat -c %s "$BIN")"
 meta bin_static "$(readelf -l "$BIN" | grep -q INTERP && echo no || echo yes)"
 [ -n "$GNU_BIN" ] && meta gnu_size "$(stat -c %s "$GNU_BIN")"
 echo "measuring $BIN ($(stat -c %s "$BIN") bytes)"
+
+# Wait for a quiet machine after the build, which is itself load.
+if [ "$IDLE_WAIT" -gt 0 ]; then
+    step "waiting up to ${IDLE_WAIT}s for the 1-min load average to stay below 1.0 for 60s"
+    t_start=$SECONDS low_since=-1 idle="not reached"
+    while [ $((SECONDS - t_start)) -lt "$IDLE_WAIT" ]; do
+        l=$(cut -d' ' -f1 /proc/loadavg)
+        if awk -v l="$l" 'BEGIN { exit !(l < 1.0) }'; then
+            [ "$low_since" -ge 0 ] || low_since=$SECONDS
+            if [ $((SECONDS - low_since)) -ge 60 ]; then idle="reached"; break; fi
+        else
+            low_since=-1
+        fi
+        sleep 10
+    done
+    echo "idle wait: $idle after $((SECONDS - t_start))s, load $(cut -d' ' -f1-3 /proc/loadavg)"
+    meta idle_wait "$idle after $((SECONDS - t_start))s (limit ${IDLE_WAIT}s); load then $(cut -d' ' -f1-3 /proc/loadavg)"
+    load_mark after-idle-wait
+fi
 
 # --- shared fixtures ---------------------------------------------------------------------
 NS=prod # the namespace the tutorial's sed writes in; peerconf gets the same
