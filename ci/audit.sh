@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Supply chain: fail on any RustSec advisory (vulnerable, unmaintained, unsound or yanked
+# crates: --deny warnings) in Cargo.lock and fuzz/Cargo.lock, against the advisory-db
+# snapshot at ../shared/advisory-db beside the checkout (CI has no network beyond the package
+# registries, hence --no-fetch); then print the licences of the crates the binary ships.
+#
+# Idempotent: installs cargo-audit (cargo install --locked) only when it is missing.
+# PEERCONF_ADVISORY_DB overrides the database path.
+set -euo pipefail
+# shellcheck source=ci/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+db=${PEERCONF_ADVISORY_DB:-$ROOT/../shared/advisory-db}
+[[ -d $db/crates ]] || fail "no RustSec advisory database at $db (expected ../shared/advisory-db beside the checkout)"
+db=$(cd "$db" && pwd)
+
+if cargo audit --version >/dev/null 2>&1; then
+    log "cargo-audit present: version $(cargo audit --version | awk '{print $NF}')"
+else
+    log "cargo install --locked cargo-audit (not installed yet)"
+    cargo install --locked cargo-audit
+fi
+
+# cargo-audit also checks for yanked versions in cargo's local index cache: fill it, so a
+# fresh machine gives the same answer as a warm one.
+log "cargo fetch --locked (root and fuzz/)"
+cargo fetch --locked --quiet
+cargo fetch --locked --quiet --manifest-path fuzz/Cargo.toml
+
+for lock in Cargo.lock fuzz/Cargo.lock; do
+    log "cargo audit --no-fetch --db $db --deny warnings --file $lock"
+    cargo audit --no-fetch --db "$db" --deny warnings --file "$lock" ||
+        fail "RustSec advisories in $lock (see above); update or replace the crate"
+    ok "no advisory applies to $lock"
+done
+
+log "licences of the crates in the shipped binary (cargo tree -e normal, this host's target)"
+cargo tree --locked -e normal --prefix none --format '{p}|{l}' |
+    sed 's/ (\*)$//; s/ (proc-macro)$//' | grep -v '^peerconf v' | sort -u |
+    awk -F'|' '{ split($1, p, " "); n[$2]++; crates[$2] = crates[$2] (crates[$2] ? ", " : "") p[1] }
+        END { for (l in n) printf "%4d  %s: %s\n", n[l], (l == "" ? "(none declared)" : l), crates[l] }' |
+    sort -rn
