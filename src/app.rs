@@ -20,6 +20,7 @@ use crate::variables::{self, UnknownPodIp, Variable};
 
 /// The process entry point: parse, run, and turn any error into its report and exit code.
 pub fn main() -> ExitCode {
+    crate::error::install_panic_hook();
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
         Err(e) => return clap_error(e),

@@ -22,6 +22,8 @@ pub enum Kind {
     Interrupted,
     /// SIGTERM arrived while waiting (exit 143).
     Terminated,
+    /// A bug: something panicked outside the template engine (exit 70, EX_SOFTWARE).
+    Internal,
 }
 
 impl Kind {
@@ -34,6 +36,7 @@ impl Kind {
             Kind::Output => 5,
             Kind::Interrupted => 130,
             Kind::Terminated => 143,
+            Kind::Internal => 70,
         }
     }
 }
@@ -120,6 +123,56 @@ impl std::error::Error for Error {}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+thread_local! {
+    /// The template the engine is rendering right now, if any (see [`EngineGuard`]).
+    static IN_ENGINE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Marks that the template engine is running on `name`, until dropped. A panic inside the
+/// engine is then reported as that template's error (exit 3) rather than a crash.
+pub struct EngineGuard;
+
+impl EngineGuard {
+    pub fn enter(name: &str) -> EngineGuard {
+        IN_ENGINE.with(|t| *t.borrow_mut() = Some(name.to_string()));
+        EngineGuard
+    }
+}
+
+impl Drop for EngineGuard {
+    fn drop(&mut self) {
+        IN_ENGINE.with(|t| *t.borrow_mut() = None);
+    }
+}
+
+/// Never a raw panic: the release build aborts on panic (smaller, and an init container
+/// has nothing to unwind to), so this hook prints peerconf's usual error lines and exits
+/// with a documented code before the abort. The template engine has panicked on odd
+/// input (minijinja 3.1.0 on `{% import 'x' as x|upper %}`), which is a template error
+/// (exit 3); anything else is a bug (exit 70). No output file can be half-written by it:
+/// rendering happens before any write, and writes go through a temp file.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        let template = IN_ENGINE.with(|t| t.borrow().clone());
+        let err = match template {
+            Some(name) => Error::template(format!(
+                "{name}: the template engine failed on this template ({payload})"
+            ))
+            .with_hint("rewrite the construct (often an unusual import, set or loop target) and run 'peerconf check'; please report it"),
+            None => Error::new(Kind::Internal, format!("internal error: {payload}"))
+                .with_hint("this is a bug in peerconf; please report it with the command line"),
+        };
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), err.report().as_bytes());
+        std::process::exit(i32::from(err.kind.exit_code()));
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +186,7 @@ mod tests {
             (Kind::Output, 5),
             (Kind::Interrupted, 130),
             (Kind::Terminated, 143),
+            (Kind::Internal, 70),
         ];
         for (kind, code) in table {
             assert_eq!(kind.exit_code(), code, "{kind:?}");

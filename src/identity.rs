@@ -379,22 +379,40 @@ fn check_label(what: &str, value: &Sourced<String>) -> Result<()> {
     })
 }
 
-/// The cluster domain from a pod's resolv.conf: the `svc.<domain>` entry of the last
-/// `search` line (kubelet writes `<ns>.svc.<domain> svc.<domain> <domain>`).
+/// The cluster domain from a pod's resolv.conf. The kubelet writes the search line as
+/// `<ns>.svc.<domain> svc.<domain> <domain>`; that run of three is looked for first, so a
+/// namespace that is itself called `svc` (`svc.svc.cluster.local svc.cluster.local ...`)
+/// cannot be mistaken for the domain. Failing that, an adjacent `svc.<domain> <domain>`
+/// pair, then the first `svc.<domain>` entry. The last `search` line wins, as in libc.
 pub fn cluster_domain_from_resolv_conf(text: &str) -> Option<String> {
-    let search = text
+    let search: Vec<&str> = text
         .lines()
         .map(|line| line.split(['#', ';']).next().unwrap_or(""))
         .filter_map(|line| {
             let mut words = line.split_whitespace();
-            (words.next() == Some("search")).then(|| words.map(str::to_string).collect::<Vec<_>>())
+            (words.next() == Some("search"))
+                .then(|| words.map(|w| w.trim_end_matches('.')).collect::<Vec<_>>())
         })
         .next_back()?;
-    search.iter().find_map(|entry| {
-        let domain = entry.trim_end_matches('.').strip_prefix("svc.")?;
-        validate_subdomain(domain).ok()?;
-        Some(domain.to_string())
-    })
+    let valid = |domain: &str| validate_subdomain(domain).is_ok();
+    let is_svc_of = |entry: &str, domain: &str| entry.strip_prefix("svc.") == Some(domain);
+    let triple = search.windows(3).find_map(|w| {
+        let ns_entry_matches = w[0]
+            .strip_suffix(w[1])
+            .is_some_and(|ns| ns.ends_with('.') && ns.len() > 1);
+        (is_svc_of(w[1], w[2]) && ns_entry_matches && valid(w[2])).then_some(w[2])
+    });
+    let pair = || {
+        search
+            .windows(2)
+            .find_map(|w| (is_svc_of(w[0], w[1]) && valid(w[1])).then_some(w[1]))
+    };
+    let single = || {
+        search
+            .iter()
+            .find_map(|entry| entry.strip_prefix("svc.").filter(|d| valid(d)))
+    };
+    triple.or_else(pair).or_else(single).map(str::to_string)
 }
 
 #[cfg(test)]
@@ -482,6 +500,16 @@ mod tests {
             ("nameserver 1.1.1.1\n", None),
             ("search svc.Bad_Domain\n", None),
             ("", None),
+            // A namespace named "svc" must not be read as part of the domain.
+            (
+                "search svc.svc.cluster.local svc.cluster.local cluster.local\n",
+                Some("cluster.local"),
+            ),
+            ("search svc.svc.0 svc.0 0\n", Some("0")),
+            (
+                "search svc.corp.example corp.example\n",
+                Some("corp.example"),
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(

@@ -11,9 +11,11 @@
 //! most (the ConfigMap limit), UTF-8 only, a fuel budget for execution, and no loader, so a
 //! template can neither read files nor include other templates.
 
+use std::cell::{Cell, RefCell};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::ValueKind;
@@ -21,14 +23,16 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::Value as Json;
 
 use crate::cli::Format;
-use crate::error::{Error, Result};
+use crate::error::{EngineGuard, Error, Result};
 
 /// Kubernetes refuses ConfigMaps over 1 MiB, so a bigger template is a wrong path.
 pub const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 
-/// Execution budget (minijinja instructions). Rendering a 10 000-member `initial-cluster`
-/// line takes well under a tenth of it; a runaway nested loop hits it within a second.
-pub const FUEL: u64 = 20_000_000;
+/// Execution budget of one document (all strings of a JSON template, or every key of a
+/// ConfigMap directory), in minijinja fuel: about one per instruction plus one per 64 bytes
+/// of data created, so it bounds both time and memory (roughly 64 MiB). A 10 000-member
+/// `initial-cluster` line needs well under a tenth of it.
+pub const FUEL: u64 = 1_000_000;
 
 /// A rendered result may not grow past this (a template that explodes its output is a bug,
 /// and the emptyDir it lands in is often memory-backed).
@@ -221,10 +225,26 @@ impl Default for Syntax {
 
 /// A configured template engine plus the context (the variables) it renders with.
 pub struct Renderer {
-    env: Environment<'static>,
+    env: RefCell<Environment<'static>>,
     context: Value,
     syntax: Syntax,
+    /// What the engine reports back from inside a render (see [`Probe`]).
+    probe: Arc<Mutex<Probe>>,
+    /// Fuel left for everything this renderer still renders: one budget for a whole
+    /// document (every string of a JSON template) or ConfigMap directory, not one per string.
+    fuel_left: Cell<u64>,
+    /// Bytes of rendered text so far, checked as it grows so a template that multiplies
+    /// its output fails before the whole document is built.
+    produced: Cell<usize>,
 }
+
+/// Where the capture function puts the typed value of a lone `"{{ expr }}"`.
+#[derive(Default)]
+struct Probe {
+    captured: Option<Value>,
+}
+
+const CAPTURE: &str = "__peerconf_capture";
 
 impl Renderer {
     pub fn new(syntax: &Syntax, context: &Json) -> Result<Renderer> {
@@ -250,11 +270,69 @@ impl Renderer {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_fuel(Some(FUEL));
+        let probe = Arc::new(Mutex::new(Probe::default()));
+        let p = Arc::clone(&probe);
+        env.add_function(CAPTURE, move |value: Value| {
+            if let Ok(mut p) = p.lock() {
+                p.captured = Some(value);
+            }
+            String::new()
+        });
         Ok(Renderer {
-            env,
+            env: RefCell::new(env),
             context: json_to_value(context),
             syntax: syntax.clone(),
+            probe,
+            fuel_left: Cell::new(FUEL),
+            produced: Cell::new(0),
         })
+    }
+
+    /// Runs one engine render with what is left of the budget, and charges what it used.
+    fn run(
+        &self,
+        name: &str,
+        source: &str,
+    ) -> std::result::Result<(String, Option<Value>), minijinja::Error> {
+        let left = self.fuel_left.get();
+        if left == 0 {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::OutOfFuel,
+                "the document as a whole used up the fuel budget",
+            ));
+        }
+        if let Ok(mut p) = self.probe.lock() {
+            p.captured = None;
+        }
+        self.env.borrow_mut().set_fuel(Some(left));
+        let env = self.env.borrow();
+        let _guard = EngineGuard::enter(name);
+        let captured = env
+            .template_from_named_str(name, source)?
+            .render_captured(&self.context)?;
+        let consumed = captured
+            .state()
+            .fuel_levels()
+            .map_or(left, |(used, _)| used);
+        self.fuel_left.set(left.saturating_sub(consumed));
+        let typed = self.probe.lock().ok().and_then(|mut p| p.captured.take());
+        let out = captured.into_output();
+        let produced = self.produced.get().saturating_add(out.len());
+        self.produced.set(produced);
+        if produced > MAX_OUTPUT_BYTES {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!(
+                    "the rendered output grew past the {} MiB limit",
+                    MAX_OUTPUT_BYTES / 1024 / 1024
+                ),
+            ));
+        }
+        Ok((out, typed))
+    }
+
+    fn run_text(&self, name: &str, text: &str) -> std::result::Result<String, minijinja::Error> {
+        self.run(name, text).map(|(out, _)| out)
     }
 
     /// Renders one template in the given mode; errors name `file.display` and, in JSON
@@ -276,18 +354,15 @@ impl Renderer {
     }
 
     fn render_text(&self, display: &str, text: &str) -> Result<String> {
-        self.env
-            .render_named_str(display, text, &self.context)
-            .map_err(|e| {
-                let at = e.line().map(|l| format!(":{l}")).unwrap_or_default();
-                self.template_error(format!("{display}{at}"), &e)
-            })
+        self.run_text(display, text).map_err(|e| {
+            let at = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+            self.template_error(format!("{display}{at}"), &e)
+        })
     }
 
     /// A string inside a JSON template: errors name the JSON path, not a line.
     fn render_text_at(&self, display: &str, path: &str, text: &str) -> Result<String> {
-        self.env
-            .render_named_str(display, text, &self.context)
+        self.run_text(display, text)
             .map_err(|e| self.template_error(format!("{display}: {path}"), &e))
     }
 
@@ -348,17 +423,24 @@ impl Renderer {
 
     fn render_string(&self, s: &str, path: &str, display: &str) -> Result<Json> {
         if let Some(expr) = self.single_expression(s) {
-            let value = self
-                .env
+            let at = || format!("{display}: {path}");
+            // Parse it alone first: it must be one expression, nothing that could close the
+            // wrapper below and smuggle in a block.
+            self.env
+                .borrow()
                 .compile_expression(expr)
-                .and_then(|e| e.eval(&self.context))
-                .map_err(|e| self.template_error(format!("{display}: {path}"), &e))?;
+                .map_err(|e| self.template_error(at(), &e))?;
+            let (start, end) = &self.syntax.variable;
+            let wrapped = format!("{start} {CAPTURE}(({expr})) {end}");
+            let (_, value) = self
+                .run(display, &wrapped)
+                .map_err(|e| self.template_error(at(), &e))?;
+            let value = value.unwrap_or_default();
             if value.is_undefined() {
-                return Err(self.undefined_error(format!("{display}: {path}"), expr.trim()));
+                return Err(self.undefined_error(at(), expr.trim()));
             }
-            return value_to_json(&value).map_err(|why| {
-                Error::template(format!("{display}: {path}: `{}` {why}", expr.trim()))
-            });
+            return value_to_json(&value)
+                .map_err(|why| Error::template(format!("{}: `{}` {why}", at(), expr.trim())));
         }
         if !self.has_markup(s) {
             return Ok(Json::String(s.to_string()));
@@ -740,6 +822,26 @@ mod tests {
             Mode::Text,
         )
         .unwrap_err();
+        assert!(err.message().contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn one_fuel_budget_covers_every_string_of_a_document() {
+        // Each string alone stays within the budget; four of them together do not.
+        let heavy = "{% for a in range(300) %}{% for b in range(300) %}{% endfor %}{% endfor %}";
+        assert!(render(&format!(r#"{{"a": "{heavy}x"}}"#), Mode::Json).is_ok());
+        let four: Vec<String> = (0..4).map(|i| format!(r#""k{i}": "{heavy}x""#)).collect();
+        let err = render(&format!("{{{}}}", four.join(", ")), Mode::Json).unwrap_err();
+        assert!(err.message().contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn output_that_multiplies_is_stopped_before_it_is_built() {
+        let keys: Vec<String> = (0..40)
+            .map(|i| format!(r#""k{i}": "{{{{ 'x' * 4000000 }}}}""#))
+            .collect();
+        let err = render(&format!("{{{}}}", keys.join(", ")), Mode::Json).unwrap_err();
+        assert_eq!(err.kind(), crate::error::Kind::Template);
         assert!(err.message().contains("fuel"), "{err}");
     }
 
