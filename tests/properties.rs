@@ -298,9 +298,14 @@ proptest! {
 /// StatefulSet, namespace, service, domain and (replicas, ordinal).
 fn statefulset_shape() -> impl Strategy<Value = (String, String, Option<String>, String, u32, u32)>
 {
-    let replicas = prop_oneof![8 => 1u32..=40, 1 => 41u32..=10_000];
+    let replicas = prop_oneof![6 => 1u32..=40, 2 => 9u32..=120, 1 => 121u32..=10_000];
+    // Names near the 63-character limit, where `<sts>-<ordinal>` fits for some ordinals
+    // and not for others.
+    let near_limit = (55usize..=62).prop_flat_map(|len| {
+        proptest::string::string_regex(&format!("[a-z][a-z0-9]{{{}}}", len - 1)).unwrap()
+    });
     (
-        label(60),
+        prop_oneof![2 => label(60), 1 => near_limit],
         label(20),
         prop::option::of(label(20)),
         domain(),
@@ -323,16 +328,18 @@ proptest! {
 
     /// Every rendered `peers` list has `replicas` entries in ordinal order, all distinct,
     /// valid DNS names under `<service>.<ns>.svc.<domain>`; `members` agrees with it;
-    /// `quorum` is a strict majority; and identities that cannot make valid names (pod name
-    /// over 63, a peer over 253 characters) are refused up front as usage errors.
+    /// `quorum` is a strict majority; and identities that cannot make valid names (any
+    /// member's name over 63, a peer over 253 characters) are refused up front as usage
+    /// errors.
     #[test]
     fn rendered_peers_are_replicas_valid_names_under_the_cluster_domain(
         (sts, ns, svc, domain, replicas, ordinal) in statefulset_shape()
     ) {
         let pod = format!("{sts}-{ordinal}");
+        let last_member = format!("{sts}-{}", replicas - 1);
         let service = svc.clone().unwrap_or_else(|| sts.clone());
         let suffix = format!(".{service}.{ns}.svc.{domain}");
-        let longest = format!("{sts}-{}{suffix}", replicas - 1);
+        let longest = format!("{last_member}{suffix}");
         let inputs = Inputs {
             namespace: flag(&ns, "--namespace"),
             pod_name: flag(&pod, "--pod-name"),
@@ -345,11 +352,11 @@ proptest! {
             Ok(identity) => identity,
             Err(e) => {
                 prop_assert_eq!(e.kind(), Kind::Usage);
-                prop_assert!(pod.len() > 63 || longest.len() > 253, "refused a valid identity: {}", e);
+                prop_assert!(last_member.len() > 63 || longest.len() > 253, "refused a valid identity: {}", e);
                 return Ok(());
             }
         };
-        prop_assert!(pod.len() <= 63 && longest.len() <= 253, "accepted {} / {}", pod, longest);
+        prop_assert!(last_member.len() <= 63 && longest.len() <= 253, "accepted {} ({}) / {}", pod, last_member, longest);
 
         let vars = variables::variables(&identity, &[], &[], UnknownPodIp::Placeholder).unwrap();
         let out = render(
