@@ -24,9 +24,17 @@ fi
 
 # cargo-audit also checks for yanked versions in cargo's local index cache: fill it, so a
 # fresh machine gives the same answer as a warm one.
-log "cargo fetch --locked (root and fuzz/)"
+log "cargo fetch --locked (root), cargo fetch (fuzz/)"
 cargo fetch --locked --quiet
-cargo fetch --locked --quiet --manifest-path fuzz/Cargo.toml
+# fuzz/Cargo.lock follows the root crate's dependencies; when they changed, bring it up to
+# date (as `cargo fuzz build` would) and audit what the fuzz build really uses.
+before=$(mktemp)
+trap 'rm -f "$before"' EXIT
+cp fuzz/Cargo.lock "$before"
+cargo fetch --quiet --manifest-path fuzz/Cargo.toml
+if ! cmp -s fuzz/Cargo.lock "$before"; then
+    log "note: fuzz/Cargo.lock was stale (the root crate's dependencies changed); commit the update"
+fi
 
 for lock in Cargo.lock fuzz/Cargo.lock; do
     log "cargo audit --no-fetch --db $db --deny warnings --file $lock"
