@@ -204,12 +204,36 @@ async fn none_sends_no_query_at_all() {
 
 #[tokio::test]
 async fn aaaa_records_count_like_a_records() {
+    // IPv6-only peers: A answers no data (the name exists), so AAAA is asked, and counts.
     let dns = TestDns::start(ZONE).await;
     dns.add(&peer(0), "fd00::1").await;
     dns.add(&peer(1), "fd00::2").await;
     let wait = start_wait(target(2, 0, Some("fd00::1")), settings(dns.addr, "all"));
     let result = outcome(wait, Duration::from_secs(2)).await;
     assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 2 });
+    for i in 0..2 {
+        assert_eq!(dns.count(&peer(i), RecordType::A), 1, "{}", peer(i));
+        assert_eq!(dns.count(&peer(i), RecordType::AAAA), 1, "{}", peer(i));
+    }
+}
+
+#[tokio::test]
+async fn a_records_alone_need_no_aaaa_query() {
+    // Every record present as A, as in an IPv4 cluster: one query per name, not two.
+    let dns = TestDns::start(ZONE).await;
+    for i in 0..5 {
+        dns.add(&peer(i), &format!("10.0.0.{}", i + 1)).await;
+    }
+    let wait = start_wait(target(5, 2, Some("10.0.0.3")), settings(dns.addr, "all"));
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 5 });
+    let seen: Vec<(String, RecordType)> = dns
+        .seen()
+        .into_iter()
+        .map(|s| (s.name, s.record_type))
+        .collect();
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert!(seen.iter().all(|(_, t)| *t == RecordType::A), "{seen:?}");
 }
 
 #[tokio::test]
@@ -234,6 +258,8 @@ async fn a_truncated_udp_answer_is_asked_again_over_tcp() {
         protocols,
         vec![("udp".to_string(), name.clone()), ("tcp".to_string(), name)]
     );
+    // The A answer (over TCP) counted: no AAAA query.
+    assert_eq!(dns.count(&peer(0), RecordType::AAAA), 0);
 }
 
 // ---- timeout ---------------------------------------------------------------------------------
@@ -306,6 +332,63 @@ async fn a_timeout_on_a_stale_own_record_says_so() {
     assert_eq!(err.kind(), Kind::PeersUnresolved);
     assert!(err.message().contains("stale 10.0.0.99"), "{err}");
     assert!(err.message().contains("10.0.0.1"), "{err}");
+}
+
+#[tokio::test]
+async fn an_ipv6_pod_ip_is_found_in_the_aaaa_record_although_the_a_record_answers() {
+    // Dual-stack own name: the A answer has an address, but not the (IPv6) pod IP, so the
+    // AAAA record is asked for too; first stale, then holding the pod IP.
+    let dns = TestDns::start(ZONE).await;
+    dns.add(&peer(0), "10.0.0.9").await;
+    dns.add(&peer(0), "fd00::99").await;
+    dns.add(&peer(1), "10.0.0.2").await;
+    dns.add(&peer(1), "fd00::2").await;
+    let wait = start_wait(target(2, 0, Some("fd00::1")), settings(dns.addr, "all"));
+    assert_still_waiting(&dns, &peer(0), &wait).await;
+    assert!(dns.count(&peer(0), RecordType::AAAA) >= 2);
+    dns.remove(&peer(0), RecordType::AAAA).await;
+    dns.add(&peer(0), "fd00::1").await;
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 2 });
+    // Every round asked the own name's A, then its AAAA: as many of each.
+    assert_eq!(
+        dns.count(&peer(0), RecordType::A),
+        dns.count(&peer(0), RecordType::AAAA)
+    );
+    // The other dual-stack peer: its A answer counted, AAAA never asked.
+    assert_eq!(dns.count(&peer(1), RecordType::A), 1);
+    assert_eq!(dns.count(&peer(1), RecordType::AAAA), 0);
+}
+
+#[tokio::test]
+async fn a_timeout_on_a_stale_dual_stack_own_record_names_both_addresses() {
+    let dns = TestDns::start(ZONE).await;
+    dns.add(&peer(0), "10.0.0.9").await;
+    dns.add(&peer(0), "fd00::99").await;
+    let mut s = settings(dns.addr, "self");
+    s.timeout = Duration::from_millis(300);
+    let err = dns::wait_for_peers(&target(1, 0, Some("fd00::1")), &s)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::PeersUnresolved);
+    assert!(
+        err.message()
+            .contains("stale 10.0.0.9, fd00::99, not to this pod's IP fd00::1"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_ipv6_own_record_counts_only_once_it_holds_the_pod_ip() {
+    // IPv6 only: A answers no data, so AAAA is asked; its stale address does not count.
+    let dns = TestDns::start(ZONE).await;
+    dns.add(&peer(0), "fd00::99").await;
+    let wait = start_wait(target(1, 0, Some("fd00::1")), settings(dns.addr, "self"));
+    assert_still_waiting(&dns, &peer(0), &wait).await;
+    dns.remove(&peer(0), RecordType::AAAA).await;
+    dns.add(&peer(0), "fd00::1").await;
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 1 });
 }
 
 // ---- broken servers --------------------------------------------------------------------------
@@ -398,20 +481,39 @@ fn per_name_and_type(round: &[Seen]) -> std::collections::BTreeMap<(String, Stri
     counts
 }
 
+/// `name` (no trailing dot) as the server logs it.
+fn logged(name: &str) -> String {
+    format!("{name}.")
+}
+
 #[tokio::test]
-async fn each_round_asks_each_absolute_name_once_per_type_and_nothing_else() {
+async fn each_round_asks_a_once_per_name_and_aaaa_only_when_the_a_answer_leaves_it_open() {
     let dns = TestDns::start(ZONE).await;
+    // web-0, this pod (POD_IP 10.0.0.1): a stale A record. A, then AAAA (the AAAA answer might
+    // hold the pod IP), every round.
+    dns.add(&peer(0), "10.0.0.99").await;
+    // web-1: NXDOMAIN. A only: no record of any type exists there.
+    // web-2: exists, but without an address record (an empty non-terminal: only a name below
+    // it has a record): no data. A, then AAAA, every round.
+    dns.add(&format!("x.{}", peer(2)), "10.9.9.9").await;
+    // web-3: dual-stack. Its A answer counts; AAAA is never asked; resolved in round 1.
+    dns.add(&peer(3), "10.0.0.4").await;
+    dns.add(&peer(3), "fd00::4").await;
     let mut s = settings(dns.addr, "all");
     s.max_interval = Duration::from_millis(400);
     s.timeout = Duration::from_millis(1500);
     s.on_timeout = OnTimeout::Continue;
-    let result = dns::wait_for_peers(&target(3, 0, None), &s).await;
-    assert!(matches!(result, Ok(WaitOutcome::TimedOut { .. })));
+    let result = dns::wait_for_peers(&target(4, 0, Some("10.0.0.1")), &s).await;
+    assert_eq!(
+        result.unwrap(),
+        WaitOutcome::TimedOut {
+            unresolved: vec![peer(0), peer(1), peer(2)]
+        }
+    );
 
     let seen = dns.seen();
     let names: std::collections::BTreeSet<&str> = seen.iter().map(|s| s.name.as_str()).collect();
-    let want: std::collections::BTreeSet<String> =
-        (0..3).map(|i| format!("{}.", peer(i))).collect();
+    let want: std::collections::BTreeSet<String> = (0..4).map(|i| logged(&peer(i))).collect();
     assert_eq!(
         names,
         want.iter().map(String::as_str).collect(),
@@ -419,38 +521,51 @@ async fn each_round_asks_each_absolute_name_once_per_type_and_nothing_else() {
     );
     let rounds = rounds(&seen);
     assert!(rounds.len() >= 3, "{} rounds", rounds.len());
-    let full: std::collections::BTreeMap<(String, String), usize> = want
-        .iter()
-        .flat_map(|n| {
-            [
-                ((n.clone(), "A".to_string()), 1),
-                ((n.clone(), "AAAA".to_string()), 1),
-            ]
-        })
-        .collect();
+    let key = |i: usize, t: &str| (logged(&peer(i)), t.to_string());
+    let pending: std::collections::BTreeMap<(String, String), usize> = [
+        (key(0, "A"), 1),
+        (key(0, "AAAA"), 1),
+        (key(1, "A"), 1),
+        (key(2, "A"), 1),
+        (key(2, "AAAA"), 1),
+    ]
+    .into_iter()
+    .collect();
+    let mut first = pending.clone();
+    first.insert(key(3, "A"), 1);
+    assert_eq!(per_name_and_type(&rounds[0]), first, "round 1");
     // The last round may have been cut by the deadline; every other one is complete.
-    for round in &rounds[..rounds.len() - 1] {
-        assert_eq!(per_name_and_type(round), full);
+    for (n, round) in rounds[..rounds.len() - 1].iter().enumerate().skip(1) {
+        assert_eq!(per_name_and_type(round), pending, "round {}", n + 1);
     }
+    let last = per_name_and_type(rounds.last().unwrap());
     assert!(
-        per_name_and_type(rounds.last().unwrap())
-            .values()
-            .all(|&c| c == 1)
+        last.iter().all(|(k, &c)| c == 1 && pending.contains_key(k)),
+        "{last:?}"
     );
+    assert_eq!(dns.count(&peer(3), RecordType::AAAA), 0);
 }
 
 #[tokio::test]
-async fn max_qps_stretches_the_interval_between_rounds() {
-    // 100 names, 200 queries a round: at --max-qps 100 the next round comes after 2 s, past
-    // the 1 s timeout, so each name is asked exactly once per type. The first round asks
-    // for all 100 names, although only 32 are in flight at a time.
-    let replicas = 100;
+async fn max_qps_stretches_the_interval_between_rounds_to_the_queries_sent() {
+    // 100 names a round: 50 NXDOMAIN (one query each) and 25 without an address record (A,
+    // then AAAA: two each) cost 100 queries. At --max-qps 100 the next round comes 1 s later:
+    // within the 1.8 s timeout there are exactly two rounds, 1 s apart. (Counting two queries
+    // per name would give one 1.5 s gap; one per name, 0.75 s gaps and three rounds.) The
+    // first round asks for all 75 names, although only 32 are in flight at a time.
+    let (nxdomain, nodata) = (50, 25);
+    let replicas = nxdomain + nodata;
     let budgeted = TestDns::start(ZONE).await;
     let unbudgeted = TestDns::start(ZONE).await;
+    for dns in [&budgeted, &unbudgeted] {
+        for i in nxdomain..replicas {
+            dns.add(&format!("x.{}", peer(i)), "10.9.9.9").await;
+        }
+    }
     let run = |server: SocketAddr, max_qps: u32| {
         let mut s = settings(server, "all");
         s.max_interval = Duration::from_millis(50);
-        s.timeout = Duration::from_secs(1);
+        s.timeout = Duration::from_millis(1800);
         s.on_timeout = OnTimeout::Continue;
         s.max_qps = max_qps;
         start_wait(target(replicas, 0, None), s)
@@ -459,9 +574,25 @@ async fn max_qps_stretches_the_interval_between_rounds() {
     assert!(matches!(a.unwrap(), Ok(WaitOutcome::TimedOut { .. })));
     assert!(matches!(b.unwrap(), Ok(WaitOutcome::TimedOut { .. })));
     for i in 0..replicas {
-        assert_eq!(budgeted.count(&peer(i), RecordType::A), 1, "{}", peer(i));
-        assert_eq!(budgeted.count(&peer(i), RecordType::AAAA), 1, "{}", peer(i));
+        let aaaa = if i < nxdomain { 0 } else { 2 };
+        assert_eq!(budgeted.count(&peer(i), RecordType::A), 2, "{}", peer(i));
+        assert_eq!(
+            budgeted.count(&peer(i), RecordType::AAAA),
+            aaaa,
+            "{}",
+            peer(i)
+        );
     }
+    let seen = budgeted.seen();
+    let rounds = rounds(&seen);
+    assert_eq!(rounds.len(), 2);
+    assert_eq!(rounds[0].len(), 100);
+    assert_eq!(rounds[1].len(), 100);
+    let gap = rounds[1][0].at - rounds[0].last().unwrap().at;
+    assert!(
+        gap >= Duration::from_millis(950) && gap < Duration::from_millis(1400),
+        "{gap:?} between rounds"
+    );
     // Control: without the budget, the 50 ms backoff alone asks several times.
     let again = unbudgeted.count(&peer(0), RecordType::A);
     assert!(again >= 3, "{again}");

@@ -2,9 +2,10 @@
 //!
 //! `app` calls [`wait`] before it renders anything. The wait asks for the peers' FQDNs as
 //! absolute names, with no cache, in rounds: the first round asks for every name at once
-//! (at most [`pacing::NAMES_IN_FLIGHT`] names, two queries each, in flight), later rounds
-//! only for the names still worth asking, after a pause from [`pacing`]. It ends as soon as
-//! the policy is met ([`policy::Requirement`]), at the deadline, or on SIGTERM/SIGINT.
+//! (at most [`pacing::NAMES_IN_FLIGHT`] names in flight; each name's A query, then its AAAA
+//! query only when [`query::needs_aaaa`] says so), later rounds only for the names still
+//! worth asking, after a pause from [`pacing`]. It ends as soon as the policy is met
+//! ([`policy::Requirement`]), at the deadline, or on SIGTERM/SIGINT.
 //!
 //! The decisions are pure functions in [`policy`] (which names, which hints), [`pacing`]
 //! (how long to pause) and [`query`] (what an answer means), each tested beside its code.
@@ -26,8 +27,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Kind, Result};
-use pacing::QUERIES_PER_NAME;
-use policy::{Hints, Requirement, hint_text, name_list};
+use policy::{Hints, Progress, Requirement, hint_text, name_list};
 use query::{Answer, Problem};
 
 /// Which peers must resolve before the config is written.
@@ -188,7 +188,8 @@ pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Res
     let mut run = Run {
         target,
         settings,
-        resolved: vec![false; req.replicas()],
+        progress: Progress::new(&req),
+        cost: vec![None; req.replicas()],
         req,
         names,
         servers: query::server_list(&servers),
@@ -215,8 +216,10 @@ struct Run<'a> {
     resolver: TokioResolver,
     start: Instant,
     deadline: Instant,
-    /// Per ordinal; once true, stays true for this run.
-    resolved: Vec<bool>,
+    /// Which ordinals resolved; once resolved, stays resolved for this run.
+    progress: Progress,
+    /// Per ordinal: the queries its last round sent (1 or 2), for the query budget.
+    cost: Vec<Option<u8>>,
     /// The addresses this pod's own name resolves to while none of them is the pod IP.
     self_stale: Option<Vec<IpAddr>>,
     /// Has any server given a usable answer (addresses, NXDOMAIN or no data) yet?
@@ -244,9 +247,9 @@ impl Run<'_> {
             if Instant::now() >= self.deadline {
                 return self.timed_out();
             }
-            let to_ask = self.req.to_ask(&self.resolved);
+            let to_ask = self.req.to_ask(self.progress.resolved());
             self.round(&to_ask).await;
-            if self.req.is_met(&self.resolved) {
+            if self.req.is_met_by(&self.progress) {
                 info!(
                     resolved = self.resolved_count(),
                     needed = self.req.needed(),
@@ -258,12 +261,12 @@ impl Run<'_> {
                 });
             }
             let now = Instant::now();
-            let next = self.req.to_ask(&self.resolved);
+            let next = self.req.to_ask(self.progress.resolved());
             let raw = backoff.next().unwrap_or(settings.max_interval);
             let pause = pacing::pause(
                 raw,
                 settings.max_interval,
-                next.len() * QUERIES_PER_NAME,
+                pacing::round_cost(&next, &self.cost),
                 settings.max_qps,
             );
             let elapsed = now - self.start;
@@ -271,7 +274,7 @@ impl Run<'_> {
             let hints = if self.answered {
                 self.hints.take_due(
                     &self.req,
-                    &self.resolved,
+                    self.progress.resolved(),
                     self.self_stale.is_some(),
                     elapsed,
                 )
@@ -297,18 +300,21 @@ impl Run<'_> {
         }
     }
 
-    /// Asks for each name in `to_ask` once (A and AAAA), at most
-    /// [`pacing::NAMES_IN_FLIGHT`] names at a time. Returns when every answer is in, when
-    /// the policy is met, or at the deadline.
+    /// Asks for each name in `to_ask` once ([`query::ask`]: A, and AAAA only when needed),
+    /// at most [`pacing::NAMES_IN_FLIGHT`] names at a time. Returns when every answer is in,
+    /// when the policy is met, or at the deadline.
     async fn round(&mut self, to_ask: &[usize]) {
         let mut queue = to_ask.iter().copied();
         let mut in_flight = JoinSet::new();
         let resolver = self.resolver.clone();
         let names = self.names.clone();
-        let spawn = move |set: &mut JoinSet<(usize, Answer)>, i: usize| {
+        let (self_ordinal, self_ip) = (self.target.self_ordinal, self.target.self_ip);
+        let spawn = move |set: &mut JoinSet<(usize, (Answer, u8))>, i: usize| {
             let resolver = resolver.clone();
             let name = names[i].clone();
-            set.spawn(async move { (i, query::ask(&resolver, name).await) });
+            // The stale-record guard: the own name's answer must hold the pod IP.
+            let must_hold = if i == self_ordinal { self_ip } else { None };
+            set.spawn(async move { (i, query::ask(&resolver, name, must_hold).await) });
         };
         for i in queue.by_ref().take(pacing::NAMES_IN_FLIGHT) {
             spawn(&mut in_flight, i);
@@ -328,13 +334,14 @@ impl Run<'_> {
                 }
             };
             let Some(joined) = joined else { break };
-            let (i, answer) = match joined {
+            let (i, (answer, queries)) = match joined {
                 Ok(done) => done,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(_) => continue,
             };
+            self.cost[i] = Some(queries);
             self.record(i, answer, &mut problems);
-            if self.req.is_met(&self.resolved) {
+            if self.req.is_met_by(&self.progress) {
                 break;
             }
             if let Some(next) = queue.next() {
@@ -370,7 +377,7 @@ impl Run<'_> {
                 if is_self {
                     self.self_stale = None;
                 }
-                self.resolved[i] = true;
+                self.progress.resolve(&self.req, i);
                 info!(
                     peer = %peer,
                     addresses = %addr_list(&addresses),
@@ -420,7 +427,7 @@ impl Run<'_> {
     }
 
     fn timed_out(&self) -> Result<WaitOutcome> {
-        let unresolved = self.peer_names(&self.req.to_ask(&self.resolved));
+        let unresolved = self.peer_names(&self.req.to_ask(self.progress.resolved()));
         let stale = self.self_stale.as_ref().map(|addresses| {
             (
                 self.target.peers[self.target.self_ordinal].as_str(),
@@ -445,7 +452,7 @@ impl Run<'_> {
         match self.settings.on_timeout {
             OnTimeout::Fail => Err(Error::peers_unresolved(message).with_hint(failure_hint(
                 &self.req,
-                &self.resolved,
+                self.progress.resolved(),
                 self.self_stale.is_some(),
                 server_trouble.is_some(),
             ))),
@@ -458,7 +465,7 @@ impl Run<'_> {
     }
 
     fn resolved_count(&self) -> usize {
-        self.resolved.iter().filter(|&&r| r).count()
+        self.progress.count()
     }
 
     fn peer_names(&self, ordinals: &[usize]) -> Vec<String> {

@@ -8,10 +8,12 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 /// The first pause after the first round (before jitter).
 pub const FIRST_DELAY: Duration = Duration::from_millis(50);
 
-/// Queries per name and round: one A, one AAAA.
-pub const QUERIES_PER_NAME: usize = 2;
+/// The most queries one name costs a round: its A query, then its AAAA query when the A
+/// answer leaves the question open ([`super::query::needs_aaaa`]). Most names cost one.
+pub const MAX_QUERIES_PER_NAME: usize = 2;
 
-/// Names asked at the same time within one round: 32 names, 64 queries in flight.
+/// Names asked at the same time within one round. A name's two queries are sequential, so
+/// this is also the most queries in flight.
 pub const NAMES_IN_FLIGHT: usize = 32;
 
 /// The backoff sequence for `--max-interval`.
@@ -42,9 +44,22 @@ pub fn qps_interval(queries: usize, max_qps: u32) -> Duration {
 
 /// The pause before the next round: the backoff delay `raw` clamped to `max_interval`, or,
 /// when longer, the interval that keeps the next round's `next_queries` within `max_qps`.
+/// `next_queries` is what the pending names cost in their last round (see [`round_cost`]).
 pub fn pause(raw: Duration, max_interval: Duration, next_queries: usize, max_qps: u32) -> Duration {
     raw.min(max_interval)
         .max(qps_interval(next_queries, max_qps))
+}
+
+/// What the next round is expected to cost: the queries each of `pending` sent in its last
+/// round (`cost`, per ordinal), and [`MAX_QUERIES_PER_NAME`] for a name not asked yet. A name
+/// keeps its kind of answer from round to round (NXDOMAIN: one query; no A record: two), so
+/// this holds the steady state to `--max-qps`; a round in which answers change kind can cost
+/// up to twice its estimate.
+pub fn round_cost(pending: &[usize], cost: &[Option<u8>]) -> usize {
+    pending
+        .iter()
+        .map(|&i| cost[i].map_or(MAX_QUERIES_PER_NAME, usize::from))
+        .sum()
 }
 
 /// How long to actually sleep: the pause, but never past the deadline.
@@ -117,6 +132,27 @@ mod tests {
         assert_eq!(pause(MS * 900, Duration::from_secs(1), 20, 100), MS * 900);
         // The stretch is not capped by max_interval.
         assert_eq!(pause(MS * 10, MS * 100, 40, 10), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_round_costs_what_its_names_cost_last_time() {
+        // 0: NXDOMAIN last round (1 query), 1: no A record (A, then AAAA), 2: never asked.
+        let cost = [Some(1), Some(2), None, Some(1)];
+        assert_eq!(round_cost(&[0, 1, 2], &cost), 1 + 2 + MAX_QUERIES_PER_NAME);
+        assert_eq!(round_cost(&[0, 3], &cost), 2);
+        assert_eq!(round_cost(&[], &cost), 0);
+        // 1000 names answered NXDOMAIN at 100 qps: 10 s between rounds, not 20 s.
+        let nxdomain = vec![Some(1); 1000];
+        let all: Vec<usize> = (0..1000).collect();
+        assert_eq!(
+            pause(
+                MS * 900,
+                Duration::from_secs(1),
+                round_cost(&all, &nxdomain),
+                100
+            ),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The DNS side: which servers, a resolver that never caches, one A and one AAAA query per
-//! name, and what each answer means.
+//! The DNS side: which servers, a resolver that never caches, an A query per name (and an
+//! AAAA query only when the A answer leaves the question open), and what each answer means.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -16,7 +16,6 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RecordType};
 
-use super::pacing::QUERIES_PER_NAME;
 use crate::error::{Error, Result};
 
 /// How long one query waits for an answer before it counts as a timeout. The round does not
@@ -87,8 +86,9 @@ pub fn resolver_opts() -> ResolverOpts {
     // One server per query; the next one only when it fails.
     opts.num_concurrent_reqs = 1;
     opts.timeout = QUERY_TIMEOUT;
-    // Room for every query of a round on one TCP connection (after a truncated answer).
-    opts.max_active_requests = super::pacing::NAMES_IN_FLIGHT * QUERIES_PER_NAME;
+    // Room for every query in flight on one TCP connection (after a truncated answer): a
+    // name's A and AAAA queries are sequential, so at most one per name in flight.
+    opts.max_active_requests = super::pacing::NAMES_IN_FLIGHT;
     opts
 }
 
@@ -257,13 +257,35 @@ pub fn combine(a: Answer, aaaa: Answer) -> Answer {
     }
 }
 
-/// One round's worth of DNS for one name: an A and an AAAA query, at the same time.
-pub async fn ask(resolver: &TokioResolver, name: Name) -> Answer {
-    let (a, aaaa) = tokio::join!(
-        resolver.lookup(name.clone(), RecordType::A),
-        resolver.lookup(name, RecordType::AAAA)
-    );
-    combine(classify(&a), classify(&aaaa))
+/// Does the A answer leave the question open, so that the AAAA record must be asked for too?
+///
+/// - Addresses: no, they count; unless `must_hold` (the pod IP, for this pod's own name, when
+///   known) is not among them: an IPv6 pod IP, or a stale A record, whose AAAA answer may
+///   hold it (a dual-stack record).
+/// - No data: yes. The name exists without an A record: an IPv6-only peer.
+/// - NXDOMAIN: no. The name has no record of any type (RFC 8020), AAAA included.
+/// - A server problem: no. The next round asks again; an AAAA query now would most likely
+///   fail the same way, and after a timeout it would double the round's length.
+pub fn needs_aaaa(a: &Answer, must_hold: Option<IpAddr>) -> bool {
+    match a {
+        Answer::Addresses(addresses) => must_hold.is_some_and(|ip| !addresses.contains(&ip)),
+        Answer::Absent(Absence::NoData) => true,
+        Answer::Absent(Absence::NxDomain) | Answer::Failed(_) => false,
+    }
+}
+
+/// One round's worth of DNS for one name: its A query, then its AAAA query when
+/// [`needs_aaaa`] says so. Returns the answer (both combined when both were asked) and how
+/// many queries were sent (1 or 2), for the query budget.
+///
+/// `must_hold`: the pod IP when `name` is this pod's own name and the IP is known.
+pub async fn ask(resolver: &TokioResolver, name: Name, must_hold: Option<IpAddr>) -> (Answer, u8) {
+    let a = classify(&resolver.lookup(name.clone(), RecordType::A).await);
+    if !needs_aaaa(&a, must_hold) {
+        return (a, 1);
+    }
+    let aaaa = classify(&resolver.lookup(name, RecordType::AAAA).await);
+    (combine(a, aaaa), 2)
 }
 
 #[cfg(test)]
@@ -411,6 +433,34 @@ mod tests {
         );
         let lookup = Lookup::new_with_max_ttl(query, [cname]);
         assert_eq!(classify(&Ok(lookup)), Answer::Absent(Absence::NoData));
+    }
+
+    #[test]
+    fn aaaa_is_asked_only_when_the_a_answer_leaves_the_question_open() {
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let stale_v4: IpAddr = "10.0.0.99".parse().unwrap();
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        let found = Answer::Addresses(vec![v4]);
+        // A peer's addresses count as they are.
+        assert!(!needs_aaaa(&found, None));
+        // The own name holding the pod IP: done.
+        assert!(!needs_aaaa(&found, Some(v4)));
+        // The own name without the pod IP: a stale A record, or an IPv6 pod IP.
+        assert!(needs_aaaa(&Answer::Addresses(vec![stale_v4]), Some(v4)));
+        assert!(needs_aaaa(&found, Some(v6)));
+        // The name exists without an A record: it may have an AAAA record.
+        assert!(needs_aaaa(&Answer::Absent(Absence::NoData), None));
+        assert!(needs_aaaa(&Answer::Absent(Absence::NoData), Some(v6)));
+        // NXDOMAIN: no record of any type. A server problem: the next round asks again.
+        for settled in [
+            Answer::Absent(Absence::NxDomain),
+            Answer::Failed(Problem::Timeout),
+            Answer::Failed(Problem::ServFail),
+            Answer::Failed(Problem::NoConnection),
+        ] {
+            assert!(!needs_aaaa(&settled, None), "{settled:?}");
+            assert!(!needs_aaaa(&settled, Some(v6)), "{settled:?}");
+        }
     }
 
     #[test]
