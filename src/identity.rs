@@ -245,11 +245,7 @@ impl Identity {
     /// `<sts>-<i>.<service>.<ns>.svc.<domain>`, the stable DNS name a headless Service gives
     /// each member.
     pub fn member_fqdn(&self, ordinal: u32) -> String {
-        format!(
-            "{}-{ordinal}.{}",
-            self.statefulset.value,
-            self.service_fqdn()
-        )
+        member_fqdn_under(&self.statefulset.value, ordinal, &self.service_fqdn())
     }
 
     pub fn service_fqdn(&self) -> String {
@@ -269,10 +265,26 @@ impl Identity {
 
     /// Every member's FQDN in ordinal order, self included.
     pub fn peers(&self) -> Vec<String> {
+        let service_fqdn = self.service_fqdn();
         (0..self.replicas.value)
-            .map(|i| self.member_fqdn(i))
+            .map(|i| member_fqdn_under(&self.statefulset.value, i, &service_fqdn))
             .collect()
     }
+}
+
+/// `<statefulset>-<ordinal>.<service_fqdn>` in one allocation of the right size (`format!`
+/// grows its string four times for a name this long). It runs once per member and list:
+/// 1001 times per list for 1001 replicas.
+fn member_fqdn_under(statefulset: &str, ordinal: u32, service_fqdn: &str) -> String {
+    use std::fmt::Write;
+    // 10 digits hold any u32; 2 for the dash and the dot.
+    let mut fqdn = String::with_capacity(statefulset.len() + 12 + service_fqdn.len());
+    fqdn.push_str(statefulset);
+    fqdn.push('-');
+    let _ = write!(fqdn, "{ordinal}");
+    fqdn.push('.');
+    fqdn.push_str(service_fqdn);
+    fqdn
 }
 
 /// A stand-in pod IP for dry runs and `check`: distinct per ordinal, and from the ranges
@@ -601,6 +613,13 @@ mod tests {
         let id = Identity::resolve(given, &host, PodNameFallback::HostName).unwrap();
         assert_eq!(id.pod_fqdn(), "db-2.db-headless.prod.svc.corp.example");
         assert_eq!(id.service_fqdn(), "db-headless.prod.svc.corp.example");
+        // peers() (one service FQDN for the whole list) and member_fqdn() agree.
+        let peers = id.peers();
+        assert_eq!(peers.len(), 3);
+        for (i, peer) in (0..3).zip(&peers) {
+            assert_eq!(peer, &id.member_fqdn(i));
+            assert_eq!(peer, &format!("db-{i}.{}", id.service_fqdn()));
+        }
     }
 
     #[test]
