@@ -53,6 +53,19 @@ def publish(hostsdir, fname, line):
     os.rename(tmp, os.path.join(hostsdir, fname))
 
 
+def count_types(log, start, end, names):
+    """Queries for any of `names` logged between byte offsets [start, end), by record type."""
+    with open(log, "rb") as f:
+        f.seek(start)
+        chunk = f.read(max(0, end - start))
+    counts = {}
+    for m in QUERY_RE.finditer(chunk):
+        if m.group(2).decode() in names:
+            t = m.group(1).decode()
+            counts[t] = counts.get(t, 0) + 1
+    return counts
+
+
 def count_queries(log, start, end, names):
     """Queries for each of `names` logged between byte offsets [start, end)."""
     with open(log, "rb") as f:
@@ -260,6 +273,7 @@ def main():
                 "window": [round(t_a - t0, 3), round(t_b - t0, 3)],
                 "still_waiting_at_end": alive[t],
                 "queries": c,
+                "by_type": count_types(servers[t]["log"], off_a[t], off_b[t], [pending, other]),
                 "pending_names_asked": asked,
                 "qps_per_name": sum(c.values()) / max(1, len(asked)) / (t_b - t_a),
             }
