@@ -1,12 +1,15 @@
 //! Shared set-up for the renderer targets: a realistic context built by peerconf's own
 //! identity and variables code (so the fuzzer sees the real `peers`, `members` and `env`),
-//! and the syntax selector.
+//! the syntax selector, and rendering under the binary's panic contract.
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
+
+use peerconf::error::Result;
 
 use peerconf::identity::{Host, Identity, Inputs, PodNameFallback, Source, Sourced};
-use peerconf::template::{Renderer, Syntax};
+use peerconf::template::{Mode, Renderer, Syntax, TemplateFile};
 use peerconf::variables::{self, UnknownPodIp};
 
 fn flag(value: &str, name: &'static str) -> Option<Sourced<String>> {
@@ -43,30 +46,49 @@ fn context() -> serde_json::Value {
     variables::context(&vars)
 }
 
-/// An input that starts with byte 0x01 is rendered with Helm-safe custom delimiters
-/// (`[[ ]]`, `[% %]`); anything else with the default ones. Returns the renderer and the
-/// template text.
-pub fn renderer_for(data: &[u8]) -> (&'static Renderer, &[u8]) {
-    static DEFAULT: OnceLock<Renderer> = OnceLock::new();
-    static CUSTOM: OnceLock<Renderer> = OnceLock::new();
+/// The syntax an input asks for: one that starts with byte 0x01 is rendered with Helm-safe
+/// custom delimiters (`[[ ]]`, `[% %]`), anything else with the default ones. Returns the
+/// syntax, whether it is the custom one, and the template text.
+pub fn syntax_for(data: &[u8]) -> (Syntax, bool, &[u8]) {
     match data.split_first() {
         Some((1, rest)) => (
-            CUSTOM.get_or_init(|| {
-                let syntax = Syntax {
-                    variable: ("[[".into(), "]]".into()),
-                    block: ("[%".into(), "%]".into()),
-                };
-                Renderer::new(&syntax, &context()).expect("custom delimiters are valid")
-            }),
+            Syntax {
+                variable: ("[[".into(), "]]".into()),
+                block: ("[%".into(), "%]".into()),
+            },
+            true,
             rest,
         ),
-        _ => (
-            DEFAULT.get_or_init(|| {
-                Renderer::new(&Syntax::default(), &context()).expect("default syntax is valid")
-            }),
-            data,
-        ),
+        _ => (Syntax::default(), false, data),
     }
+}
+
+/// A fresh renderer per input, as `render` makes one per run: its fuel and output budgets
+/// cover one document.
+pub fn renderer(syntax: &Syntax) -> Renderer {
+    static CONTEXT: OnceLock<serde_json::Value> = OnceLock::new();
+    Renderer::new(syntax, CONTEXT.get_or_init(context)).expect("the fuzz syntaxes are valid")
+}
+
+/// Renders like the binary does. The binary's panic hook turns a panic inside the template
+/// engine (minijinja) into a template error, exit 3 (minijinja 3.1.0 panics on
+/// `{% import 'x' as x|upper %}`, seed-import-panic.*), so here such a panic counts as a
+/// template error too. A panic anywhere else, peerconf's own code included, still crashes
+/// the fuzzer (libFuzzer's hook aborts).
+pub fn render(renderer: &Renderer, file: &TemplateFile, mode: Mode) -> Option<Result<String>> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let libfuzzer_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_engine = info
+                .location()
+                .is_some_and(|l| l.file().contains("/minijinja-"));
+            if !in_engine {
+                libfuzzer_hook(info);
+            }
+        }));
+    });
+    std::panic::catch_unwind(AssertUnwindSafe(|| renderer.render(file, mode))).ok()
 }
 
 /// Whether `text` contains anything the renderer treats as template markup.
@@ -77,10 +99,4 @@ pub fn has_markup(text: &str, custom: bool) -> bool {
         &["{{", "{%", "{#"]
     };
     starts.iter().any(|s| text.contains(s))
-}
-
-/// Inputs that only reproduce findings already reported (see `skip-known-findings` in
-/// Cargo.toml); never skipped in CI.
-pub fn known_finding(text: &str) -> bool {
-    cfg!(feature = "skip-known-findings") && text.contains("import")
 }

@@ -33,7 +33,8 @@ use peerconf::variables::{self, BUILT_IN, UnknownPodIp};
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("peerconf-fuzz-identity-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("peerconf-fuzz-identity-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the scratch directory");
         dir
     })
@@ -41,7 +42,9 @@ fn scratch() -> &'static PathBuf {
 
 fn label_ok(label: &str) -> bool {
     (1..=63).contains(&label.len())
-        && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !label.starts_with('-')
         && !label.ends_with('-')
 }
@@ -66,16 +69,34 @@ fuzz_target!(|data: &[u8]| {
 
     // The pieces on their own.
     for piece in [pod, ns, sts, svc, domain] {
-        assert_eq!(validate_label(piece).is_ok(), label_ok(piece), "label {piece:?}");
-        assert_eq!(validate_subdomain(piece).is_ok(), subdomain_ok(piece), "subdomain {piece:?}");
+        assert_eq!(
+            validate_label(piece).is_ok(),
+            label_ok(piece),
+            "label {piece:?}"
+        );
+        assert_eq!(
+            validate_subdomain(piece).is_ok(),
+            subdomain_ok(piece),
+            "subdomain {piece:?}"
+        );
         if let Some((stem, ordinal)) = split_ordinal(piece) {
             assert!(!stem.is_empty());
-            assert_eq!(format!("{stem}-{ordinal}"), piece, "split_ordinal must round-trip");
+            assert_eq!(
+                format!("{stem}-{ordinal}"),
+                piece,
+                "split_ordinal must round-trip"
+            );
         }
     }
     if let Some(found) = cluster_domain_from_resolv_conf(resolv) {
-        assert!(subdomain_ok(&found), "detected domain {found:?} is not a subdomain");
-        assert!(resolv.contains(&format!("svc.{found}")), "{found:?} is not in the text");
+        assert!(
+            subdomain_ok(&found),
+            "detected domain {found:?} is not a subdomain"
+        );
+        assert!(
+            resolv.contains(&format!("svc.{found}")),
+            "{found:?} is not in the text"
+        );
     }
 
     // The whole identity, as `render` resolves it.
@@ -138,11 +159,22 @@ fuzz_target!(|data: &[u8]| {
     }
     assert!((1..=MAX_REPLICAS).contains(&replicas));
     assert!(identity.ordinal.value < replicas);
-    for label in [&identity.namespace.value, &identity.statefulset.value, &identity.service.value] {
+    for label in [
+        &identity.namespace.value,
+        &identity.statefulset.value,
+        &identity.service.value,
+    ] {
         assert!(label_ok(label), "accepted label {label:?}");
     }
-    assert!(label_ok(&identity.pod_name.value), "pod name {:?}", identity.pod_name.value);
-    assert_eq!(identity.pod_name.value, identity.member_name(identity.ordinal.value));
+    assert!(
+        label_ok(&identity.pod_name.value),
+        "pod name {:?}",
+        identity.pod_name.value
+    );
+    assert_eq!(
+        identity.pod_name.value,
+        identity.member_name(identity.ordinal.value)
+    );
     assert!(subdomain_ok(&identity.cluster_domain.value));
     let suffix = format!(
         ".{}.{}.svc.{}",
@@ -155,7 +187,10 @@ fuzz_target!(|data: &[u8]| {
     let sample = peers.iter().take(8).chain(peers.iter().rev().take(8));
     for peer in sample {
         assert!(subdomain_ok(peer), "peer {peer:?} is not a DNS name");
-        assert!(peer.ends_with(&suffix), "peer {peer:?} is not under {suffix:?}");
+        assert!(
+            peer.ends_with(&suffix),
+            "peer {peer:?} is not under {suffix:?}"
+        );
     }
 
     // Variables: a --set key that shadows a built-in is a usage error, anything else lands.
@@ -170,7 +205,10 @@ fuzz_target!(|data: &[u8]| {
             }
             let ctx = variables::context(&vars);
             assert_eq!(ctx["replicas"], serde_json::json!(replicas));
-            assert_eq!(ctx["peers"].as_array().map(Vec::len), Some(replicas as usize));
+            assert_eq!(
+                ctx["peers"].as_array().map(Vec::len),
+                Some(replicas as usize)
+            );
         }
         Err(e) => {
             assert_eq!(e.kind(), Kind::Usage, "{e}");
