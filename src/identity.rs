@@ -170,6 +170,16 @@ impl Identity {
             )));
         }
 
+        // Every member's name is a DNS label in its FQDN, and the last one has the most digits.
+        let last_member = format!("{}-{}", statefulset.value, replicas.value - 1);
+        if last_member.len() > 63 {
+            return Err(Error::usage(format!(
+                "member name '{last_member}' (StatefulSet '{}', {} replicas) is longer than 63 characters, so it cannot be a DNS label",
+                statefulset.value, replicas.value
+            ))
+            .with_hint("shorten the StatefulSet name: the pod names <statefulset>-<ordinal> must fit in 63 characters"));
+        }
+
         if ordinal >= replicas.value {
             return Err(Error::usage(format!(
                 "ordinal {ordinal} of pod '{}' is not below --replicas {} ({})",
@@ -721,6 +731,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.message().contains("longer than 63"), "{err}");
+        // consul-0 fits, but the 11th member's name is one character longer than a label.
+        let sts_61 = "b".repeat(61);
+        assert!(
+            Identity::resolve(
+                inputs(&format!("{sts_61}-0"), 10),
+                &host,
+                PodNameFallback::HostName
+            )
+            .is_ok()
+        );
+        let err = Identity::resolve(
+            inputs(&format!("{sts_61}-0"), 11),
+            &host,
+            PodNameFallback::HostName,
+        )
+        .unwrap_err();
+        assert!(
+            err.message()
+                .contains(&format!("member name '{sts_61}-10'")),
+            "{err}"
+        );
         let mut given = inputs("a-0", 1);
         given.cluster_domain = Some(Sourced::new(
             vec!["d".repeat(60); 4].join("."),
