@@ -150,13 +150,6 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let replicas = identity.replicas.value;
-    // Known finding (seed-long-member-name): only the pod's own name is checked against 63
-    // characters, not the last member's.
-    if cfg!(feature = "skip-known-findings")
-        && identity.member_name(replicas.saturating_sub(1)).len() > 63
-    {
-        return;
-    }
     assert!((1..=MAX_REPLICAS).contains(&replicas));
     assert!(identity.ordinal.value < replicas);
     for label in [
