@@ -43,9 +43,10 @@ for lock in Cargo.lock fuzz/Cargo.lock; do
     ok "no advisory applies to $lock"
 done
 
-log "licences of the crates in the shipped binary (cargo tree -e normal, this host's target)"
-cargo tree --locked -e normal --prefix none --format '{p}|{l}' |
-    sed 's/ (\*)$//; s/ (proc-macro)$//' | grep -v '^peerconf v' | sort -u |
+log "licences of the crates in the shipped binary (cargo tree -e normal, the image's musl targets)"
+cargo tree --locked -e normal --target x86_64-unknown-linux-musl --target aarch64-unknown-linux-musl \
+    --prefix none --format '{p}|{l}' |
+    sed 's/ (\*)$//; s/ (proc-macro)$//' | grep '|' | grep -v '^peerconf v' | sort -u |
     awk -F'|' '{ split($1, p, " "); n[$2]++; crates[$2] = crates[$2] (crates[$2] ? ", " : "") p[1] }
         END { for (l in n) printf "%4d  %s: %s\n", n[l], (l == "" ? "(none declared)" : l), crates[l] }' |
     sort -rn
