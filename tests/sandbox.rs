@@ -91,8 +91,8 @@ fn templates_cannot_include_import_or_extend_any_file() {
                 .find(|l| l.starts_with("peerconf: error: "))
                 .unwrap_or_else(|| panic!("{name}: no error line: {stderr}"));
             assert!(error.contains(*name), "{name}: {error}");
-            // No loader: the name is not found. Without minijinja's multi_template feature
-            // (the proposed fix for its import panic) the statement does not even parse.
+            // No loader: the name is not found. Were minijinja's multi_template feature
+            // dropped, the statement would not even parse; either way nothing is read.
             assert!(
                 [
                     "template not found",
