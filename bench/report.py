@@ -102,7 +102,7 @@ def main(argv):
     L = []
     w = L.append
     w(f"Run **{meta.get('date')}**, {meta.get('mode')} mode, commit `{meta.get('commit')}`, "
-      f"took {meta.get('duration')} (build included).")
+      f"took {meta.get('duration')} (build{' and idle wait' if 'idle_wait' in meta else ''} included).")
     w("")
     w(f"- Machine: {meta.get('nproc')} cores ({meta.get('cpu')}), {meta.get('memory')}, {meta.get('kernel')}; "
       f"tmpfs for outputs, on-disk directory on {meta.get('disk_fs')}.")
