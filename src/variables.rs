@@ -114,21 +114,23 @@ pub fn variables(
         ),
         (None, UnknownPodIp::Undefined) => {}
     }
-    push(
-        "peers",
-        json!(id.peers()),
-        derived("statefulset, replicas and service_fqdn"),
-    );
+    let peers = id.peers();
     let members: Vec<Value> = (0..id.replicas.value)
-        .map(|i| {
+        .zip(&peers)
+        .map(|(i, fqdn)| {
             json!({
                 "name": id.member_name(i),
                 "ordinal": i,
-                "fqdn": id.member_fqdn(i),
+                "fqdn": fqdn,
                 "is_self": i == id.ordinal.value,
             })
         })
         .collect();
+    push(
+        "peers",
+        json!(peers),
+        derived("statefulset, replicas and service_fqdn"),
+    );
     push(
         "members",
         Value::Array(members),
