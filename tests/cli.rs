@@ -646,10 +646,11 @@ fn an_existing_config_is_replaced_atomically_and_stale_temps_removed() {
     fs::write(&output, "old").unwrap();
     let stale = dir.path().join(".consul.json.Xy12Ab34.peerconf-tmp");
     fs::write(&stale, "{\"half\":").unwrap();
-    let out = run(&mut peerconf(&[
+    let template = repo("manifests/consul.json");
+    let args = [
         "render",
         "--template",
-        repo("manifests/consul.json").to_str().unwrap(),
+        template.to_str().unwrap(),
         "--output",
         output.to_str().unwrap(),
         "--wait",
@@ -662,7 +663,8 @@ fn an_existing_config_is_replaced_atomically_and_stale_temps_removed() {
         "3",
         "--pod-ip",
         "10.1.1.1",
-    ]));
+    ];
+    let out = run(&mut peerconf(&args));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!stale.exists());
     let first = fs::read(&output).unwrap();
@@ -672,23 +674,7 @@ fn an_existing_config_is_replaced_atomically_and_stale_temps_removed() {
         0o600
     );
     // Init containers re-run on every pod restart: the same inputs give the same bytes.
-    let again = run(&mut peerconf(&[
-        "render",
-        "--template",
-        repo("manifests/consul.json").to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--wait",
-        "none",
-        "--mode",
-        "0600",
-        "--pod-name",
-        "consul-0",
-        "--replicas",
-        "3",
-        "--pod-ip",
-        "10.1.1.1",
-    ]));
+    let again = run(&mut peerconf(&args));
     assert_eq!(code(&again), 0);
     assert_eq!(fs::read(&output).unwrap(), first);
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
