@@ -91,6 +91,34 @@ pub fn render(renderer: &Renderer, file: &TemplateFile, mode: Mode) -> Option<Re
     std::panic::catch_unwind(AssertUnwindSafe(|| renderer.render(file, mode))).ok()
 }
 
+/// One fuzz input as the binary would see it: the syntax it asks for, then the UTF-8 text
+/// (the loader refuses non-UTF-8 before the renderer sees it), rendered with a fresh
+/// renderer under `key`. `None` when the input is not UTF-8 or the engine panicked (which
+/// the binary reports as exit 3). Returns the text, whether custom delimiters were used,
+/// and the result.
+pub fn render_input<'a>(
+    data: &'a [u8],
+    key: &str,
+    mode: Mode,
+) -> Option<(&'a str, bool, Result<String>)> {
+    let (syntax, custom, text) = syntax_for(data);
+    let text = std::str::from_utf8(text).ok()?;
+    let file = TemplateFile {
+        key: key.into(),
+        display: key.into(),
+        text: text.to_string(),
+    };
+    let result = render(&renderer(&syntax), &file, mode)?;
+    Some((text, custom, result))
+}
+
+/// Every render error is a template error with a message, in peerconf's error format.
+pub fn assert_template_error(e: &peerconf::error::Error) {
+    assert_eq!(e.kind(), peerconf::error::Kind::Template, "{e}");
+    assert!(!e.message().trim().is_empty(), "empty error message");
+    assert!(e.report().starts_with("peerconf: error: "));
+}
+
 /// Whether `text` contains anything the renderer treats as template markup.
 pub fn has_markup(text: &str, custom: bool) -> bool {
     let starts: &[&str] = if custom {

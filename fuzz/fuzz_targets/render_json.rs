@@ -7,26 +7,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use peerconf::error::Kind;
-use peerconf::template::{MAX_OUTPUT_BYTES, Mode, TemplateFile};
+use peerconf::template::{MAX_OUTPUT_BYTES, Mode};
 
 #[path = "common.rs"]
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let (syntax, custom, text) = common::syntax_for(data);
-    // The loader refuses non-UTF-8 before the renderer sees it.
-    let Ok(text) = std::str::from_utf8(text) else {
-        return;
-    };
-    let file = TemplateFile {
-        key: "fuzz.json".into(),
-        display: "fuzz.json".into(),
-        text: text.to_string(),
-    };
-    let renderer = common::renderer(&syntax);
-    let Some(result) = common::render(&renderer, &file, Mode::Json) else {
-        return; // the template engine panicked: the binary reports it as exit 3
+    let Some((text, custom, result)) = common::render_input(data, "fuzz.json", Mode::Json) else {
+        return; // not UTF-8 (the loader refuses it), or an engine panic (exit 3 in the binary)
     };
     match result {
         Ok(out) => {
@@ -40,10 +28,6 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(rendered, input, "a template without markup changed");
             }
         }
-        Err(e) => {
-            assert_eq!(e.kind(), Kind::Template, "{e}");
-            assert!(!e.message().trim().is_empty(), "empty error message");
-            assert!(e.report().starts_with("peerconf: error: "));
-        }
+        Err(e) => common::assert_template_error(&e),
     }
 });

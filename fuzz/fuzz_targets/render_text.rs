@@ -7,25 +7,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use peerconf::error::Kind;
-use peerconf::template::{MAX_OUTPUT_BYTES, Mode, TemplateFile};
+use peerconf::template::{MAX_OUTPUT_BYTES, Mode};
 
 #[path = "common.rs"]
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let (syntax, custom, text) = common::syntax_for(data);
-    let Ok(text) = std::str::from_utf8(text) else {
-        return;
-    };
-    let file = TemplateFile {
-        key: "fuzz.cfg".into(),
-        display: "fuzz.cfg".into(),
-        text: text.to_string(),
-    };
-    let renderer = common::renderer(&syntax);
-    let Some(result) = common::render(&renderer, &file, Mode::Text) else {
-        return; // the template engine panicked: the binary reports it as exit 3
+    let Some((text, custom, result)) = common::render_input(data, "fuzz.cfg", Mode::Text) else {
+        return; // not UTF-8 (the loader refuses it), or an engine panic (exit 3 in the binary)
     };
     match result {
         Ok(out) => {
@@ -34,10 +23,6 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(out, text, "a text without markup changed");
             }
         }
-        Err(e) => {
-            assert_eq!(e.kind(), Kind::Template, "{e}");
-            assert!(!e.message().trim().is_empty(), "empty error message");
-            assert!(e.report().starts_with("peerconf: error: "));
-        }
+        Err(e) => common::assert_template_error(&e),
     }
 });
