@@ -1,11 +1,23 @@
 //! Every way peerconf can fail, and the exit code each one maps to.
 //!
+//! Each area has its own error type that carries the data of the failure (a path, a value
+//! and where it came from, a JSON path...): [`UsageError`] here for the command line,
+//! [`IdentityError`], [`TemplateError`], [`WaitError`] and [`OutputError`] in their
+//! modules. Each says its message through `Display` and chooses its hint from its variant.
+//! [`Error`] gathers them, and [`Error::kind`] is the one place that maps a failure to its
+//! [`Kind`], hence its exit code.
+//!
 //! The exit codes are a contract with whoever runs the init container (the kubelet shows
-//! them in `kubectl describe pod`, scripts branch on them), so they live in one place and
-//! the README documents the same table.
+//! them in `kubectl describe pod`, scripts branch on them): [`EXIT_CODES`] is the one table,
+//! and `--help` is generated from it.
 
 use std::fmt;
 use std::process::ExitCode;
+
+pub use crate::dns::WaitError;
+pub use crate::identity::IdentityError;
+pub use crate::output::OutputError;
+pub use crate::template::TemplateError;
 
 /// What kind of failure happened; decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,94 +30,208 @@ pub enum Kind {
     PeersUnresolved,
     /// The output could not be written (exit 5).
     Output,
+    /// A bug: something panicked outside the template engine (exit 70, EX_SOFTWARE).
+    Internal,
     /// SIGINT arrived while waiting (exit 130).
     Interrupted,
     /// SIGTERM arrived while waiting (exit 143).
     Terminated,
-    /// A bug: something panicked outside the template engine (exit 70, EX_SOFTWARE).
-    Internal,
 }
+
+/// The documented exit codes, in the order `--help` lists them.
+pub const EXIT_CODES: [(Kind, u8, &str); 7] = [
+    (Kind::Usage, 2, "usage/identity"),
+    (Kind::Template, 3, "template"),
+    (Kind::PeersUnresolved, 4, "peers unresolved"),
+    (Kind::Output, 5, "output"),
+    (Kind::Internal, 70, "internal error (a bug)"),
+    (Kind::Interrupted, 130, "interrupted by SIGINT"),
+    (Kind::Terminated, 143, "stopped by SIGTERM"),
+];
 
 impl Kind {
     /// The documented process exit code for this kind of failure.
     pub fn exit_code(self) -> u8 {
+        EXIT_CODES
+            .iter()
+            .find(|(kind, _, _)| *kind == self)
+            .map_or(70, |(_, code, _)| *code)
+    }
+}
+
+/// The exit-code paragraph of `--help`, from [`EXIT_CODES`].
+pub fn exit_code_help() -> String {
+    let codes: Vec<String> = EXIT_CODES
+        .iter()
+        .map(|(_, code, what)| format!("{code} {what}"))
+        .collect();
+    format!("Exit codes: 0 ok, {}.", codes.join(", "))
+}
+
+/// A problem with the command line itself (exit 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageError {
+    /// clap refused the command line; `body` is its message, `command` the subcommand.
+    CommandLine {
+        body: String,
+        command: Option<String>,
+    },
+    /// `render` without `--output` and without `--dry-run`.
+    OutputRequired,
+    /// `check` with neither `--statefulset` nor `--pod-name`.
+    CheckNeedsName,
+    /// A `--set` key that names a built-in variable.
+    SetShadowsBuiltIn(String),
+    /// `--delimiters` / `--block-delimiters` that the engine refuses.
+    Delimiters {
+        variable: (String, String),
+        block: (String, String),
+        why: String,
+    },
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Kind::Usage => 2,
-            Kind::Template => 3,
-            Kind::PeersUnresolved => 4,
-            Kind::Output => 5,
-            Kind::Interrupted => 130,
-            Kind::Terminated => 143,
-            Kind::Internal => 70,
+            UsageError::CommandLine { body, .. } => f.write_str(body),
+            UsageError::OutputRequired => {
+                f.write_str("--output is required (or the env PEERCONF_OUTPUT), unless --dry-run")
+            }
+            UsageError::CheckNeedsName => {
+                f.write_str("check needs --statefulset NAME or --pod-name NAME")
+            }
+            UsageError::SetShadowsBuiltIn(key) => write!(
+                f,
+                "--set {key}=...: '{key}' is a built-in variable and cannot be overridden"
+            ),
+            UsageError::Delimiters {
+                variable,
+                block,
+                why,
+            } => write!(
+                f,
+                "--delimiters '{} {}' / --block-delimiters '{} {}': {why}",
+                variable.0, variable.1, block.0, block.1
+            ),
         }
     }
 }
 
-/// A user-facing error: one line that names the input and the problem, plus an optional
-/// hint that says what to do about it.
+impl UsageError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            UsageError::CommandLine {
+                command: Some(command),
+                ..
+            } => format!("run 'peerconf {command} --help' for the flags and their env variables"),
+            UsageError::CommandLine { command: None, .. } => {
+                "run 'peerconf --help' for the commands".to_string()
+            }
+            UsageError::OutputRequired => {
+                "e.g. --output /config/consul.json, the shared emptyDir; or --dry-run to print"
+                    .to_string()
+            }
+            UsageError::CheckNeedsName => {
+                "e.g. peerconf check --template consul.json --statefulset consul --replicas 5"
+                    .to_string()
+            }
+            UsageError::SetShadowsBuiltIn(_) => {
+                "pick another name, or set the built-in through its own flag (see 'peerconf explain')"
+                    .to_string()
+            }
+            UsageError::Delimiters { .. } => return None,
+        })
+    }
+}
+
+/// Any failure: its area's error, boxed so that a `Result` stays one pointer wide.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    kind: Kind,
-    message: String,
-    hint: Option<String>,
+pub struct Error(Box<Failure>);
+
+/// A failure, by area.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Usage(UsageError),
+    Identity(IdentityError),
+    Template(TemplateError),
+    Wait(WaitError),
+    Output(OutputError),
+    /// A panic outside the template engine: a bug.
+    Internal(String),
 }
 
 impl Error {
-    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            message: message.into(),
-            hint: None,
+    /// The failure, for matching on its area and variant.
+    pub fn failure(&self) -> &Failure {
+        &self.0
+    }
+
+    /// The one mapping from a failure to its kind (and so its exit code).
+    pub fn kind(&self) -> Kind {
+        use Failure::*;
+        match self.failure() {
+            Usage(_) | Identity(_) => Kind::Usage,
+            Template(_) => Kind::Template,
+            Wait(WaitError::Terminated) => Kind::Terminated,
+            Wait(WaitError::Interrupted) => Kind::Interrupted,
+            Wait(WaitError::ResolvConf { .. })
+            | Wait(WaitError::NoNameserver { .. })
+            | Wait(WaitError::Client { .. })
+            | Wait(WaitError::CountOutOfRange { .. }) => Kind::Usage,
+            Wait(WaitError::Unresolved { .. }) | Wait(WaitError::Runtime { .. }) => {
+                Kind::PeersUnresolved
+            }
+            Output(_) => Kind::Output,
+            Internal(_) => Kind::Internal,
         }
     }
 
-    pub fn usage(message: impl Into<String>) -> Self {
-        Error::new(Kind::Usage, message)
+    /// A bug: a panic outside the template engine.
+    pub fn internal(payload: String) -> Error {
+        Error(Box::new(Failure::Internal(payload)))
     }
 
-    pub fn template(message: impl Into<String>) -> Self {
-        Error::new(Kind::Template, message)
+    /// The one-line message (without the `peerconf: error:` prefix).
+    pub fn message(&self) -> String {
+        self.to_string()
     }
 
-    pub fn output(message: impl Into<String>) -> Self {
-        Error::new(Kind::Output, message)
-    }
-
-    pub fn peers_unresolved(message: impl Into<String>) -> Self {
-        Error::new(Kind::PeersUnresolved, message)
-    }
-
-    /// Adds the "what to do next" line.
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    pub fn hint(&self) -> Option<&str> {
-        self.hint.as_deref()
+    /// What to do about it, where a fix is known.
+    pub fn hint(&self) -> Option<String> {
+        match self.failure() {
+            Failure::Usage(e) => e.hint(),
+            Failure::Identity(e) => e.hint(),
+            Failure::Template(e) => e.hint(),
+            Failure::Wait(e) => e.hint(),
+            Failure::Output(e) => e.hint(),
+            Failure::Internal(_) => Some(
+                "this is a bug in peerconf; please report it with the command line".to_string(),
+            ),
+        }
     }
 
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(self.kind.exit_code())
+        ExitCode::from(self.kind().exit_code())
     }
 
     /// The exact text written to stderr: `peerconf: error: ...` and, where a fix is known,
     /// `peerconf: hint: ...`. Newlines inside the message are folded so the error stays one
     /// line (a kubelet event or a log scraper shows the first line only).
     pub fn report(&self) -> String {
-        let mut out = format!("peerconf: error: {}\n", one_line(&self.message));
-        if let Some(hint) = &self.hint {
-            out.push_str(&format!("peerconf: hint: {}\n", one_line(hint)));
+        let mut out = format!("peerconf: error: {}\n", one_line(&self.message()));
+        if let Some(hint) = self.hint() {
+            out.push_str(&format!("peerconf: hint: {}\n", one_line(&hint)));
         }
         out
+    }
+}
+
+/// An I/O error as a message names it: the common kinds in plain words.
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
     }
 }
 
@@ -115,42 +241,40 @@ fn one_line(text: &str) -> String {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match self.failure() {
+            Failure::Usage(e) => e.fmt(f),
+            Failure::Identity(e) => e.fmt(f),
+            Failure::Template(e) => e.fmt(f),
+            Failure::Wait(e) => e.fmt(f),
+            Failure::Output(e) => e.fmt(f),
+            Failure::Internal(payload) => write!(f, "internal error: {payload}"),
+        }
     }
 }
 
 impl std::error::Error for Error {}
 
+macro_rules! from_area {
+    ($($area:ident => $variant:ident),*) => {$(
+        impl From<$area> for Error {
+            fn from(e: $area) -> Self {
+                Error(Box::new(Failure::$variant(e)))
+            }
+        }
+    )*};
+}
+from_area!(UsageError => Usage, IdentityError => Identity, TemplateError => Template,
+    WaitError => Wait, OutputError => Output);
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-thread_local! {
-    /// The template the engine is rendering right now, if any (see [`EngineGuard`]).
-    static IN_ENGINE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Marks that the template engine is running on `name`, until dropped. A panic inside the
-/// engine is then reported as that template's error (exit 3) rather than a crash.
-pub struct EngineGuard;
-
-impl EngineGuard {
-    pub fn enter(name: &str) -> EngineGuard {
-        IN_ENGINE.with(|t| *t.borrow_mut() = Some(name.to_string()));
-        EngineGuard
-    }
-}
-
-impl Drop for EngineGuard {
-    fn drop(&mut self) {
-        IN_ENGINE.with(|t| *t.borrow_mut() = None);
-    }
-}
 
 /// Never a raw panic: the release build aborts on panic (smaller, and an init container
 /// has nothing to unwind to), so this hook prints peerconf's usual error lines and exits
-/// with a documented code before the abort. The template engine has panicked on odd
-/// input (minijinja 3.1.0 on `{% import 'x' as x|upper %}`), which is a template error
-/// (exit 3); anything else is a bug (exit 70). No output file can be half-written by it:
-/// rendering happens before any write, and writes go through a temp file.
+/// with a documented code before the abort. A panic inside the template engine (minijinja
+/// 3.1.0 panicked on `{% import 'x' as x|upper %}`) is that template's error (exit 3; see
+/// [`crate::template::engine_in_use`]); anything else is a bug (exit 70). No output file can
+/// be half-written by it: rendering happens before any write, and writes go through a temp
+/// file.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let payload = info
@@ -159,17 +283,12 @@ pub fn install_panic_hook() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_string());
-        let template = IN_ENGINE.with(|t| t.borrow().clone());
-        let err = match template {
-            Some(name) => Error::template(format!(
-                "{name}: the template engine failed on this template ({payload})"
-            ))
-            .with_hint("rewrite the construct (often an unusual import, set or loop target) and run 'peerconf check'; please report it"),
-            None => Error::new(Kind::Internal, format!("internal error: {payload}"))
-                .with_hint("this is a bug in peerconf; please report it with the command line"),
+        let err: Error = match crate::template::engine_in_use() {
+            Some(name) => TemplateError::EnginePanic { name, payload }.into(),
+            None => Error::internal(payload),
         };
         let _ = std::io::Write::write_all(&mut std::io::stderr(), err.report().as_bytes());
-        std::process::exit(i32::from(err.kind.exit_code()));
+        std::process::exit(i32::from(err.kind().exit_code()));
     }));
 }
 
@@ -191,19 +310,30 @@ mod tests {
         for (kind, code) in table {
             assert_eq!(kind.exit_code(), code, "{kind:?}");
         }
+        assert_eq!(
+            exit_code_help(),
+            "Exit codes: 0 ok, 2 usage/identity, 3 template, 4 peers unresolved, 5 output, \
+             70 internal error (a bug), 130 interrupted by SIGINT, 143 stopped by SIGTERM."
+        );
     }
 
     #[test]
     fn report_is_one_error_line_plus_an_optional_hint() {
-        let plain = Error::usage("--replicas: 0 is not in 1..=10000");
+        let plain: Error = UsageError::Delimiters {
+            variable: ("[[".into(), "]]".into()),
+            block: ("{%".into(), "%}".into()),
+            why: "bad\n  delimiters".into(),
+        }
+        .into();
         assert_eq!(
             plain.report(),
-            "peerconf: error: --replicas: 0 is not in 1..=10000\n"
+            "peerconf: error: --delimiters '[[ ]]' / --block-delimiters '{% %}': bad delimiters\n"
         );
-        let hinted = Error::template("consul.json: line 3:\n  bad").with_hint("fix it");
+        let hinted: Error = UsageError::OutputRequired.into();
         assert_eq!(
             hinted.report(),
-            "peerconf: error: consul.json: line 3: bad\npeerconf: hint: fix it\n"
+            "peerconf: error: --output is required (or the env PEERCONF_OUTPUT), unless --dry-run\n\
+             peerconf: hint: e.g. --output /config/consul.json, the shared emptyDir; or --dry-run to print\n"
         );
     }
 }

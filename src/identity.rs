@@ -1,11 +1,13 @@
 //! Who am I: namespace, pod, ordinal, replicas, service and cluster domain, each with the
-//! place its value came from (so `explain` and the start-up log can say so).
+//! place its value came from (so `explain` and the start-up log can say so), and the
+//! StatefulSet's [`Members`] derived from them.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::members::{MAX_REPLICAS, Members};
+use crate::resolv_conf::ResolvConf;
 
 /// The service-account namespace file a pod gets mounted (kubectl reads the same).
 pub const SERVICE_ACCOUNT_NAMESPACE: &str =
@@ -14,14 +16,11 @@ pub const SERVICE_ACCOUNT_NAMESPACE: &str =
 /// Where the kernel keeps the host name (a pod's host name is its pod name).
 const KERNEL_HOSTNAME: &str = "/proc/sys/kernel/hostname";
 
-/// Upper bound of `--replicas`, so that a typo cannot make peerconf wait on millions of names.
-pub const MAX_REPLICAS: u32 = 10_000;
-
-/// Where a value came from.
+/// Where a value came from. Flag and variable names come from clap's own definitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    Flag(&'static str),
-    Env(&'static str),
+    Flag(String),
+    Env(String),
     File(PathBuf),
     Derived(&'static str),
     Default,
@@ -52,6 +51,13 @@ impl<T> Sourced<T> {
     }
 }
 
+impl<T: fmt::Display> Sourced<T> {
+    /// `'value' (source)`, as error messages name an input.
+    fn quoted(&self) -> String {
+        format!("'{}' ({})", self.value, self.source)
+    }
+}
+
 /// What the command line and environment said, before defaults and derivation.
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
@@ -69,17 +75,17 @@ pub struct Inputs {
 #[derive(Debug, Clone)]
 pub struct Host {
     pub service_account_namespace: PathBuf,
-    pub resolv_conf: PathBuf,
+    pub resolv_conf: ResolvConf,
     /// `$HOSTNAME`, if set.
     pub hostname_env: Option<String>,
     pub kernel_hostname: PathBuf,
 }
 
 impl Host {
-    pub fn system(resolv_conf: &Path) -> Self {
+    pub fn system(resolv_conf: ResolvConf) -> Self {
         Host {
             service_account_namespace: PathBuf::from(SERVICE_ACCOUNT_NAMESPACE),
-            resolv_conf: resolv_conf.to_path_buf(),
+            resolv_conf,
             hostname_env: std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()),
             kernel_hostname: PathBuf::from(KERNEL_HOSTNAME),
         }
@@ -97,6 +103,8 @@ pub struct Identity {
     pub service: Sourced<String>,
     pub cluster_domain: Sourced<String>,
     pub pod_ip: Option<Sourced<IpAddr>>,
+    /// Every member of the StatefulSet, this pod among them.
+    pub members: Members,
 }
 
 /// How the pod name is found; `check` needs only the StatefulSet name.
@@ -110,135 +118,51 @@ pub enum PodNameFallback {
 
 impl Identity {
     /// Fills in defaults, derives what can be derived, and validates everything.
-    pub fn resolve(inputs: Inputs, host: &Host, fallback: PodNameFallback) -> Result<Identity> {
-        let replicas = inputs.replicas.ok_or_else(|| {
-            Error::usage("--replicas is required (or the env REPLICAS)")
-                .with_hint("set REPLICAS to the StatefulSet's spec.replicas, e.g. --replicas 3")
-        })?;
-        if !(1..=MAX_REPLICAS).contains(&replicas.value) {
-            return Err(Error::usage(format!(
-                "--replicas: {} is not in 1..={MAX_REPLICAS}",
-                replicas.value
-            )));
-        }
-
-        let namespace = match inputs.namespace {
-            Some(ns) => ns,
-            None => match read_trimmed(&host.service_account_namespace) {
-                Some(ns) => Sourced::new(ns, Source::File(host.service_account_namespace.clone())),
-                None => Sourced::new("default".to_string(), Source::Default),
-            },
-        };
+    pub fn resolve(
+        inputs: Inputs,
+        host: &Host,
+        fallback: PodNameFallback,
+    ) -> Result<Identity, IdentityError> {
+        let replicas = inputs.replicas.ok_or(IdentityError::ReplicasMissing)?;
+        let namespace = inputs.namespace.unwrap_or_else(|| namespace_default(host));
         check_label("namespace", &namespace)?;
-
-        let pod_name = match inputs.pod_name {
-            Some(pod) => pod,
-            None => match (fallback, &inputs.statefulset) {
-                (PodNameFallback::FirstOrdinal, Some(sts)) => {
-                    Sourced::new(format!("{}-0", sts.value), Source::Derived("statefulset"))
-                }
-                _ => host_pod_name(host)?,
-            },
-        };
-
-        let (stem, ordinal) = split_ordinal(&pod_name.value).ok_or_else(|| {
-            Error::usage(format!(
-                "pod name '{}' ({}) does not end in -<ordinal>",
-                pod_name.value, pod_name.source
-            ))
-            .with_hint("a StatefulSet pod is named <statefulset>-<ordinal>, e.g. consul-0; set POD_NAME from metadata.name")
-        })?;
-
-        let statefulset = match inputs.statefulset {
-            Some(sts) => {
-                if sts.value != stem {
-                    return Err(Error::usage(format!(
-                        "pod name '{}' ({}) is not <statefulset>-<ordinal> for StatefulSet '{}' ({})",
-                        pod_name.value, pod_name.source, sts.value, sts.source
-                    ))
-                    .with_hint("the pod name must be the StatefulSet name, a dash and the ordinal"));
-                }
-                sts
+        let pod_name = match (inputs.pod_name, fallback, &inputs.statefulset) {
+            (Some(pod), _, _) => pod,
+            (None, PodNameFallback::FirstOrdinal, Some(sts)) => {
+                Sourced::new(format!("{}-0", sts.value), Source::Derived("statefulset"))
             }
-            None => Sourced::new(stem.to_string(), Source::Derived("pod_name")),
+            (None, _, _) => host_pod_name(host)?,
         };
-        check_label("statefulset", &statefulset)?;
-        if pod_name.value.len() > 63 {
-            return Err(Error::usage(format!(
-                "pod name '{}' ({}) is longer than 63 characters, so it cannot be a DNS label",
-                pod_name.value, pod_name.source
-            )));
-        }
-
-        // Every member's name is a DNS label in its FQDN, and the last one has the most digits.
-        let last_member = format!("{}-{}", statefulset.value, replicas.value - 1);
-        if last_member.len() > 63 {
-            return Err(Error::usage(format!(
-                "member name '{last_member}' (StatefulSet '{}', {} replicas) is longer than 63 characters, so it cannot be a DNS label",
-                statefulset.value, replicas.value
-            ))
-            .with_hint("shorten the StatefulSet name: the pod names <statefulset>-<ordinal> must fit in 63 characters"));
-        }
-
-        if ordinal >= replicas.value {
-            return Err(Error::usage(format!(
-                "ordinal {ordinal} of pod '{}' is not below --replicas {} ({})",
-                pod_name.value, replicas.value, replicas.source
-            ))
-            .with_hint("REPLICAS must equal the StatefulSet's spec.replicas; change both together when scaling"));
-        }
-
+        let (statefulset, ordinal) = statefulset_and_ordinal(&pod_name, inputs.statefulset)?;
         let service = inputs.service.unwrap_or_else(|| {
             Sourced::new(statefulset.value.clone(), Source::Derived("statefulset"))
         });
         check_label("service", &service)?;
-
-        let cluster_domain = match inputs.cluster_domain {
-            Some(domain) => {
-                let trimmed = domain.value.trim_end_matches('.').to_string();
-                Sourced::new(trimmed, domain.source)
-            }
-            None => match std::fs::read_to_string(&host.resolv_conf)
-                .ok()
-                .and_then(|text| cluster_domain_from_resolv_conf(&text))
-            {
-                Some(domain) => Sourced::new(domain, Source::File(host.resolv_conf.clone())),
-                None => Sourced::new("cluster.local".to_string(), Source::Default),
-            },
-        };
-        if let Err(why) = validate_subdomain(&cluster_domain.value) {
-            return Err(Error::usage(format!(
-                "cluster domain '{}' ({}) is not a DNS subdomain: {why}",
-                cluster_domain.value, cluster_domain.source
-            ))
-            .with_hint("use the cluster's DNS domain, e.g. cluster.local"));
-        }
-
-        let identity = Identity {
+        let cluster_domain = cluster_domain(inputs.cluster_domain, &host.resolv_conf)?;
+        let service_fqdn = format!(
+            "{}.{}.svc.{}",
+            service.value, namespace.value, cluster_domain.value
+        );
+        let members = Members::new(&statefulset.value, &service_fqdn, &replicas, ordinal)?;
+        Ok(Identity {
             namespace,
-            pod_name: Sourced::new(pod_name.value, pod_name.source),
+            pod_name,
             statefulset,
             ordinal: Sourced::new(ordinal, Source::Derived("pod_name")),
             replicas,
             service,
             cluster_domain,
             pod_ip: inputs.pod_ip,
-        };
-        let longest = identity.member_fqdn(identity.replicas.value - 1);
-        if longest.len() > 253 {
-            return Err(Error::usage(format!(
-                "peer name '{longest}' is longer than 253 characters, the DNS limit"
-            ))
-            .with_hint("shorten the StatefulSet, Service, namespace or cluster domain"));
-        }
-        Ok(identity)
+            members,
+        })
     }
 
     /// The same StatefulSet seen from another member (for `check`).
     pub fn for_ordinal(&self, ordinal: u32) -> Identity {
         let mut other = self.clone();
+        other.members = self.members.for_ordinal(ordinal);
         other.pod_name = Sourced::new(
-            self.member_name(ordinal),
+            self.members.name(ordinal),
             Source::Derived("statefulset and ordinal"),
         );
         other.ordinal = Sourced::new(ordinal, Source::Derived("check's ordinal loop"));
@@ -247,54 +171,186 @@ impl Identity {
         }
         other
     }
+}
 
-    pub fn member_name(&self, ordinal: u32) -> String {
-        format!("{}-{ordinal}", self.statefulset.value)
-    }
-
-    /// `<sts>-<i>.<service>.<ns>.svc.<domain>`, the stable DNS name a headless Service gives
-    /// each member.
-    pub fn member_fqdn(&self, ordinal: u32) -> String {
-        member_fqdn_under(&self.statefulset.value, ordinal, &self.service_fqdn())
-    }
-
-    pub fn service_fqdn(&self) -> String {
-        format!(
-            "{}.{}.svc.{}",
-            self.service.value, self.namespace.value, self.cluster_domain.value
-        )
-    }
-
-    pub fn pod_fqdn(&self) -> String {
-        self.member_fqdn(self.ordinal.value)
-    }
-
-    pub fn quorum(&self) -> u32 {
-        self.replicas.value / 2 + 1
-    }
-
-    /// Every member's FQDN in ordinal order, self included.
-    pub fn peers(&self) -> Vec<String> {
-        let service_fqdn = self.service_fqdn();
-        (0..self.replicas.value)
-            .map(|i| member_fqdn_under(&self.statefulset.value, i, &service_fqdn))
-            .collect()
+/// The service-account namespace file, else `default` (as kubectl does).
+fn namespace_default(host: &Host) -> Sourced<String> {
+    match read_trimmed(&host.service_account_namespace) {
+        Some(ns) => Sourced::new(ns, Source::File(host.service_account_namespace.clone())),
+        None => Sourced::new("default".to_string(), Source::Default),
     }
 }
 
-/// `<statefulset>-<ordinal>.<service_fqdn>` in one allocation of the right size (`format!`
-/// grows its string four times for a name this long). It runs once per member and list:
-/// 1001 times per list for 1001 replicas.
-fn member_fqdn_under(statefulset: &str, ordinal: u32, service_fqdn: &str) -> String {
-    use std::fmt::Write;
-    // 10 digits hold any u32; 2 for the dash and the dot.
-    let mut fqdn = String::with_capacity(statefulset.len() + 12 + service_fqdn.len());
-    fqdn.push_str(statefulset);
-    fqdn.push('-');
-    let _ = write!(fqdn, "{ordinal}");
-    fqdn.push('.');
-    fqdn.push_str(service_fqdn);
-    fqdn
+/// Splits the pod name into the StatefulSet name and the ordinal, and checks both against
+/// `--statefulset` when given.
+fn statefulset_and_ordinal(
+    pod_name: &Sourced<String>,
+    given: Option<Sourced<String>>,
+) -> Result<(Sourced<String>, u32), IdentityError> {
+    let (stem, ordinal) = split_ordinal(&pod_name.value)
+        .ok_or_else(|| IdentityError::NotAnOrdinal(pod_name.clone()))?;
+    let statefulset = match given {
+        Some(sts) if sts.value != stem => {
+            return Err(IdentityError::StatefulSetMismatch {
+                pod_name: pod_name.clone(),
+                statefulset: sts,
+            });
+        }
+        Some(sts) => sts,
+        None => Sourced::new(stem.to_string(), Source::Derived("pod_name")),
+    };
+    check_label("statefulset", &statefulset)?;
+    if pod_name.value.len() > 63 {
+        return Err(IdentityError::PodNameTooLong(pod_name.clone()));
+    }
+    Ok((statefulset, ordinal))
+}
+
+/// `--cluster-domain` (a trailing dot dropped), else resolv.conf's search line, else
+/// `cluster.local`; validated as a DNS subdomain.
+fn cluster_domain(
+    given: Option<Sourced<String>>,
+    resolv_conf: &ResolvConf,
+) -> Result<Sourced<String>, IdentityError> {
+    let domain = match given {
+        Some(domain) => {
+            let trimmed = domain.value.trim_end_matches('.').to_string();
+            Sourced::new(trimmed, domain.source)
+        }
+        None => match resolv_conf.cluster_domain() {
+            Some(domain) => Sourced::new(domain, Source::File(resolv_conf.path().to_path_buf())),
+            None => Sourced::new("cluster.local".to_string(), Source::Default),
+        },
+    };
+    validate_subdomain(&domain.value)
+        .map_err(|why| IdentityError::BadClusterDomain(domain.clone(), why))?;
+    Ok(domain)
+}
+
+/// Everything that can be wrong with a pod's identity (exit 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityError {
+    ReplicasMissing,
+    ReplicasOutOfRange(u32),
+    NoPodName,
+    NotAnOrdinal(Sourced<String>),
+    StatefulSetMismatch {
+        pod_name: Sourced<String>,
+        statefulset: Sourced<String>,
+    },
+    /// `what` (namespace, statefulset, service) is not an RFC 1123 label, and why.
+    BadLabel(&'static str, Sourced<String>, String),
+    PodNameTooLong(Sourced<String>),
+    MemberNameTooLong {
+        name: String,
+        statefulset: String,
+        replicas: u32,
+    },
+    OrdinalNotBelowReplicas {
+        ordinal: u32,
+        pod_name: String,
+        replicas: Sourced<u32>,
+    },
+    BadClusterDomain(Sourced<String>, String),
+    FqdnTooLong(String),
+    NotADnsName {
+        name: String,
+        why: String,
+    },
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use IdentityError::*;
+        match self {
+            ReplicasMissing => f.write_str("--replicas is required (or the env REPLICAS)"),
+            ReplicasOutOfRange(n) => write!(f, "--replicas: {n} is not in 1..={MAX_REPLICAS}"),
+            NoPodName => {
+                f.write_str("no pod name: --pod-name, POD_NAME and HOSTNAME are all unset")
+            }
+            NotAnOrdinal(pod) => write!(f, "pod name {} does not end in -<ordinal>", pod.quoted()),
+            StatefulSetMismatch {
+                pod_name,
+                statefulset,
+            } => write!(
+                f,
+                "pod name {} is not <statefulset>-<ordinal> for StatefulSet {}",
+                pod_name.quoted(),
+                statefulset.quoted()
+            ),
+            BadLabel(what, value, why) => {
+                write!(
+                    f,
+                    "{what} {} is not a valid DNS label: {why}",
+                    value.quoted()
+                )
+            }
+            PodNameTooLong(pod) => write!(
+                f,
+                "pod name {} is longer than 63 characters, so it cannot be a DNS label",
+                pod.quoted()
+            ),
+            MemberNameTooLong {
+                name,
+                statefulset,
+                replicas,
+            } => write!(
+                f,
+                "member name '{name}' (StatefulSet '{statefulset}', {replicas} replicas) is longer than 63 characters, so it cannot be a DNS label"
+            ),
+            OrdinalNotBelowReplicas {
+                ordinal,
+                pod_name,
+                replicas,
+            } => write!(
+                f,
+                "ordinal {ordinal} of pod '{pod_name}' is not below --replicas {} ({})",
+                replicas.value, replicas.source
+            ),
+            BadClusterDomain(domain, why) => write!(
+                f,
+                "cluster domain {} is not a DNS subdomain: {why}",
+                domain.quoted()
+            ),
+            FqdnTooLong(name) => write!(
+                f,
+                "peer name '{name}' is longer than 253 characters, the DNS limit"
+            ),
+            NotADnsName { name, why } => {
+                write!(f, "peer name '{name}' is not a valid DNS name ({why})")
+            }
+        }
+    }
+}
+
+impl IdentityError {
+    pub(crate) fn hint(&self) -> Option<String> {
+        use IdentityError::*;
+        let hint = match self {
+            ReplicasMissing => "set REPLICAS to the StatefulSet's spec.replicas, e.g. --replicas 3",
+            ReplicasOutOfRange(_) | PodNameTooLong(_) => return None,
+            NoPodName => "set POD_NAME from the downward API (fieldRef metadata.name)",
+            NotAnOrdinal(_) => {
+                "a StatefulSet pod is named <statefulset>-<ordinal>, e.g. consul-0; set POD_NAME from metadata.name"
+            }
+            StatefulSetMismatch { .. } => {
+                "the pod name must be the StatefulSet name, a dash and the ordinal"
+            }
+            BadLabel(..) => {
+                "Kubernetes names here are RFC 1123 labels: lower-case a-z, 0-9 and -, at most 63"
+            }
+            MemberNameTooLong { .. } => {
+                "shorten the StatefulSet name: the pod names <statefulset>-<ordinal> must fit in 63 characters"
+            }
+            OrdinalNotBelowReplicas { .. } => {
+                "REPLICAS must equal the StatefulSet's spec.replicas; change both together when scaling"
+            }
+            BadClusterDomain(..) => "use the cluster's DNS domain, e.g. cluster.local",
+            FqdnTooLong(_) => "shorten the StatefulSet, Service, namespace or cluster domain",
+            NotADnsName { .. } => "check --pod-name, --service, --namespace and --cluster-domain",
+        };
+        Some(hint.to_string())
+    }
 }
 
 /// A stand-in pod IP for dry runs and `check`: distinct per ordinal, and from the ranges
@@ -320,9 +376,9 @@ pub fn documentation_ip(ordinal: u32) -> IpAddr {
     }
 }
 
-fn host_pod_name(host: &Host) -> Result<Sourced<String>> {
+fn host_pod_name(host: &Host) -> Result<Sourced<String>, IdentityError> {
     if let Some(name) = &host.hostname_env {
-        return Ok(Sourced::new(name.clone(), Source::Env("HOSTNAME")));
+        return Ok(Sourced::new(name.clone(), Source::Env("HOSTNAME".into())));
     }
     if let Some(name) = read_trimmed(&host.kernel_hostname) {
         return Ok(Sourced::new(
@@ -330,10 +386,7 @@ fn host_pod_name(host: &Host) -> Result<Sourced<String>> {
             Source::File(host.kernel_hostname.clone()),
         ));
     }
-    Err(
-        Error::usage("no pod name: --pod-name, POD_NAME and HOSTNAME are all unset")
-            .with_hint("set POD_NAME from the downward API (fieldRef metadata.name)"),
-    )
+    Err(IdentityError::NoPodName)
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
@@ -389,75 +442,32 @@ pub fn validate_subdomain(domain: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn check_label(what: &str, value: &Sourced<String>) -> Result<()> {
-    validate_label(&value.value).map_err(|why| {
-        Error::usage(format!(
-            "{what} '{}' ({}) is not a valid DNS label: {why}",
-            value.value, value.source
-        ))
-        .with_hint(
-            "Kubernetes names here are RFC 1123 labels: lower-case a-z, 0-9 and -, at most 63",
-        )
-    })
-}
-
-/// The cluster domain from a pod's resolv.conf. The kubelet writes the search line as
-/// `<ns>.svc.<domain> svc.<domain> <domain>`; that run of three is looked for first, so a
-/// namespace that is itself called `svc` (`svc.svc.cluster.local svc.cluster.local ...`)
-/// cannot be mistaken for the domain. Failing that, an adjacent `svc.<domain> <domain>`
-/// pair, then the first `svc.<domain>` entry. The last `search` line wins, as in libc.
-pub fn cluster_domain_from_resolv_conf(text: &str) -> Option<String> {
-    let search: Vec<&str> = text
-        .lines()
-        .map(|line| line.split(['#', ';']).next().unwrap_or(""))
-        .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next() == Some("search"))
-                .then(|| words.map(|w| w.trim_end_matches('.')).collect::<Vec<_>>())
-        })
-        .next_back()?;
-    let valid = |domain: &str| validate_subdomain(domain).is_ok();
-    let is_svc_of = |entry: &str, domain: &str| entry.strip_prefix("svc.") == Some(domain);
-    let triple = search.windows(3).find_map(|w| {
-        let ns_entry_matches = w[0]
-            .strip_suffix(w[1])
-            .is_some_and(|ns| ns.ends_with('.') && ns.len() > 1);
-        (is_svc_of(w[1], w[2]) && ns_entry_matches && valid(w[2])).then_some(w[2])
-    });
-    let pair = || {
-        search
-            .windows(2)
-            .find_map(|w| (is_svc_of(w[0], w[1]) && valid(w[1])).then_some(w[1]))
-    };
-    let single = || {
-        search
-            .iter()
-            .find_map(|entry| entry.strip_prefix("svc.").filter(|d| valid(d)))
-    };
-    triple.or_else(pair).or_else(single).map(str::to_string)
+fn check_label(what: &'static str, value: &Sourced<String>) -> Result<(), IdentityError> {
+    validate_label(&value.value).map_err(|why| IdentityError::BadLabel(what, value.clone(), why))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     fn host_without_files(dir: &Path) -> Host {
         Host {
             service_account_namespace: dir.join("no-such-namespace"),
-            resolv_conf: dir.join("no-such-resolv.conf"),
+            resolv_conf: ResolvConf::read(&dir.join("no-such-resolv.conf")),
             hostname_env: None,
             kernel_hostname: dir.join("no-such-hostname"),
         }
     }
 
     fn flag(value: &str, flag: &'static str) -> Option<Sourced<String>> {
-        Some(Sourced::new(value.to_string(), Source::Flag(flag)))
+        Some(Sourced::new(value.to_string(), Source::Flag(flag.into())))
     }
 
     fn inputs(pod: &str, replicas: u32) -> Inputs {
         Inputs {
             pod_name: flag(pod, "--pod-name"),
-            replicas: Some(Sourced::new(replicas, Source::Flag("--replicas"))),
+            replicas: Some(Sourced::new(replicas, Source::Flag("--replicas".into()))),
             ..Inputs::default()
         }
     }
@@ -503,46 +513,6 @@ mod tests {
     }
 
     #[test]
-    fn cluster_domain_detection_from_resolv_conf() {
-        let cases: &[(&str, Option<&str>)] = &[
-            (
-                "search prod.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n",
-                Some("cluster.local"),
-            ),
-            (
-                "search default.svc.my-cluster.example svc.my-cluster.example my-cluster.example\n",
-                Some("my-cluster.example"),
-            ),
-            ("search svc.k8s-prod.internal.\n", Some("k8s-prod.internal")),
-            ("# search svc.commented.out\nsearch example.com\n", None),
-            (
-                "search svc.first.local\nsearch ns.svc.second.local svc.second.local\n",
-                Some("second.local"),
-            ),
-            ("nameserver 1.1.1.1\n", None),
-            ("search svc.Bad_Domain\n", None),
-            ("", None),
-            // A namespace named "svc" must not be read as part of the domain.
-            (
-                "search svc.svc.cluster.local svc.cluster.local cluster.local\n",
-                Some("cluster.local"),
-            ),
-            ("search svc.svc.0 svc.0 0\n", Some("0")),
-            (
-                "search svc.corp.example corp.example\n",
-                Some("corp.example"),
-            ),
-        ];
-        for (text, want) in cases {
-            assert_eq!(
-                cluster_domain_from_resolv_conf(text).as_deref(),
-                *want,
-                "{text:?}"
-            );
-        }
-    }
-
-    #[test]
     fn defaults_and_derivations() {
         let dir = tempfile::tempdir().unwrap();
         let id = Identity::resolve(
@@ -568,10 +538,13 @@ mod tests {
             id.cluster_domain,
             Sourced::new("cluster.local".into(), Source::Default)
         );
-        assert_eq!(id.quorum(), 2);
-        assert_eq!(id.pod_fqdn(), "consul-1.consul.default.svc.cluster.local");
+        assert_eq!(id.members.quorum(), 2);
         assert_eq!(
-            id.peers(),
+            id.members.pod_fqdn(),
+            "consul-1.consul.default.svc.cluster.local"
+        );
+        assert_eq!(
+            id.members.fqdns(),
             vec![
                 "consul-0.consul.default.svc.cluster.local",
                 "consul-1.consul.default.svc.cluster.local",
@@ -585,11 +558,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut host = host_without_files(dir.path());
         std::fs::write(&host.service_account_namespace, "prod\n").unwrap();
+        let resolv_conf = dir.path().join("resolv.conf");
         std::fs::write(
-            &host.resolv_conf,
+            &resolv_conf,
             "search prod.svc.k8s-eu.example svc.k8s-eu.example k8s-eu.example\n",
         )
         .unwrap();
+        host.resolv_conf = ResolvConf::read(&resolv_conf);
         std::fs::write(&host.kernel_hostname, "web-4\n").unwrap();
         let mut given = inputs("x-0", 5);
         given.pod_name = None;
@@ -601,13 +576,13 @@ mod tests {
         );
         assert_eq!(id.pod_name.value, "web-4");
         assert_eq!(id.cluster_domain.value, "k8s-eu.example");
-        assert_eq!(id.pod_fqdn(), "web-4.web.prod.svc.k8s-eu.example");
+        assert_eq!(id.members.pod_fqdn(), "web-4.web.prod.svc.k8s-eu.example");
 
         host.hostname_env = Some("web-2".into());
         let id = Identity::resolve(given, &host, PodNameFallback::HostName).unwrap();
         assert_eq!(
             id.pod_name,
-            Sourced::new("web-2".into(), Source::Env("HOSTNAME"))
+            Sourced::new("web-2".into(), Source::Env("HOSTNAME".into()))
         );
     }
 
@@ -621,14 +596,20 @@ mod tests {
         given.service = flag("db-headless", "--service");
         given.cluster_domain = flag("corp.example.", "--cluster-domain");
         let id = Identity::resolve(given, &host, PodNameFallback::HostName).unwrap();
-        assert_eq!(id.pod_fqdn(), "db-2.db-headless.prod.svc.corp.example");
-        assert_eq!(id.service_fqdn(), "db-headless.prod.svc.corp.example");
+        assert_eq!(
+            id.members.pod_fqdn(),
+            "db-2.db-headless.prod.svc.corp.example"
+        );
+        assert_eq!(
+            id.members.service_fqdn(),
+            "db-headless.prod.svc.corp.example"
+        );
         // peers() (one service FQDN for the whole list) and member_fqdn() agree.
-        let peers = id.peers();
+        let peers = id.members.fqdns();
         assert_eq!(peers.len(), 3);
         for (i, peer) in (0..3).zip(&peers) {
-            assert_eq!(peer, &id.member_fqdn(i));
-            assert_eq!(peer, &format!("db-{i}.{}", id.service_fqdn()));
+            assert_eq!(peer, &id.members.fqdn(i));
+            assert_eq!(peer, &format!("db-{i}.{}", id.members.service_fqdn()));
         }
     }
 
@@ -639,7 +620,7 @@ mod tests {
         let with = |f: &dyn Fn(&mut Inputs)| {
             let mut given = inputs("consul-1", 3);
             f(&mut given);
-            Identity::resolve(given, &host, PodNameFallback::HostName).unwrap_err()
+            Error::from(Identity::resolve(given, &host, PodNameFallback::HostName).unwrap_err())
         };
         let cases: Vec<(Error, &str)> = vec![
             (with(&|i| i.replicas = None), "--replicas is required"),
@@ -672,16 +653,16 @@ mod tests {
                 "cluster domain 'cluster..local'",
             ),
             (
-                with(&|i| i.replicas = Some(Sourced::new(0, Source::Env("REPLICAS")))),
+                with(&|i| i.replicas = Some(Sourced::new(0, Source::Env("REPLICAS".into())))),
                 "--replicas: 0 is not in",
             ),
         ];
         for (err, want) in cases {
             assert_eq!(err.kind(), crate::error::Kind::Usage, "{err}");
             assert!(
-                err.message().contains(want),
+                err.to_string().contains(want),
                 "{:?} should contain {want:?}",
-                err.message()
+                err.to_string()
             );
         }
     }
@@ -697,7 +678,7 @@ mod tests {
             PodNameFallback::HostName,
         )
         .unwrap_err();
-        assert!(err.message().contains("no pod name"));
+        assert!(err.to_string().contains("no pod name"));
         assert!(err.hint().unwrap().contains("metadata.name"));
     }
 
@@ -716,7 +697,10 @@ mod tests {
         assert_eq!(id.pod_name.value, "zk-0");
         let third = id.for_ordinal(2);
         assert_eq!(third.pod_name.value, "zk-2");
-        assert_eq!(third.pod_fqdn(), "zk-2.zk.default.svc.cluster.local");
+        assert_eq!(
+            third.members.pod_fqdn(),
+            "zk-2.zk.default.svc.cluster.local"
+        );
     }
 
     #[test]
@@ -730,7 +714,7 @@ mod tests {
             PodNameFallback::HostName,
         )
         .unwrap_err();
-        assert!(err.message().contains("longer than 63"), "{err}");
+        assert!(err.to_string().contains("longer than 63"), "{err}");
         // consul-0 fits, but the 11th member's name is one character longer than a label.
         let sts_61 = "b".repeat(61);
         assert!(
@@ -748,17 +732,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.message()
+            err.to_string()
                 .contains(&format!("member name '{sts_61}-10'")),
             "{err}"
         );
         let mut given = inputs("a-0", 1);
         given.cluster_domain = Some(Sourced::new(
             vec!["d".repeat(60); 4].join("."),
-            Source::Flag("--cluster-domain"),
+            Source::Flag("--cluster-domain".into()),
         ));
         let err = Identity::resolve(given, &host, PodNameFallback::HostName).unwrap_err();
-        assert!(err.message().contains("253"), "{err}");
+        assert!(err.to_string().contains("253"), "{err}");
     }
 
     #[test]

@@ -1,15 +1,24 @@
 //! peerconf: renders a StatefulSet member's config from a ConfigMap template, once its
 //! peers' DNS names resolve, and writes it atomically into the shared emptyDir.
 //!
-//! `main.rs` only parses the command line and calls [`app::run`]; every concern lives in
-//! its own module.
+//! Data flows one way: the command line becomes a [`plan`] (`cli`), the plan's identity
+//! inputs become an [`identity`] with its [`members`], the [`template`]s are rendered with
+//! the [`variables`], the [`dns`] wait runs, and [`output`] writes the result. `main.rs`
+//! only calls [`run`].
+//!
+//! Public modules are the ones the integration tests and fuzz targets drive directly.
 
-pub mod app;
-pub mod cli;
+mod cli;
+mod commands;
 pub mod dns;
 pub mod error;
 pub mod identity;
-pub mod logging;
+mod logging;
+pub mod members;
 pub mod output;
+mod plan;
+pub mod resolv_conf;
 pub mod template;
 pub mod variables;
+
+pub use commands::run;

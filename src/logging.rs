@@ -3,7 +3,12 @@
 
 use tracing_subscriber::fmt;
 
-use crate::cli::LogFormat;
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 pub fn init(format: LogFormat, level: tracing::Level) {
     let builder = fmt()

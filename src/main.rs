@@ -6,5 +6,5 @@
 static GLOBAL: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
 fn main() -> std::process::ExitCode {
-    peerconf::app::main()
+    peerconf::run()
 }

@@ -14,11 +14,65 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-use crate::error::{Error, Result};
-use crate::template::io_reason;
+use crate::error::io_reason;
+
+type Result<T> = std::result::Result<T, OutputError>;
 
 const TEMP_SUFFIX: &str = ".peerconf-tmp";
 const TEMP_RANDOM_LEN: usize = 8;
+
+/// Where the rendered result goes, decided once from `--output`, `--dry-run` and whether
+/// the template is a ConfigMap directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `--dry-run`: printed, nothing written.
+    Stdout,
+    /// One file.
+    File(PathBuf),
+    /// A directory: one file per ConfigMap key.
+    Directory(PathBuf),
+}
+
+impl Target {
+    /// The file (or directory) name, for `--format auto` on stdin.
+    pub fn file_name(&self) -> Option<String> {
+        match self {
+            Target::Stdout => None,
+            Target::File(path) | Target::Directory(path) => path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned()),
+        }
+    }
+
+    /// Checks, before any waiting, that the target can be written: a typo must fail at
+    /// once, not after a five-minute DNS wait, and must never create a new path.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            Target::Stdout => Ok(()),
+            Target::File(path) => check_file_target(path),
+            Target::Directory(dir) => check_directory_target(dir),
+        }
+    }
+
+    /// The files to write for the rendered `(key, text)` pairs: the file itself, or one
+    /// file per key in the directory. Empty for stdout.
+    pub fn files(&self, rendered: Vec<(String, String)>) -> Vec<OutputFile> {
+        let path = |key: &str| match self {
+            Target::Stdout => None,
+            Target::File(path) => Some(path.clone()),
+            Target::Directory(dir) => Some(dir.join(key)),
+        };
+        rendered
+            .into_iter()
+            .filter_map(|(key, text)| {
+                Some(OutputFile {
+                    path: path(&key)?,
+                    contents: text.into_bytes(),
+                })
+            })
+            .collect()
+    }
+}
 
 /// One file to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,47 +81,34 @@ pub struct OutputFile {
     pub contents: Vec<u8>,
 }
 
-/// Checks, before any waiting, that `path` can be a target: its directory exists and it is
-/// not itself a directory. A typo must fail at once, not after a five-minute DNS wait, and
-/// must never create a new path.
-pub fn check_file_target(path: &Path) -> Result<()> {
+/// Checks that `path` can be a file target: its directory exists and it is not itself a
+/// directory.
+fn check_file_target(path: &Path) -> Result<()> {
     let dir = parent_dir(path);
     check_directory(&dir, path)?;
     if path.is_dir() {
-        return Err(Error::output(format!(
-            "--output {} is a directory, but --template is a single file",
-            path.display()
-        ))
-        .with_hint(format!(
-            "give the file to write, e.g. --output {}",
-            path.join("config.json").display()
-        )));
+        return Err(OutputError::IsDirectory(path.to_path_buf()));
     }
     Ok(())
 }
 
 /// Checks that a directory target (ConfigMap directory mode) exists.
-pub fn check_directory_target(dir: &Path) -> Result<()> {
+fn check_directory_target(dir: &Path) -> Result<()> {
     check_directory(dir, dir)
 }
 
 fn check_directory(dir: &Path, target: &Path) -> Result<()> {
     match fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(Error::output(format!(
-            "--output {}: {} is not a directory",
-            target.display(),
-            dir.display()
-        ))),
-        Err(e) => Err(Error::output(format!(
-            "--output {}: directory {}: {}",
-            target.display(),
-            dir.display(),
-            io_reason(&e)
-        ))
-        .with_hint(
-            "peerconf never creates directories: mount the shared emptyDir there, or fix the path",
-        )),
+        Ok(_) => Err(OutputError::NotADirectory {
+            target: target.to_path_buf(),
+            dir: dir.to_path_buf(),
+        }),
+        Err(e) => Err(OutputError::MissingDirectory {
+            target: target.to_path_buf(),
+            dir: dir.to_path_buf(),
+            reason: io_reason(&e),
+        }),
     }
 }
 
@@ -81,7 +122,7 @@ fn parent_dir(path: &Path) -> PathBuf {
 fn file_name(path: &Path) -> Result<String> {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| Error::output(format!("--output {}: names no file", path.display())))
+        .ok_or_else(|| OutputError::NoFileName(path.to_path_buf()))
 }
 
 /// Whether `entry` is a temp file a killed run left for the target named `name`.
@@ -101,13 +142,10 @@ fn is_stale_temp(entry: &str, name: &str) -> bool {
 pub fn remove_stale_temps(target: &Path) -> Result<usize> {
     let dir = parent_dir(target);
     let name = file_name(target)?;
-    let entries = fs::read_dir(&dir).map_err(|e| {
-        Error::output(format!(
-            "--output {}: cannot list {}: {}",
-            target.display(),
-            dir.display(),
-            io_reason(&e)
-        ))
+    let entries = fs::read_dir(&dir).map_err(|e| OutputError::CannotList {
+        target: target.to_path_buf(),
+        dir: dir.clone(),
+        reason: io_reason(&e),
     })?;
     let mut removed = 0;
     for entry in entries.flatten() {
@@ -138,12 +176,9 @@ pub fn write_files(files: &[OutputFile], mode: u32) -> Result<()> {
     }
     let mut dirs = Vec::new();
     for (temp, file) in staged {
-        temp.persist(&file.path).map_err(|e| {
-            Error::output(format!(
-                "--output {}: cannot rename the temp file into place: {}",
-                file.path.display(),
-                io_reason(&e.error)
-            ))
+        temp.persist(&file.path).map_err(|e| OutputError::Rename {
+            target: file.path.clone(),
+            reason: io_reason(&e.error),
         })?;
         let dir = parent_dir(&file.path);
         if !dirs.contains(&dir) {
@@ -154,12 +189,9 @@ pub fn write_files(files: &[OutputFile], mode: u32) -> Result<()> {
         // The rename is only durable once the directory entry is on disk.
         fs::File::open(&dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| {
-                Error::output(format!(
-                    "--output: cannot fsync directory {}: {}",
-                    dir.display(),
-                    io_reason(&e)
-                ))
+            .map_err(|e| OutputError::SyncDirectory {
+                dir: dir.clone(),
+                reason: io_reason(&e),
             })?;
     }
     Ok(())
@@ -168,15 +200,10 @@ pub fn write_files(files: &[OutputFile], mode: u32) -> Result<()> {
 fn stage(file: &OutputFile, mode: u32) -> Result<NamedTempFile> {
     let dir = parent_dir(&file.path);
     let name = file_name(&file.path)?;
-    let fail = |what: &str, e: std::io::Error| {
-        Error::output(format!(
-            "--output {}: {what}: {}",
-            file.path.display(),
-            io_reason(&e)
-        ))
-        .with_hint(
-            "the output directory must be writable by the init container's user (an emptyDir is)",
-        )
+    let fail = |what: &'static str, e: std::io::Error| OutputError::Stage {
+        target: file.path.clone(),
+        what,
+        reason: io_reason(&e),
     };
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
@@ -193,6 +220,117 @@ fn stage(file: &OutputFile, mode: u32) -> Result<NamedTempFile> {
         .sync_all()
         .map_err(|e| fail("cannot fsync", e))?;
     Ok(temp)
+}
+
+/// Everything that can go wrong with the output (exit 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputError {
+    /// A single-file template's `--output` is a directory.
+    IsDirectory(PathBuf),
+    NotADirectory {
+        target: PathBuf,
+        dir: PathBuf,
+    },
+    MissingDirectory {
+        target: PathBuf,
+        dir: PathBuf,
+        reason: String,
+    },
+    NoFileName(PathBuf),
+    CannotList {
+        target: PathBuf,
+        dir: PathBuf,
+        reason: String,
+    },
+    /// Creating, writing, chmod-ing or fsyncing the temp file failed (`what`).
+    Stage {
+        target: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+    Rename {
+        target: PathBuf,
+        reason: String,
+    },
+    SyncDirectory {
+        dir: PathBuf,
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for OutputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use OutputError::*;
+        match self {
+            IsDirectory(path) => write!(
+                f,
+                "--output {} is a directory, but --template is a single file",
+                path.display()
+            ),
+            NotADirectory { target, dir } => write!(
+                f,
+                "--output {}: {} is not a directory",
+                target.display(),
+                dir.display()
+            ),
+            MissingDirectory {
+                target,
+                dir,
+                reason,
+            } => write!(
+                f,
+                "--output {}: directory {}: {reason}",
+                target.display(),
+                dir.display()
+            ),
+            NoFileName(path) => write!(f, "--output {}: names no file", path.display()),
+            CannotList {
+                target,
+                dir,
+                reason,
+            } => write!(
+                f,
+                "--output {}: cannot list {}: {reason}",
+                target.display(),
+                dir.display()
+            ),
+            Stage {
+                target,
+                what,
+                reason,
+            } => write!(f, "--output {}: {what}: {reason}", target.display()),
+            Rename { target, reason } => write!(
+                f,
+                "--output {}: cannot rename the temp file into place: {reason}",
+                target.display()
+            ),
+            SyncDirectory { dir, reason } => write!(
+                f,
+                "--output: cannot fsync directory {}: {reason}",
+                dir.display()
+            ),
+        }
+    }
+}
+
+impl OutputError {
+    pub(crate) fn hint(&self) -> Option<String> {
+        match self {
+            OutputError::IsDirectory(path) => Some(format!(
+                "give the file to write, e.g. --output {}",
+                path.join("config.json").display()
+            )),
+            OutputError::MissingDirectory { .. } => Some(
+                "peerconf never creates directories: mount the shared emptyDir there, or fix the path"
+                    .to_string(),
+            ),
+            OutputError::Stage { .. } => Some(
+                "the output directory must be writable by the init container's user (an emptyDir is)"
+                    .to_string(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -311,8 +449,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("confg").join("consul.json");
         let err = check_file_target(&target).unwrap_err();
-        assert_eq!(err.kind(), crate::error::Kind::Output);
-        assert!(err.message().contains("no such file or directory"), "{err}");
+        assert!(
+            err.to_string().contains("no such file or directory"),
+            "{err}"
+        );
         let err = write_files(
             &[OutputFile {
                 path: target,
@@ -321,7 +461,7 @@ mod tests {
             0o640,
         )
         .unwrap_err();
-        assert_eq!(err.kind(), crate::error::Kind::Output);
+        assert!(matches!(err, OutputError::CannotList { .. }), "{err}");
         assert!(!dir.path().join("confg").exists());
         assert!(check_directory_target(&dir.path().join("nope")).is_err());
         assert!(check_directory_target(dir.path()).is_ok());
@@ -331,7 +471,7 @@ mod tests {
     fn a_directory_as_file_target_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let err = check_file_target(dir.path()).unwrap_err();
-        assert!(err.message().contains("is a directory"), "{err}");
+        assert!(err.to_string().contains("is a directory"), "{err}");
     }
 
     #[test]

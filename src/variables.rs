@@ -3,8 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
-use crate::identity::{Identity, Source, documentation_ip};
+use crate::error::UsageError;
+use crate::identity::{Identity, Sourced, documentation_ip};
+use crate::members::Members;
 
 /// The built-in variable names; a `--set` key may not shadow one.
 pub const BUILT_IN: [&str; 14] = [
@@ -48,121 +49,80 @@ pub fn variables(
     sets: &[(String, String)],
     env: &[(String, String)],
     unknown_pod_ip: UnknownPodIp,
-) -> Result<Vec<Variable>> {
-    let mut vars = Vec::with_capacity(BUILT_IN.len() + sets.len());
-    let mut push = |name: &str, value: Value, source: String| {
-        vars.push(Variable {
-            name: name.to_string(),
-            value,
-            source,
-        })
-    };
+) -> Result<Vec<Variable>, UsageError> {
     let id = identity;
-    push(
-        "namespace",
-        json!(id.namespace.value),
-        id.namespace.source.to_string(),
-    );
-    push(
-        "pod_name",
-        json!(id.pod_name.value),
-        id.pod_name.source.to_string(),
-    );
-    push(
-        "statefulset",
-        json!(id.statefulset.value),
-        id.statefulset.source.to_string(),
-    );
-    push(
-        "ordinal",
-        json!(id.ordinal.value),
-        id.ordinal.source.to_string(),
-    );
-    push(
-        "replicas",
-        json!(id.replicas.value),
-        id.replicas.source.to_string(),
-    );
-    push("quorum", json!(id.quorum()), derived("replicas/2+1"));
-    push(
-        "service",
-        json!(id.service.value),
-        id.service.source.to_string(),
-    );
-    push(
-        "service_fqdn",
-        json!(id.service_fqdn()),
-        derived("service, namespace and cluster_domain"),
-    );
-    push(
-        "cluster_domain",
-        json!(id.cluster_domain.value),
-        id.cluster_domain.source.to_string(),
-    );
-    push(
-        "pod_fqdn",
-        json!(id.pod_fqdn()),
-        derived("pod_name and service_fqdn"),
-    );
+    let m = &id.members;
+    let from_members = "derived from statefulset, replicas and service_fqdn";
+    let mut vars = vec![
+        sourced("namespace", &id.namespace),
+        sourced("pod_name", &id.pod_name),
+        sourced("statefulset", &id.statefulset),
+        sourced("ordinal", &id.ordinal),
+        sourced("replicas", &id.replicas),
+        var("quorum", json!(m.quorum()), "derived from replicas/2+1"),
+        sourced("service", &id.service),
+        var(
+            "service_fqdn",
+            json!(m.service_fqdn()),
+            "derived from service, namespace and cluster_domain",
+        ),
+        sourced("cluster_domain", &id.cluster_domain),
+        var(
+            "pod_fqdn",
+            json!(m.pod_fqdn()),
+            "derived from pod_name and service_fqdn",
+        ),
+    ];
     match (&id.pod_ip, unknown_pod_ip) {
-        (Some(ip), _) => push("pod_ip", json!(ip.value.to_string()), ip.source.to_string()),
-        (None, UnknownPodIp::Placeholder) => push(
+        (Some(ip), _) => vars.push(var("pod_ip", json!(ip.value.to_string()), &ip.source)),
+        (None, UnknownPodIp::Placeholder) => vars.push(var(
             "pod_ip",
             json!(documentation_ip(id.ordinal.value).to_string()),
-            "placeholder: POD_IP is not set, so a documentation address (RFC 5737/3849) stands in"
-                .to_string(),
-        ),
+            "placeholder: POD_IP is not set, so a documentation address (RFC 5737/3849) stands in",
+        )),
         (None, UnknownPodIp::Undefined) => {}
     }
-    let peers = id.peers();
-    let members: Vec<Value> = (0..id.replicas.value)
-        .zip(&peers)
-        .map(|(i, fqdn)| {
-            json!({
-                "name": id.member_name(i),
-                "ordinal": i,
-                "fqdn": fqdn,
-                "is_self": i == id.ordinal.value,
-            })
-        })
-        .collect();
-    push(
-        "peers",
-        json!(peers),
-        derived("statefulset, replicas and service_fqdn"),
-    );
-    push(
-        "members",
-        Value::Array(members),
-        derived("statefulset, replicas and service_fqdn"),
-    );
+    vars.push(var("peers", json!(m.fqdns()), from_members));
+    vars.push(var("members", member_list(m), from_members));
     let env_map: serde_json::Map<String, Value> =
         env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-    push(
+    vars.push(var(
         "env",
         Value::Object(env_map),
-        "the process environment".to_string(),
-    );
-
+        "the process environment",
+    ));
     for (key, value) in sets {
         if BUILT_IN.contains(&key.as_str()) {
-            return Err(Error::usage(format!(
-                "--set {key}=...: '{key}' is a built-in variable and cannot be overridden"
-            ))
-            .with_hint("pick another name, or set the built-in through its own flag (see 'peerconf explain')"));
+            return Err(UsageError::SetShadowsBuiltIn(key.clone()));
         }
         vars.retain(|v| &v.name != key);
-        vars.push(Variable {
-            name: key.clone(),
-            value: json!(value),
-            source: Source::Flag("--set").to_string(),
-        });
+        vars.push(var(key, json!(value), "flag --set"));
     }
     Ok(vars)
 }
 
-fn derived(from: &str) -> String {
-    format!("derived from {from}")
+/// `members`: one object per member, in ordinal order.
+fn member_list(m: &Members) -> Value {
+    let me = m.ordinal();
+    Value::Array(
+        m.ordinals()
+            .map(
+                |i| json!({"name": m.name(i), "ordinal": i, "fqdn": m.fqdn(i), "is_self": i == me}),
+            )
+            .collect(),
+    )
+}
+
+fn var(name: &str, value: Value, source: impl ToString) -> Variable {
+    Variable {
+        name: name.to_string(),
+        value,
+        source: source.to_string(),
+    }
+}
+
+fn sourced<T: Clone + Into<Value>>(name: &str, value: &Sourced<T>) -> Variable {
+    var(name, value.value.clone().into(), &value.source)
 }
 
 /// The variables as one JSON object: the template context.
@@ -206,20 +166,21 @@ pub fn process_env() -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::{Host, Inputs, PodNameFallback, Sourced};
+    use crate::identity::{Host, Inputs, PodNameFallback, Source};
+    use crate::resolv_conf::ResolvConf;
 
     fn identity(pod: &str, replicas: u32, ip: Option<&str>) -> Identity {
         let dir = tempfile::tempdir().unwrap();
         let host = Host {
             service_account_namespace: dir.path().join("none"),
-            resolv_conf: dir.path().join("none"),
+            resolv_conf: ResolvConf::read(&dir.path().join("none")),
             hostname_env: None,
             kernel_hostname: dir.path().join("none"),
         };
         let inputs = Inputs {
-            pod_name: Some(Sourced::new(pod.into(), Source::Env("POD_NAME"))),
-            replicas: Some(Sourced::new(replicas, Source::Env("REPLICAS"))),
-            pod_ip: ip.map(|ip| Sourced::new(ip.parse().unwrap(), Source::Env("POD_IP"))),
+            pod_name: Some(Sourced::new(pod.into(), Source::Env("POD_NAME".into()))),
+            replicas: Some(Sourced::new(replicas, Source::Env("REPLICAS".into()))),
+            pod_ip: ip.map(|ip| Sourced::new(ip.parse().unwrap(), Source::Env("POD_IP".into()))),
             ..Inputs::default()
         };
         Identity::resolve(inputs, &host, PodNameFallback::HostName).unwrap()
@@ -283,8 +244,7 @@ mod tests {
                 UnknownPodIp::Undefined,
             )
             .unwrap_err();
-            assert_eq!(err.kind(), crate::error::Kind::Usage);
-            assert!(err.message().contains(name), "{err}");
+            assert!(err.to_string().contains(name), "{err}");
         }
     }
 

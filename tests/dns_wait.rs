@@ -4,12 +4,15 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hickory_server::proto::rr::RecordType;
 use peerconf::dns::{self, OnTimeout, WaitOutcome, WaitSettings, WaitTarget};
 use peerconf::error::{Error, Kind};
+use peerconf::identity::{Source, Sourced};
+use peerconf::members::Members;
+use peerconf::resolv_conf::ResolvConf;
 use support::dns_server::{Seen, TestDns, closed_port};
 use tokio::task::JoinHandle;
 
@@ -21,9 +24,10 @@ fn peer(i: usize) -> String {
 }
 
 fn target(replicas: usize, me: usize, pod_ip: Option<&str>) -> WaitTarget {
+    let replicas = Sourced::new(replicas as u32, Source::Default);
     WaitTarget {
-        peers: (0..replicas).map(peer).collect(),
-        self_ordinal: me,
+        members: Members::new("web", "web.default.svc.cluster.local", &replicas, me as u32)
+            .unwrap(),
         self_ip: pod_ip.map(|ip| ip.parse().unwrap()),
     }
 }
@@ -34,7 +38,7 @@ fn settings(server: SocketAddr, policy: &str) -> WaitSettings {
         timeout: Duration::from_secs(10),
         on_timeout: OnTimeout::Fail,
         nameservers: vec![server],
-        resolv_conf: PathBuf::from("/nonexistent/resolv.conf"),
+        resolv_conf: ResolvConf::read(Path::new("/nonexistent/resolv.conf")),
         max_interval: Duration::from_millis(100),
         max_qps: 100,
     }
@@ -277,7 +281,8 @@ async fn timeout_fails_with_exit_4_naming_the_unresolved_peers() {
     let took = started.elapsed();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
     assert_eq!(err.kind().exit_code(), 4);
-    let (_, missing) = err.message().split_once("not resolved:").unwrap();
+    let message = err.message();
+    let (_, missing) = message.split_once("not resolved:").unwrap();
     assert!(
         missing.contains(&peer(1)) && missing.contains(&peer(2)),
         "{err}"
@@ -622,7 +627,7 @@ async fn an_unusable_resolv_conf_is_a_usage_error() {
     for path in [dir.path().join("missing.conf"), empty] {
         let mut s = settings(closed_port().await, "all");
         s.nameservers.clear();
-        s.resolv_conf = path.clone();
+        s.resolv_conf = ResolvConf::read(&path);
         let err = dns::wait_for_peers(&target(1, 0, None), &s)
             .await
             .unwrap_err();

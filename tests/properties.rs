@@ -17,6 +17,7 @@ use peerconf::identity::{
     validate_subdomain,
 };
 use peerconf::output::{self, OutputFile};
+use peerconf::resolv_conf::ResolvConf;
 use peerconf::template::{MAX_OUTPUT_BYTES, Mode, Renderer, Syntax, TemplateFile};
 use peerconf::variables::{self, UnknownPodIp};
 
@@ -36,14 +37,14 @@ fn nowhere_host() -> Host {
     let nowhere = PathBuf::from("/nonexistent/peerconf-properties");
     Host {
         service_account_namespace: nowhere.clone(),
-        resolv_conf: nowhere.clone(),
+        resolv_conf: ResolvConf::read(&nowhere),
         hostname_env: None,
         kernel_hostname: nowhere,
     }
 }
 
 fn flag(value: &str, name: &'static str) -> Option<Sourced<String>> {
-    Some(Sourced::new(value.to_string(), Source::Flag(name)))
+    Some(Sourced::new(value.to_string(), Source::Flag(name.into())))
 }
 
 /// The context `render` would build for `pod` of a `replicas`-member StatefulSet.
@@ -55,10 +56,10 @@ fn context_for(
 ) -> Json {
     let inputs = Inputs {
         pod_name: flag(pod, "--pod-name"),
-        replicas: Some(Sourced::new(replicas, Source::Flag("--replicas"))),
+        replicas: Some(Sourced::new(replicas, Source::Flag("--replicas".into()))),
         pod_ip: Some(Sourced::new(
             "10.0.0.7".parse().unwrap(),
-            Source::Flag("--pod-ip"),
+            Source::Flag("--pod-ip".into()),
         )),
         ..Inputs::default()
     };
@@ -74,7 +75,7 @@ fn render(context: &Json, text: &str, mode: Mode) -> peerconf::error::Result<Str
         display: "t.json".into(),
         text: text.into(),
     };
-    renderer.render(&file, mode)
+    renderer.render(&file, mode).map_err(Into::into)
 }
 
 fn has_markup(s: &str) -> bool {
@@ -343,7 +344,7 @@ proptest! {
         let inputs = Inputs {
             namespace: flag(&ns, "--namespace"),
             pod_name: flag(&pod, "--pod-name"),
-            replicas: Some(Sourced::new(replicas, Source::Flag("--replicas"))),
+            replicas: Some(Sourced::new(replicas, Source::Flag("--replicas".into()))),
             service: svc.as_deref().and_then(|s| flag(s, "--service")),
             cluster_domain: flag(&domain, "--cluster-domain"),
             ..Inputs::default()
@@ -351,7 +352,7 @@ proptest! {
         let identity = match Identity::resolve(inputs, &nowhere_host(), PodNameFallback::HostName) {
             Ok(identity) => identity,
             Err(e) => {
-                prop_assert_eq!(e.kind(), Kind::Usage);
+                prop_assert_eq!(peerconf::error::Error::from(e.clone()).kind(), Kind::Usage);
                 prop_assert!(last_member.len() > 63 || longest.len() > 253, "refused a valid identity: {}", e);
                 return Ok(());
             }
@@ -463,13 +464,13 @@ fn detected_domain(namespace: &str, text: &str) -> String {
     let resolv_conf = dir.path().join("resolv.conf");
     std::fs::write(&resolv_conf, text).unwrap();
     let host = Host {
-        resolv_conf,
+        resolv_conf: ResolvConf::read(&resolv_conf),
         ..nowhere_host()
     };
     let inputs = Inputs {
         namespace: flag(namespace, "--namespace"),
         pod_name: flag("db-0", "--pod-name"),
-        replicas: Some(Sourced::new(1, Source::Flag("--replicas"))),
+        replicas: Some(Sourced::new(1, Source::Flag("--replicas".into()))),
         ..Inputs::default()
     };
     let identity = Identity::resolve(inputs, &host, PodNameFallback::HostName).unwrap();

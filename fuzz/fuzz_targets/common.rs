@@ -9,28 +9,29 @@ use std::sync::{Once, OnceLock};
 use peerconf::error::Result;
 
 use peerconf::identity::{Host, Identity, Inputs, PodNameFallback, Source, Sourced};
+use peerconf::resolv_conf::ResolvConf;
 use peerconf::template::{Mode, Renderer, Syntax, TemplateFile};
 use peerconf::variables::{self, UnknownPodIp};
 
 fn flag(value: &str, name: &'static str) -> Option<Sourced<String>> {
-    Some(Sourced::new(value.to_string(), Source::Flag(name)))
+    Some(Sourced::new(value.to_string(), Source::Flag(name.into())))
 }
 
 fn context() -> serde_json::Value {
     let nowhere = PathBuf::from("/nonexistent/peerconf-fuzz");
     let host = Host {
         service_account_namespace: nowhere.clone(),
-        resolv_conf: nowhere.clone(),
+        resolv_conf: ResolvConf::read(&nowhere),
         hostname_env: None,
         kernel_hostname: nowhere,
     };
     let inputs = Inputs {
         namespace: flag("prod", "--namespace"),
         pod_name: flag("etcd-1", "--pod-name"),
-        replicas: Some(Sourced::new(3, Source::Flag("--replicas"))),
+        replicas: Some(Sourced::new(3, Source::Flag("--replicas".into()))),
         pod_ip: Some(Sourced::new(
             "10.1.2.3".parse().expect("literal IP"),
-            Source::Flag("--pod-ip"),
+            Source::Flag("--pod-ip".into()),
         )),
         ..Inputs::default()
     };
@@ -88,7 +89,10 @@ pub fn render(renderer: &Renderer, file: &TemplateFile, mode: Mode) -> Option<Re
             }
         }));
     });
-    std::panic::catch_unwind(AssertUnwindSafe(|| renderer.render(file, mode))).ok()
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        renderer.render(file, mode).map_err(Into::into)
+    }))
+    .ok()
 }
 
 /// One fuzz input as the binary would see it: the syntax it asks for, then the UTF-8 text

@@ -25,9 +25,11 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use peerconf::error::Kind;
 use peerconf::identity::{
-    Host, Identity, Inputs, MAX_REPLICAS, PodNameFallback, Source, Sourced,
-    cluster_domain_from_resolv_conf, split_ordinal, validate_label, validate_subdomain,
+    Host, Identity, Inputs, PodNameFallback, Source, Sourced,
+    split_ordinal, validate_label, validate_subdomain,
 };
+use peerconf::members::MAX_REPLICAS;
+use peerconf::resolv_conf::ResolvConf;
 use peerconf::variables::{self, BUILT_IN, UnknownPodIp};
 
 fn scratch() -> &'static PathBuf {
@@ -54,7 +56,7 @@ fn subdomain_ok(name: &str) -> bool {
 }
 
 fn given(value: &str, flag: &'static str) -> Option<Sourced<String>> {
-    (!value.is_empty()).then(|| Sourced::new(value.to_string(), Source::Flag(flag)))
+    (!value.is_empty()).then(|| Sourced::new(value.to_string(), Source::Flag(flag.into())))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -88,7 +90,8 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     }
-    if let Some(found) = cluster_domain_from_resolv_conf(resolv) {
+    let resolv_conf = ResolvConf::from_text(std::path::Path::new("/etc/resolv.conf"), resolv);
+    if let Some(found) = resolv_conf.cluster_domain() {
         assert!(
             subdomain_ok(&found),
             "detected domain {found:?} is not a subdomain"
@@ -124,14 +127,14 @@ fuzz_target!(|data: &[u8]| {
             .trim()
             .parse::<u32>()
             .ok()
-            .map(|n| Sourced::new(n, Source::Flag("--replicas"))),
+            .map(|n| Sourced::new(n, Source::Flag("--replicas".into()))),
         service: given(svc, "--service"),
         cluster_domain: given(domain, "--cluster-domain"),
         pod_ip: None,
     };
     let host = Host {
         service_account_namespace: ns_path,
-        resolv_conf: resolv_path,
+        resolv_conf: ResolvConf::read(&resolv_path),
         hostname_env,
         kernel_hostname: dir.join("no-kernel-hostname"),
     };
@@ -143,6 +146,7 @@ fuzz_target!(|data: &[u8]| {
     let identity = match Identity::resolve(inputs, &host, fallback) {
         Ok(identity) => identity,
         Err(e) => {
+            let e = peerconf::error::Error::from(e);
             assert_eq!(e.kind(), Kind::Usage, "{e}");
             assert!(!e.message().trim().is_empty());
             return;
@@ -166,16 +170,19 @@ fuzz_target!(|data: &[u8]| {
     );
     assert_eq!(
         identity.pod_name.value,
-        identity.member_name(identity.ordinal.value)
+        identity.members.name(identity.ordinal.value)
     );
     assert!(subdomain_ok(&identity.cluster_domain.value));
     let suffix = format!(
         ".{}.{}.svc.{}",
         identity.service.value, identity.namespace.value, identity.cluster_domain.value
     );
-    let peers = identity.peers();
+    let peers = identity.members.fqdns();
     assert_eq!(peers.len(), replicas as usize);
-    assert_eq!(peers[identity.ordinal.value as usize], identity.pod_fqdn());
+    assert_eq!(
+        peers[identity.ordinal.value as usize],
+        identity.members.pod_fqdn()
+    );
     // All peers share the suffix; the first and last few cover the shortest and longest.
     let sample = peers.iter().take(8).chain(peers.iter().rev().take(8));
     for peer in sample {
@@ -204,6 +211,7 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         Err(e) => {
+            let e = peerconf::error::Error::from(e);
             assert_eq!(e.kind(), Kind::Usage, "{e}");
             assert!(sets.iter().any(|(k, _)| BUILT_IN.contains(&k.as_str())));
         }

@@ -1,6 +1,7 @@
-//! Waiting for the peers' DNS names (issue 3).
+//! Waiting for the peers' DNS names.
 //!
-//! `app` calls [`wait`] before it renders anything. The wait asks for the peers' FQDNs as
+//! `render` calls [`wait`] after it has rendered the config in memory (so a template error
+//! fails at once) and before it writes it. The wait asks for the peers' FQDNs as
 //! absolute names, with no cache, in rounds: the first round asks for every name at once
 //! (at most [`pacing::NAMES_IN_FLIGHT`] names in flight; each name's A query, then its AAAA
 //! query only when [`query::needs_aaaa`] says so), later rounds only for the names still
@@ -8,15 +9,15 @@
 //! ([`policy::Requirement`]), at the deadline, or on SIGTERM/SIGINT.
 //!
 //! The decisions are pure functions in [`policy`] (which names, which hints), [`pacing`]
-//! (how long to pause) and [`query`] (what an answer means), each tested beside its code.
+//! (how long to pause) and [`query`] (what an answer means), each tested beside its code;
+//! [`error`] says how a wait fails.
 
-pub mod pacing;
-pub mod policy;
-pub mod query;
+mod error;
+mod pacing;
+mod policy;
+mod query;
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -26,67 +27,34 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::error::{Error, Kind, Result};
+use crate::error::Result;
+use crate::members::Members;
+use crate::resolv_conf::ResolvConf;
+pub use error::WaitError;
+use error::{StaleSelf, TimeoutCause, TimeoutReport, addr_list, short};
+pub use policy::WaitPolicy;
 use policy::{Hints, Progress, Requirement, hint_text, name_list};
 use query::{Answer, Problem};
 
-/// Which peers must resolve before the config is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitPolicy {
-    /// Every peer, self included.
-    All,
-    /// Self plus enough others that replicas/2+1 resolve.
-    Quorum,
-    /// Self plus every lower ordinal (what OrderedReady guarantees to exist).
-    Preceding,
-    /// Only this pod's own name.
-    SelfOnly,
-    /// No DNS at all.
-    None,
-    /// Self plus N-1 others.
-    Count(u32),
-}
-
-impl FromStr for WaitPolicy {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        match s {
-            "all" => Ok(WaitPolicy::All),
-            "quorum" => Ok(WaitPolicy::Quorum),
-            "preceding" => Ok(WaitPolicy::Preceding),
-            "self" => Ok(WaitPolicy::SelfOnly),
-            "none" => Ok(WaitPolicy::None),
-            other => match other.parse::<u32>() {
-                Ok(n) if n >= 1 => Ok(WaitPolicy::Count(n)),
-                _ => Err(format!(
-                    "'{other}' is not a wait policy: use all, quorum, preceding, self, none or a number from 1 to the replica count"
-                )),
-            },
-        }
-    }
-}
-
-impl fmt::Display for WaitPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WaitPolicy::All => f.write_str("all"),
-            WaitPolicy::Quorum => f.write_str("quorum"),
-            WaitPolicy::Preceding => f.write_str("preceding"),
-            WaitPolicy::SelfOnly => f.write_str("self"),
-            WaitPolicy::None => f.write_str("none"),
-            WaitPolicy::Count(n) => write!(f, "{n}"),
-        }
-    }
-}
-
 /// What to do when the deadline passes with the policy unmet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnTimeout {
     /// Exit 4, write nothing.
     Fail,
     /// Warn, then render and write as usual.
     Continue,
+}
+
+impl FromStr for OnTimeout {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "fail" => Ok(OnTimeout::Fail),
+            "continue" => Ok(OnTimeout::Continue),
+            other => Err(format!("'{other}' is not fail or continue")),
+        }
+    }
 }
 
 /// The `--wait`-related settings, as parsed from the command line.
@@ -97,7 +65,7 @@ pub struct WaitSettings {
     pub on_timeout: OnTimeout,
     /// Overrides the resolv.conf servers when non-empty.
     pub nameservers: Vec<SocketAddr>,
-    pub resolv_conf: PathBuf,
+    pub resolv_conf: ResolvConf,
     pub max_interval: Duration,
     pub max_qps: u32,
 }
@@ -105,10 +73,8 @@ pub struct WaitSettings {
 /// Who to wait for.
 #[derive(Debug, Clone)]
 pub struct WaitTarget {
-    /// Every member's FQDN (without trailing dot), in ordinal order, self included.
-    pub peers: Vec<String>,
-    /// Index of this pod in `peers`.
-    pub self_ordinal: usize,
+    /// The StatefulSet's members, this pod among them.
+    pub members: Members,
     /// This pod's IP, when known: its own name counts only once it resolves to it.
     pub self_ip: Option<IpAddr>,
 }
@@ -125,7 +91,7 @@ pub enum WaitOutcome {
 /// How often a summary line is logged while the wait goes on.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
-/// The entry point `app` calls: builds a current-thread tokio runtime, runs
+/// The entry point `render` calls: builds a current-thread tokio runtime, runs
 /// [`wait_for_peers`] in a `tokio::select!` against SIGTERM and SIGINT, and maps those to
 /// `Kind::Terminated` (exit 143) / `Kind::Interrupted` (exit 130). Returns at once for
 /// `WaitPolicy::None`.
@@ -136,7 +102,7 @@ pub fn wait(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome>
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::peers_unresolved(format!("cannot start the DNS wait: {e}")))?;
+        .map_err(|e| WaitError::Runtime(format!("cannot start the DNS wait: {e}")))?;
     // Dropping the runtime on return cancels whatever is still in flight.
     runtime.block_on(wait_or_signal(target, settings))
 }
@@ -145,21 +111,15 @@ async fn wait_or_signal(target: &WaitTarget, settings: &WaitSettings) -> Result<
     use tokio::signal::unix::{SignalKind, signal};
     let listen = |kind: SignalKind, name: &str| {
         signal(kind).map_err(|e| {
-            Error::peers_unresolved(format!("cannot listen for {name} during the DNS wait: {e}"))
+            WaitError::Runtime(format!("cannot listen for {name} during the DNS wait: {e}"))
         })
     };
     let mut sigterm = listen(SignalKind::terminate(), "SIGTERM")?;
     let mut sigint = listen(SignalKind::interrupt(), "SIGINT")?;
     tokio::select! {
         biased;
-        _ = sigterm.recv() => Err(Error::new(
-            Kind::Terminated,
-            "SIGTERM arrived while waiting for the peers' DNS names: stopped, nothing written",
-        )),
-        _ = sigint.recv() => Err(Error::new(
-            Kind::Interrupted,
-            "SIGINT arrived while waiting for the peers' DNS names: stopped, nothing written",
-        )),
+        _ = sigterm.recv() => Err(WaitError::Terminated.into()),
+        _ = sigint.recv() => Err(WaitError::Interrupted.into()),
         result = wait_for_peers(target, settings) => result,
     }
 }
@@ -169,15 +129,15 @@ async fn wait_or_signal(target: &WaitTarget, settings: &WaitSettings) -> Result<
 ///
 /// Needs a tokio runtime with time and I/O enabled; it spawns its queries on it.
 pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome> {
-    let req = Requirement::new(settings.policy, target.peers.len(), target.self_ordinal)?;
+    let req = Requirement::new(settings.policy, &target.members)?;
     if req.needed() == 0 {
         return Ok(WaitOutcome::Met { resolved: 0 });
     }
     let names = target
-        .peers
-        .iter()
-        .map(|peer| query::absolute_name(peer))
-        .collect::<Result<std::sync::Arc<[Name]>>>()?;
+        .members
+        .ordinals()
+        .map(|i| target.members.dns_name(i))
+        .collect::<std::result::Result<std::sync::Arc<[Name]>, _>>()?;
     let servers = query::nameservers(&settings.nameservers, &settings.resolv_conf)?;
     let resolver = query::build_resolver(&servers)?;
     let start = Instant::now();
@@ -308,7 +268,7 @@ impl Run<'_> {
         let mut in_flight = JoinSet::new();
         let resolver = self.resolver.clone();
         let names = self.names.clone();
-        let (self_ordinal, self_ip) = (self.target.self_ordinal, self.target.self_ip);
+        let (self_ordinal, self_ip) = (self.self_ordinal(), self.target.self_ip);
         let spawn = move |set: &mut JoinSet<(usize, (Answer, u8))>, i: usize| {
             let resolver = resolver.clone();
             let name = names[i].clone();
@@ -352,8 +312,8 @@ impl Run<'_> {
     }
 
     fn record(&mut self, i: usize, answer: Answer, problems: &mut Vec<(usize, Problem)>) {
-        let peer = &self.target.peers[i];
-        let is_self = i == self.target.self_ordinal;
+        let peer = self.target.members.fqdn(i as u32);
+        let is_self = i == self.self_ordinal();
         if !matches!(answer, Answer::Failed(_)) {
             self.answered = true;
         }
@@ -428,40 +388,48 @@ impl Run<'_> {
 
     fn timed_out(&self) -> Result<WaitOutcome> {
         let unresolved = self.peer_names(&self.req.to_ask(self.progress.resolved()));
-        let stale = self.self_stale.as_ref().map(|addresses| {
-            (
-                self.target.peers[self.target.self_ordinal].as_str(),
-                addresses.as_slice(),
-                self.target.self_ip,
-            )
-        });
-        // Only when no server ever answered is the server itself the likely cause.
-        let server_trouble = match (&self.last_problem, self.answered) {
-            (Some(problem), false) => Some((self.servers.as_str(), problem)),
+        let stale_self = match (&self.self_stale, self.target.self_ip) {
+            (Some(addresses), Some(pod_ip)) => Some(StaleSelf {
+                name: self.target.members.pod_fqdn(),
+                addresses: addresses.clone(),
+                pod_ip,
+            }),
             _ => None,
         };
-        let message = timeout_message(
-            self.settings.policy,
-            self.resolved_count(),
-            self.req.needed(),
-            self.settings.timeout,
-            &unresolved,
-            stale,
-            server_trouble,
-        );
-        match self.settings.on_timeout {
-            OnTimeout::Fail => Err(Error::peers_unresolved(message).with_hint(failure_hint(
+        // Only when no server ever answered is the server itself the likely cause.
+        let server_trouble = match (&self.last_problem, self.answered) {
+            (Some(problem), false) => Some((self.servers.clone(), problem.clone())),
+            _ => None,
+        };
+        let report = TimeoutReport {
+            policy: self.settings.policy,
+            resolved: self.resolved_count(),
+            needed: self.req.needed(),
+            timeout: self.settings.timeout,
+            unresolved,
+            stale_self,
+            cause: TimeoutCause::of(
                 &self.req,
                 self.progress.resolved(),
                 self.self_stale.is_some(),
                 server_trouble.is_some(),
-            ))),
+            ),
+            server_trouble,
+        };
+        match self.settings.on_timeout {
+            OnTimeout::Fail => Err(WaitError::Unresolved(Box::new(report)).into()),
             OnTimeout::Continue => {
                 // The caller logs the warning (it knows what it does next).
-                debug!("{message}; continuing (--on-timeout continue)");
-                Ok(WaitOutcome::TimedOut { unresolved })
+                debug!("{report}; continuing (--on-timeout continue)");
+                Ok(WaitOutcome::TimedOut {
+                    unresolved: report.unresolved,
+                })
             }
         }
+    }
+
+    fn self_ordinal(&self) -> usize {
+        self.target.members.ordinal() as usize
     }
 
     fn resolved_count(&self) -> usize {
@@ -471,7 +439,7 @@ impl Run<'_> {
     fn peer_names(&self, ordinals: &[usize]) -> Vec<String> {
         ordinals
             .iter()
-            .map(|&i| self.target.peers[i].clone())
+            .map(|&i| self.target.members.fqdn(i as u32))
             .collect()
     }
 }
@@ -492,78 +460,6 @@ impl ProblemWarnings {
             }
         }
     }
-}
-
-/// The exit-4 message (or the `continue` warning): the policy, how far it got, and the
-/// names that never resolved.
-fn timeout_message(
-    policy: WaitPolicy,
-    resolved: usize,
-    needed: usize,
-    timeout: Duration,
-    unresolved: &[String],
-    stale_self: Option<(&str, &[IpAddr], Option<IpAddr>)>,
-    server_trouble: Option<(&str, &Problem)>,
-) -> String {
-    let mut message = format!(
-        "--wait {policy}: needs {needed} peer name(s) resolved, {resolved} did within the {} timeout; not resolved: {}",
-        short(timeout),
-        name_list(unresolved, 20)
-    );
-    if let Some((servers, problem)) = server_trouble {
-        message.push_str(&format!(
-            " (no DNS server gave an answer: {servers}: {problem})"
-        ));
-    }
-    if let Some((name, addresses, Some(pod_ip))) = stale_self {
-        message.push_str(&format!(
-            " ({name} resolves only to the stale {}, not to this pod's IP {pod_ip})",
-            addr_list(addresses)
-        ));
-    }
-    message
-}
-
-/// What to do about a timeout, most specific cause first.
-fn failure_hint(
-    req: &Requirement,
-    resolved: &[bool],
-    self_stale: bool,
-    server_trouble: bool,
-) -> String {
-    let me = req.self_ordinal();
-    if server_trouble {
-        return "check that the DNS server is reachable from the pod: --nameserver, or the                 nameserver lines of --resolv-conf"
-            .to_string();
-    }
-    if req.needs_self() && !resolved[me] && self_stale {
-        return "the DNS record of this pod's name still holds an old pod's IP: check the \
-                governing Service's endpoints, or raise --timeout"
-            .to_string();
-    }
-    if req.needs_self() && !resolved[me] {
-        return hint_text(policy::Hint::PublishNotReadyAddresses).to_string();
-    }
-    if req.needs_higher_ordinal() && !resolved[me + 1..].iter().any(|&r| r) {
-        return hint_text(policy::Hint::OrderedReadyDeadlock).to_string();
-    }
-    "check that those pods exist and that the governing (headless) Service selects them; \
-     raise --timeout, or pass --on-timeout continue to write the config anyway"
-        .to_string()
-}
-
-fn addr_list(addresses: &[IpAddr]) -> String {
-    addresses
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A duration for people, to the millisecond: `1s 250ms`, `5m`.
-fn short(d: Duration) -> String {
-    let millis = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    humantime::format_duration(Duration::from_millis(millis)).to_string()
 }
 
 #[cfg(test)]
@@ -592,82 +488,5 @@ mod tests {
         assert!(warnings.should_warn(&Problem::ServFail, t0 + Duration::from_secs(9)));
         assert!(warnings.should_warn(&Problem::Timeout, t0 + SUMMARY_EVERY));
         assert!(!warnings.should_warn(&Problem::Timeout, t0 + Duration::from_secs(15)));
-    }
-
-    #[test]
-    fn timeout_message_names_the_policy_and_the_missing_names() {
-        let message = timeout_message(
-            WaitPolicy::Quorum,
-            1,
-            2,
-            Duration::from_secs(90),
-            &["b.svc".to_string(), "c.svc".to_string()],
-            None,
-            None,
-        );
-        assert_eq!(
-            message,
-            "--wait quorum: needs 2 peer name(s) resolved, 1 did within the 1m 30s timeout; not resolved: b.svc, c.svc"
-        );
-        let stale: [IpAddr; 1] = ["10.0.0.9".parse().unwrap()];
-        let message = timeout_message(
-            WaitPolicy::SelfOnly,
-            0,
-            1,
-            Duration::from_millis(500),
-            &["a.svc".to_string()],
-            Some(("a.svc", &stale, Some("10.0.0.1".parse().unwrap()))),
-            None,
-        );
-        assert!(
-            message.ends_with(
-                "(a.svc resolves only to the stale 10.0.0.9, not to this pod's IP 10.0.0.1)"
-            ),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn failure_hint_picks_the_most_specific_cause() {
-        let quorum = Requirement::new(WaitPolicy::Quorum, 3, 0).unwrap();
-        let hint = |req: &Requirement, resolved: &[bool], stale: bool, trouble: bool| {
-            failure_hint(req, resolved, stale, trouble)
-        };
-        assert!(
-            hint(&quorum, &[false, true, false], false, false).contains("publishNotReadyAddresses")
-        );
-        assert!(hint(&quorum, &[false, true, false], true, false).contains("old pod's IP"));
-        assert!(hint(&quorum, &[true, false, false], false, false).contains("--wait preceding"));
-        assert!(
-            hint(&quorum, &[false, false, false], false, true).contains("DNS server is reachable")
-        );
-        let all = Requirement::new(WaitPolicy::All, 3, 0).unwrap();
-        assert!(hint(&all, &[true, true, false], false, false).contains("--on-timeout continue"));
-    }
-
-    #[test]
-    fn timeout_message_blames_the_server_only_when_it_never_answered() {
-        let message = timeout_message(
-            WaitPolicy::SelfOnly,
-            0,
-            1,
-            Duration::from_secs(3),
-            &["a.svc".to_string()],
-            None,
-            Some(("127.0.0.1:1", &Problem::Timeout)),
-        );
-        assert!(
-            message.ends_with(
-                "(no DNS server gave an answer: 127.0.0.1:1: no answer within 2s (timeout))"
-            ),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn durations_print_to_the_millisecond() {
-        assert_eq!(short(Duration::from_micros(1_250_400)), "1s 250ms");
-        assert_eq!(short(Duration::from_secs(300)), "5m");
-        assert_eq!(short(Duration::ZERO), "0s");
     }
 }

@@ -1,10 +1,62 @@
 //! Which peers' names the wait needs, given the policy and what has resolved so far, and
 //! which hints are due. Pure functions: no DNS, no clock (elapsed time is an argument).
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
-use super::WaitPolicy;
-use crate::error::{Error, Result};
+use super::WaitError;
+use crate::members::Members;
+
+/// Which peers must resolve before the config is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitPolicy {
+    /// Every peer, self included.
+    All,
+    /// Self plus enough others that a quorum ([`Members::quorum`]) resolves.
+    Quorum,
+    /// Self plus every lower ordinal (what OrderedReady guarantees to exist).
+    Preceding,
+    /// Only this pod's own name.
+    SelfOnly,
+    /// No DNS at all.
+    None,
+    /// Self plus N-1 others.
+    Count(u32),
+}
+
+impl FromStr for WaitPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(WaitPolicy::All),
+            "quorum" => Ok(WaitPolicy::Quorum),
+            "preceding" => Ok(WaitPolicy::Preceding),
+            "self" => Ok(WaitPolicy::SelfOnly),
+            "none" => Ok(WaitPolicy::None),
+            other => match other.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(WaitPolicy::Count(n)),
+                _ => Err(format!(
+                    "'{other}' is not a wait policy: use all, quorum, preceding, self, none or a number from 1 to the replica count"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for WaitPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitPolicy::All => f.write_str("all"),
+            WaitPolicy::Quorum => f.write_str("quorum"),
+            WaitPolicy::Preceding => f.write_str("preceding"),
+            WaitPolicy::SelfOnly => f.write_str("self"),
+            WaitPolicy::None => f.write_str("none"),
+            WaitPolicy::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
 
 /// How long the wait runs before a hint about a likely deadlock is logged.
 pub const HINT_AFTER: Duration = Duration::from_secs(30);
@@ -20,19 +72,18 @@ pub struct Requirement {
 }
 
 impl Requirement {
-    /// Errors (exit 2): the ordinal is not below the replica count, or a policy count `N`
-    /// is not in `1..=replicas`.
-    pub fn new(policy: WaitPolicy, replicas: usize, self_ordinal: usize) -> Result<Self> {
-        if self_ordinal >= replicas {
-            return Err(Error::usage(format!(
-                "--wait {policy}: this pod's ordinal {self_ordinal} is not below the replica count {replicas}"
-            ))
-            .with_hint("keep --replicas (REPLICAS) equal to the StatefulSet's spec.replicas"));
-        }
+    /// Error (exit 2): a policy count `N` is not in `1..=replicas`. ([`Members`] has
+    /// checked that this pod's ordinal is below the replica count.)
+    pub fn new(policy: WaitPolicy, members: &Members) -> Result<Self, WaitError> {
+        let replicas = members.replicas() as usize;
+        let self_ordinal = members.ordinal() as usize;
         let only_self = |i: usize| i == self_ordinal;
         let (mandatory, needed): (Vec<bool>, usize) = match policy {
             WaitPolicy::All => (vec![true; replicas], replicas),
-            WaitPolicy::Quorum => ((0..replicas).map(only_self).collect(), replicas / 2 + 1),
+            WaitPolicy::Quorum => (
+                (0..replicas).map(only_self).collect(),
+                members.quorum() as usize,
+            ),
             WaitPolicy::Preceding => (
                 (0..replicas).map(|i| i <= self_ordinal).collect(),
                 self_ordinal + 1,
@@ -42,12 +93,7 @@ impl Requirement {
             WaitPolicy::Count(n) => {
                 let n = usize::try_from(n).unwrap_or(usize::MAX);
                 if n == 0 || n > replicas {
-                    return Err(Error::usage(format!(
-                        "--wait {n}: a count must be from 1 to the replica count {replicas}"
-                    ))
-                    .with_hint(format!(
-                        "use a number from 1 to {replicas}, or all, quorum, preceding, self or none"
-                    )));
+                    return Err(WaitError::CountOutOfRange { n, replicas });
                 }
                 ((0..replicas).map(only_self).collect(), n)
             }
@@ -254,10 +300,15 @@ pub fn name_list<S: AsRef<str>>(names: &[S], max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Kind;
+    use crate::identity::{Source, Sourced};
+
+    fn members(replicas: usize, me: usize) -> Members {
+        let replicas = Sourced::new(replicas as u32, Source::Default);
+        Members::new("a", "a.b.svc.c", &replicas, me as u32).unwrap()
+    }
 
     fn req(policy: WaitPolicy, replicas: usize, me: usize) -> Requirement {
-        Requirement::new(policy, replicas, me).unwrap()
+        Requirement::new(policy, &members(replicas, me)).unwrap()
     }
 
     /// `resolved` from a string such as "10.1": '1' resolved, '0' not, '.' not either.
@@ -343,15 +394,17 @@ mod tests {
     #[test]
     fn count_outside_one_to_replicas_is_a_usage_error() {
         for n in [0, 4, 1000] {
-            let err = Requirement::new(WaitPolicy::Count(n), 3, 0).unwrap_err();
-            assert_eq!(err.kind(), Kind::Usage, "{n}");
+            let err = Requirement::new(WaitPolicy::Count(n), &members(3, 0)).unwrap_err();
+            assert_eq!(
+                crate::error::Error::from(err.clone()).kind(),
+                crate::error::Kind::Usage,
+                "{n}"
+            );
             assert!(
-                err.message().contains("from 1 to the replica count 3"),
+                err.to_string().contains("from 1 to the replica count 3"),
                 "{err}"
             );
         }
-        let err = Requirement::new(WaitPolicy::All, 3, 3).unwrap_err();
-        assert_eq!(err.kind(), Kind::Usage);
     }
 
     #[test]

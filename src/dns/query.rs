@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
@@ -16,7 +15,8 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RecordType};
 
-use crate::error::{Error, Result};
+use super::WaitError;
+use crate::resolv_conf::ResolvConf;
 
 /// How long one query waits for an answer before it counts as a timeout. The round does not
 /// wait past the deadline either way.
@@ -25,41 +25,22 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// The servers to ask: `--nameserver` when given, else the `nameserver` lines of
 /// `--resolv-conf` (port 53). A missing or unreadable file, or one without a nameserver
 /// line, is a usage error (exit 2).
-pub fn nameservers(overrides: &[SocketAddr], resolv_conf: &Path) -> Result<Vec<SocketAddr>> {
+pub fn nameservers(
+    overrides: &[SocketAddr],
+    resolv_conf: &ResolvConf,
+) -> Result<Vec<SocketAddr>, WaitError> {
     if !overrides.is_empty() {
         return Ok(overrides.to_vec());
     }
-    let contents = std::fs::read(resolv_conf).map_err(|e| {
-        Error::usage(format!(
-            "--resolv-conf {}: cannot read it to find the DNS servers ({e})",
-            resolv_conf.display()
-        ))
-        .with_hint(
-            "mount the pod's resolv.conf there, or give the server with --nameserver IP[:PORT]",
-        )
-    })?;
-    servers_from_resolv_conf(resolv_conf, &contents)
-}
-
-/// The `nameserver` lines of a resolv.conf, as port-53 addresses. Search domains and `ndots`
-/// are ignored on purpose: peers are asked for as absolute names.
-pub fn servers_from_resolv_conf(path: &Path, contents: &[u8]) -> Result<Vec<SocketAddr>> {
-    let no_servers = || {
-        Error::usage(format!(
-            "--resolv-conf {}: has no usable nameserver line",
-            path.display()
-        ))
-        .with_hint("add a line such as `nameserver 10.96.0.10`, or give the server with --nameserver IP[:PORT]")
-    };
-    let (config, _options) =
-        hickory_resolver::system_conf::parse_resolv_conf(contents).map_err(|_| no_servers())?;
-    let servers: Vec<SocketAddr> = config
-        .name_servers()
-        .iter()
-        .map(|ns| SocketAddr::new(ns.ip, 53))
-        .collect();
+    let path = resolv_conf.path().display().to_string();
+    let servers = resolv_conf
+        .nameservers()
+        .map_err(|reason| WaitError::ResolvConf {
+            path: path.clone(),
+            reason,
+        })?;
     if servers.is_empty() {
-        return Err(no_servers());
+        return Err(WaitError::NoNameserver { path });
     }
     Ok(servers)
 }
@@ -107,27 +88,14 @@ pub fn resolver_config(servers: &[SocketAddr]) -> ResolverConfig {
     ResolverConfig::from_name_servers(name_servers)
 }
 
-pub fn build_resolver(servers: &[SocketAddr]) -> Result<TokioResolver> {
+pub fn build_resolver(servers: &[SocketAddr]) -> Result<TokioResolver, WaitError> {
     TokioResolver::builder_with_config(resolver_config(servers), TokioRuntimeProvider::default())
         .with_options(resolver_opts())
         .build()
-        .map_err(|e| {
-            Error::usage(format!(
-                "cannot set up a DNS client for {}: {e}",
-                server_list(servers)
-            ))
+        .map_err(|e| WaitError::Client {
+            servers: server_list(servers),
+            why: e.to_string(),
         })
-}
-
-/// A peer's FQDN as an absolute DNS name (trailing dot): asked for as is, never with search
-/// suffixes, whatever `ndots` says.
-pub fn absolute_name(peer: &str) -> Result<Name> {
-    let mut name = Name::from_ascii(peer.trim_end_matches('.')).map_err(|e| {
-        Error::usage(format!("peer name '{peer}' is not a valid DNS name ({e})"))
-            .with_hint("check --pod-name, --service, --namespace and --cluster-domain")
-    })?;
-    name.set_fqdn(true);
-    Ok(name)
 }
 
 /// What one query (or a name's two queries, combined) said.
@@ -291,24 +259,13 @@ pub async fn ask(resolver: &TokioResolver, name: Name, must_hold: Option<IpAddr>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Kind;
     use hickory_resolver::net::NoRecords;
     use hickory_resolver::proto::op::Query;
     use hickory_resolver::proto::rr::{RData, Record};
     use std::sync::Arc;
 
     fn name() -> Name {
-        absolute_name("web-0.web.default.svc.cluster.local").unwrap()
-    }
-
-    #[test]
-    fn names_are_absolute() {
-        let n = name();
-        assert!(n.is_fqdn());
-        assert_eq!(n.to_string(), "web-0.web.default.svc.cluster.local.");
-        assert_eq!(absolute_name("a.b.").unwrap().to_string(), "a.b.");
-        let err = absolute_name("bad..name").unwrap_err();
-        assert_eq!(err.kind(), Kind::Usage);
+        Name::from_ascii("web-0.web.default.svc.cluster.local.").unwrap()
     }
 
     #[test]
@@ -335,39 +292,35 @@ mod tests {
     }
 
     #[test]
-    fn resolv_conf_servers_ignore_search_and_ndots() {
-        let text = b"search default.svc.cluster.local svc.cluster.local cluster.local\n\
-                     nameserver 10.96.0.10\nnameserver fd00::a\noptions ndots:5\n";
-        let servers = servers_from_resolv_conf(Path::new("/etc/resolv.conf"), text).unwrap();
-        assert_eq!(server_list(&servers), "10.96.0.10:53, [fd00::a]:53");
-    }
-
-    #[test]
     fn resolv_conf_without_nameserver_is_a_usage_error() {
+        let path = std::path::Path::new("/tmp/r.conf");
         for text in [
-            &b""[..],
-            b"search cluster.local\noptions ndots:5\n",
-            b"nameserver not-an-ip\n",
+            "",
+            "search cluster.local\noptions ndots:5\n",
+            "nameserver not-an-ip\n",
         ] {
-            let err = servers_from_resolv_conf(Path::new("/tmp/r.conf"), text).unwrap_err();
-            assert_eq!(err.kind(), Kind::Usage);
-            assert!(err.message().contains("/tmp/r.conf"), "{err}");
-            assert!(err.message().contains("no usable nameserver"), "{err}");
+            let err = nameservers(&[], &ResolvConf::from_text(path, text)).unwrap_err();
+            assert_eq!(
+                crate::error::Error::from(err.clone()).kind(),
+                crate::error::Kind::Usage
+            );
+            assert!(err.to_string().contains("/tmp/r.conf"), "{err}");
+            assert!(err.to_string().contains("no usable nameserver"), "{err}");
         }
     }
 
     #[test]
     fn missing_resolv_conf_is_a_usage_error_and_overrides_skip_it() {
-        let missing = Path::new("/nonexistent/peerconf/resolv.conf");
-        let err = nameservers(&[], missing).unwrap_err();
-        assert_eq!(err.kind(), Kind::Usage);
+        let missing = ResolvConf::read(std::path::Path::new("/nonexistent/peerconf/resolv.conf"));
+        let err = nameservers(&[], &missing).unwrap_err();
         assert!(
-            err.message().contains("/nonexistent/peerconf/resolv.conf"),
+            err.to_string()
+                .contains("/nonexistent/peerconf/resolv.conf"),
             "{err}"
         );
         assert!(err.hint().unwrap().contains("--nameserver"));
         let given: SocketAddr = "127.0.0.1:5300".parse().unwrap();
-        assert_eq!(nameservers(&[given], missing).unwrap(), vec![given]);
+        assert_eq!(nameservers(&[given], &missing).unwrap(), vec![given]);
     }
 
     fn no_records(code: ResponseCode) -> NetError {
@@ -428,7 +381,7 @@ mod tests {
             name(),
             60,
             RData::CNAME(hickory_resolver::proto::rr::rdata::CNAME(
-                absolute_name("elsewhere.example").unwrap(),
+                Name::from_ascii("elsewhere.example.").unwrap(),
             )),
         );
         let lookup = Lookup::new_with_max_ttl(query, [cname]);

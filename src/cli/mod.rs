@@ -1,15 +1,24 @@
-//! The command line: one clap struct per command, every flag with its env fallback.
+//! The command line: one clap struct per command, every flag with its env fallback, and
+//! [`plan`], the one step that turns what clap parsed into a validated [`crate::plan::Plan`].
+//! No clap type leaves this module.
 //!
 //! Flag and variable names are a contract with the manifests people have already written;
 //! keep them exactly.
+
+mod plan;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::PossibleValue;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+pub use plan::parse;
 
 use crate::dns::{OnTimeout, WaitPolicy};
+use crate::logging::LogFormat;
+use crate::template::Format;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -23,189 +32,244 @@ Examples:
   peerconf check --template manifests/consul.json --statefulset consul --replicas 5
 
   # Where does each variable come from?
-  peerconf explain --pod-name consul-0 --replicas 3
+  peerconf explain --pod-name consul-0 --replicas 3";
 
-Exit codes: 0 ok, 2 usage/identity, 3 template, 4 peers unresolved, 5 output,
-130/143 interrupted by SIGINT/SIGTERM.";
+/// The whole command line definition, with the examples and the exit-code table (from
+/// [`crate::error::EXIT_CODES`]) after every help page.
+fn command() -> clap::Command {
+    let help = format!(
+        "{EXAMPLES}\n\n{}",
+        wrap(&crate::error::exit_code_help(), 90)
+    );
+    let mut cmd = Cli::command().after_help(help.clone());
+    for name in ["render", "check", "explain"] {
+        cmd = cmd.mut_subcommand(name, |sub| sub.after_help(help.clone()));
+    }
+    cmd
+}
+
+/// Greedy word wrap at `width` columns.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line_len = 0;
+    for word in text.split_whitespace() {
+        if line_len > 0 && line_len + 1 + word.len() > width {
+            out.push('\n');
+            line_len = 0;
+        } else if line_len > 0 {
+            out.push(' ');
+            line_len += 1;
+        }
+        out.push_str(word);
+        line_len += word.len();
+    }
+    out
+}
 
 /// Render a StatefulSet member's config from a template, once its peers resolve.
 #[derive(Debug, Parser)]
-#[command(name = "peerconf", version, about, after_help = EXAMPLES)]
-pub struct Cli {
+#[command(name = "peerconf", version, about)]
+struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 
     /// Log line format on stderr.
     #[arg(long, global = true, env = "PEERCONF_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    log_format: LogFormat,
 
     /// Least severe log level shown: error, warn, info, debug or trace.
     #[arg(long, global = true, env = "PEERCONF_LOG_LEVEL", default_value = "info", value_parser = parse_level)]
-    pub log_level: tracing::Level,
+    log_level: tracing::Level,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+enum Command {
     /// Render this pod's config (waiting for peers first) and write it atomically.
-    #[command(after_help = EXAMPLES)]
     Render(RenderArgs),
     /// Render the template for every ordinal and validate each result; no DNS, no writes.
-    #[command(after_help = EXAMPLES)]
     Check(CheckArgs),
     /// Print every template variable, its value and where it came from.
-    #[command(after_help = EXAMPLES)]
     Explain(ExplainArgs),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
+impl ValueEnum for LogFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[LogFormat::Text, LogFormat::Json]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            LogFormat::Text => PossibleValue::new("text"),
+            LogFormat::Json => PossibleValue::new("json"),
+        })
+    }
 }
 
-/// How a template file is interpreted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// JSON when the file name ends in `.json` (for stdin: the output's name), else text.
-    Auto,
-    /// The template is JSON; every string in it is a template, `"{{ expr }}"` keeps its type.
-    Json,
-    /// The whole file is one text template.
-    Text,
+impl ValueEnum for Format {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Format::Auto, Format::Json, Format::Text]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Format::Auto => PossibleValue::new("auto").help(
+                "JSON when the file name ends in `.json` (for stdin: the output's name), else text",
+            ),
+            Format::Json => PossibleValue::new("json").help(
+                "The template is JSON; every string in it is a template, `\"{{ expr }}\"` keeps its type",
+            ),
+            Format::Text => PossibleValue::new("text").help("The whole file is one text template"),
+        })
+    }
+}
+
+impl ValueEnum for OnTimeout {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[OnTimeout::Fail, OnTimeout::Continue]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            OnTimeout::Fail => PossibleValue::new("fail").help("Exit 4, write nothing"),
+            OnTimeout::Continue => {
+                PossibleValue::new("continue").help("Warn, then render and write as usual")
+            }
+        })
+    }
 }
 
 /// Who this pod is. Shared by all three commands.
 #[derive(Debug, Clone, Default, Args)]
-pub struct IdentityArgs {
+struct IdentityArgs {
     /// Pod namespace [default: the service-account namespace file, else "default"].
     #[arg(long, env = "POD_NAMESPACE")]
-    pub namespace: Option<String>,
+    namespace: Option<String>,
 
     /// Pod name, `<statefulset>-<ordinal>` [default: $HOSTNAME, else the host name].
     #[arg(long, env = "POD_NAME")]
-    pub pod_name: Option<String>,
+    pod_name: Option<String>,
 
     /// StatefulSet name [default: the pod name without its trailing -<ordinal>].
     #[arg(long, env = "PEERCONF_STATEFULSET")]
-    pub statefulset: Option<String>,
+    statefulset: Option<String>,
 
     /// Number of replicas (1..=10000). Keep it equal to the StatefulSet's spec.replicas.
-    #[arg(long, env = "REPLICAS", value_parser = clap::value_parser!(u32).range(1..=10000))]
-    pub replicas: Option<u32>,
+    #[arg(long, env = "REPLICAS")]
+    replicas: Option<u32>,
 
     /// Governing (headless) Service name [default: the StatefulSet name].
     #[arg(long, env = "PEERCONF_SERVICE")]
-    pub service: Option<String>,
+    service: Option<String>,
 
     /// Kubernetes cluster domain [default: from the `svc.<domain>` search entry of
     /// resolv.conf, else cluster.local].
     #[arg(long, env = "CLUSTER_DOMAIN")]
-    pub cluster_domain: Option<String>,
+    cluster_domain: Option<String>,
 
     /// This pod's IP (set POD_IP from the downward API's status.podIP).
     #[arg(long, env = "POD_IP")]
-    pub pod_ip: Option<IpAddr>,
+    pod_ip: Option<IpAddr>,
 
     /// Extra string variable for the template, KEY=VALUE (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub set: Vec<(String, String)>,
+    set: Vec<(String, String)>,
 
     /// resolv.conf to read the cluster domain (and, for render, the nameservers) from.
     #[arg(long, env = "PEERCONF_RESOLV_CONF", default_value = "/etc/resolv.conf")]
-    pub resolv_conf: PathBuf,
+    resolv_conf: PathBuf,
 }
 
 /// Template syntax options.
 #[derive(Debug, Clone, Args)]
-pub struct SyntaxArgs {
+struct SyntaxArgs {
     /// How to read the template(s).
     #[arg(long, env = "PEERCONF_FORMAT", value_enum, default_value_t = Format::Auto)]
-    pub format: Format,
+    format: Format,
 
     /// Variable delimiters as "START END", e.g. "[[ ]]" so that Helm leaves them alone.
     #[arg(long, env = "PEERCONF_DELIMITERS", default_value = "{{ }}", value_parser = parse_delimiters)]
-    pub delimiters: (String, String),
+    delimiters: (String, String),
 
     /// Block delimiters as "START END", e.g. "[% %]".
     #[arg(long, env = "PEERCONF_BLOCK_DELIMITERS", default_value = "{% %}", value_parser = parse_delimiters)]
-    pub block_delimiters: (String, String),
+    block_delimiters: (String, String),
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct RenderArgs {
+struct RenderArgs {
     #[command(flatten)]
-    pub identity: IdentityArgs,
+    identity: IdentityArgs,
 
     /// Template: a file, a ConfigMap mount directory, or - for stdin.
     #[arg(long, env = "PEERCONF_TEMPLATE")]
-    pub template: PathBuf,
+    template: PathBuf,
 
     /// Where to write: a file, or a directory when --template is a directory. Its parent
     /// directory must exist (peerconf never creates it). Required unless --dry-run.
     #[arg(long, env = "PEERCONF_OUTPUT")]
-    pub output: Option<PathBuf>,
+    output: Option<PathBuf>,
 
     /// File mode of the written file(s), octal.
     #[arg(long, env = "PEERCONF_MODE", default_value = "0640", value_parser = parse_mode)]
-    pub mode: u32,
+    mode: u32,
 
     /// Print the result to stdout and write nothing. Does not wait for DNS unless --wait
     /// (or PEERCONF_WAIT) is given.
     #[arg(long, env = "PEERCONF_DRY_RUN")]
-    pub dry_run: bool,
+    dry_run: bool,
 
     #[command(flatten)]
-    pub syntax: SyntaxArgs,
+    syntax: SyntaxArgs,
 
     #[command(flatten)]
-    pub wait: WaitArgs,
+    wait: WaitArgs,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct WaitArgs {
+struct WaitArgs {
     /// Which peers must resolve first: all, quorum, preceding, self, none, or a number N
     /// (self plus N-1 others) [default: quorum; none with --dry-run].
     #[arg(long, env = "PEERCONF_WAIT", value_name = "POLICY", value_parser = parse_policy)]
-    pub wait: Option<WaitPolicy>,
+    wait: Option<WaitPolicy>,
 
     /// Give up waiting after this long (e.g. 90s, 5m).
     #[arg(long, env = "PEERCONF_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
-    pub timeout: Duration,
+    timeout: Duration,
 
     /// At the deadline: fail (exit 4, write nothing) or continue (warn, then write).
     #[arg(long, env = "PEERCONF_ON_TIMEOUT", value_enum, default_value_t = OnTimeout::Fail)]
-    pub on_timeout: OnTimeout,
+    on_timeout: OnTimeout,
 
     /// DNS server IP[:PORT] (IPv6 as [addr]:port); repeatable; overrides resolv.conf.
     #[arg(long, env = "PEERCONF_NAMESERVER", value_name = "IP[:PORT]", value_delimiter = ',', value_parser = parse_nameserver)]
-    pub nameserver: Vec<std::net::SocketAddr>,
+    nameserver: Vec<std::net::SocketAddr>,
 
     /// Longest pause between two rounds of DNS queries.
     #[arg(long, env = "PEERCONF_MAX_INTERVAL", default_value = "1s", value_parser = parse_duration)]
-    pub max_interval: Duration,
+    max_interval: Duration,
 
     /// Steady-state DNS query budget of this pod, queries per second.
     #[arg(long, env = "PEERCONF_MAX_QPS", default_value = "100", value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_qps: u32,
+    max_qps: u32,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct CheckArgs {
+struct CheckArgs {
     #[command(flatten)]
-    pub identity: IdentityArgs,
+    identity: IdentityArgs,
 
     /// Template: a file, a ConfigMap directory, or - for stdin.
     #[arg(long, env = "PEERCONF_TEMPLATE")]
-    pub template: PathBuf,
+    template: PathBuf,
 
     #[command(flatten)]
-    pub syntax: SyntaxArgs,
+    syntax: SyntaxArgs,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct ExplainArgs {
+struct ExplainArgs {
     #[command(flatten)]
-    pub identity: IdentityArgs,
+    identity: IdentityArgs,
 }
 
 fn parse_level(s: &str) -> Result<tracing::Level, String> {
@@ -258,7 +322,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// `IP`, `IP:PORT` or `[IPv6]:PORT`; port 53 when absent.
-pub fn parse_nameserver(s: &str) -> Result<std::net::SocketAddr, String> {
+fn parse_nameserver(s: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(addr) = s.parse::<std::net::SocketAddr>() {
         return Ok(addr);
     }

@@ -1,0 +1,149 @@
+//! From what clap parsed to a [`Plan`]: the one place that reads `ArgMatches`. Where a value
+//! came from (its flag or its env variable) is read from clap's own metadata, so no flag or
+//! variable name is typed twice.
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, FromArgMatches};
+
+use super::{CheckArgs, Cli, Command, ExplainArgs, IdentityArgs, RenderArgs, SyntaxArgs};
+use crate::dns::{WaitPolicy, WaitSettings};
+use crate::error::{Result, UsageError};
+use crate::identity::{Inputs, Source, Sourced};
+use crate::output::Target;
+use crate::plan::{CheckPlan, ExplainPlan, Globals, IdentityPlan, Plan, RenderPlan, TemplatePlan};
+use crate::resolv_conf::ResolvConf;
+use crate::template::{Syntax, TemplateSource};
+
+/// Parses the process's command line. `Err(clap::Error)` for what clap itself refuses
+/// (and for `--help`/`--version`), `Ok(Err(..))` for a command line that parses but makes
+/// no sense.
+pub fn parse() -> std::result::Result<(Globals, Result<Plan>), clap::Error> {
+    let cmd = super::command();
+    let matches = cmd.clone().try_get_matches()?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    let globals = Globals {
+        log_format: cli.log_format,
+        log_level: cli.log_level,
+    };
+    let (name, sub_matches) = matches.subcommand().expect("clap requires a subcommand");
+    let sub = cmd
+        .find_subcommand(name)
+        .expect("the subcommand clap matched exists");
+    let given = Given {
+        matches: sub_matches,
+        command: sub,
+    };
+    let plan = match cli.command {
+        Command::Render(args) => render(&args, &given).map(Plan::Render),
+        Command::Check(args) => check(&args, &given).map(Plan::Check),
+        Command::Explain(args) => Ok(Plan::Explain(explain(&args, &given))),
+    };
+    Ok((globals, plan))
+}
+
+/// One subcommand's matches with its definition, to tell where each value came from.
+struct Given<'a> {
+    matches: &'a ArgMatches,
+    command: &'a clap::Command,
+}
+
+impl Given<'_> {
+    /// `value` with its source: the env variable when clap took it from there, else the flag.
+    fn sourced<T: Clone>(&self, id: &str, value: &Option<T>) -> Option<Sourced<T>> {
+        let value = value.clone()?;
+        let arg = self
+            .command
+            .get_arguments()
+            .find(|arg| arg.get_id() == id)?;
+        let source = match (self.matches.value_source(id), arg.get_env()) {
+            (Some(ValueSource::EnvVariable), Some(env)) => {
+                Source::Env(env.to_string_lossy().into_owned())
+            }
+            _ => Source::Flag(format!("--{}", arg.get_long().unwrap_or(id))),
+        };
+        Some(Sourced::new(value, source))
+    }
+
+    fn identity(&self, args: &IdentityArgs) -> IdentityPlan {
+        IdentityPlan {
+            inputs: Inputs {
+                namespace: self.sourced("namespace", &args.namespace),
+                pod_name: self.sourced("pod_name", &args.pod_name),
+                statefulset: self.sourced("statefulset", &args.statefulset),
+                replicas: self.sourced("replicas", &args.replicas),
+                service: self.sourced("service", &args.service),
+                cluster_domain: self.sourced("cluster_domain", &args.cluster_domain),
+                pod_ip: self.sourced("pod_ip", &args.pod_ip),
+            },
+            sets: args.set.clone(),
+            resolv_conf: ResolvConf::read(&args.resolv_conf),
+        }
+    }
+}
+
+fn template(
+    path: &std::path::Path,
+    args: &SyntaxArgs,
+    output: Option<&std::path::Path>,
+) -> TemplatePlan {
+    TemplatePlan {
+        source: TemplateSource::from_path(path),
+        stdin_name: output
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned()),
+        format: args.format,
+        syntax: Syntax {
+            variable: args.delimiters.clone(),
+            block: args.block_delimiters.clone(),
+        },
+    }
+}
+
+fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
+    let identity = given.identity(&args.identity);
+    let template = template(&args.template, &args.syntax, args.output.as_deref());
+    let target = match (&args.output, args.dry_run, &template.source) {
+        (_, true, _) => Target::Stdout,
+        (None, false, _) => return Err(UsageError::OutputRequired.into()),
+        (Some(dir), false, TemplateSource::Directory(_)) => Target::Directory(dir.clone()),
+        (Some(file), false, _) => Target::File(file.clone()),
+    };
+    let policy = match (args.wait.wait, args.dry_run) {
+        (Some(policy), _) => policy,
+        (None, true) => WaitPolicy::None,
+        (None, false) => WaitPolicy::Quorum,
+    };
+    let wait = WaitSettings {
+        policy,
+        timeout: args.wait.timeout,
+        on_timeout: args.wait.on_timeout,
+        nameservers: args.wait.nameserver.clone(),
+        resolv_conf: identity.resolv_conf.clone(),
+        max_interval: args.wait.max_interval,
+        max_qps: args.wait.max_qps,
+    };
+    Ok(RenderPlan {
+        identity,
+        template,
+        target,
+        mode: args.mode,
+        wait,
+    })
+}
+
+fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
+    let identity = given.identity(&args.identity);
+    if identity.inputs.pod_name.is_none() && identity.inputs.statefulset.is_none() {
+        return Err(UsageError::CheckNeedsName.into());
+    }
+    Ok(CheckPlan {
+        identity,
+        template: template(&args.template, &args.syntax, None),
+    })
+}
+
+fn explain(args: &ExplainArgs, given: &Given) -> ExplainPlan {
+    ExplainPlan {
+        identity: given.identity(&args.identity),
+    }
+}

@@ -1,0 +1,311 @@
+//! How a wait fails: [`WaitError`], and the exit-4 report with the most specific cause of a
+//! timeout ([`TimeoutCause`]), which chooses the hint.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::WaitPolicy;
+use super::policy::{Hint, Requirement, hint_text, name_list};
+use super::query::Problem;
+
+/// Everything that can end a wait without the policy met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitError {
+    /// The deadline passed with `--on-timeout fail` (exit 4).
+    Unresolved(Box<TimeoutReport>),
+    /// The runtime or a signal handler could not be set up (exit 4).
+    Runtime(String),
+    /// SIGTERM (exit 143).
+    Terminated,
+    /// SIGINT (exit 130).
+    Interrupted,
+    /// `--resolv-conf` could not be read for its nameservers (exit 2).
+    ResolvConf { path: String, reason: String },
+    /// `--resolv-conf` has no nameserver line (exit 2).
+    NoNameserver { path: String },
+    /// hickory refused the server list (exit 2).
+    Client { servers: String, why: String },
+    /// `--wait N` with N outside `1..=replicas` (exit 2).
+    CountOutOfRange { n: usize, replicas: usize },
+}
+
+impl fmt::Display for WaitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitError::Unresolved(report) => report.fmt(f),
+            WaitError::Runtime(what) => f.write_str(what),
+            WaitError::Terminated => f.write_str(
+                "SIGTERM arrived while waiting for the peers' DNS names: stopped, nothing written",
+            ),
+            WaitError::Interrupted => f.write_str(
+                "SIGINT arrived while waiting for the peers' DNS names: stopped, nothing written",
+            ),
+            WaitError::ResolvConf { path, reason } => write!(
+                f,
+                "--resolv-conf {path}: cannot read it to find the DNS servers ({reason})"
+            ),
+            WaitError::NoNameserver { path } => {
+                write!(f, "--resolv-conf {path}: has no usable nameserver line")
+            }
+            WaitError::Client { servers, why } => {
+                write!(f, "cannot set up a DNS client for {servers}: {why}")
+            }
+            WaitError::CountOutOfRange { n, replicas } => write!(
+                f,
+                "--wait {n}: a count must be from 1 to the replica count {replicas}"
+            ),
+        }
+    }
+}
+
+impl WaitError {
+    pub(crate) fn hint(&self) -> Option<String> {
+        match self {
+            WaitError::Unresolved(report) => Some(report.cause.hint().to_string()),
+            WaitError::ResolvConf { .. } => Some(
+                "mount the pod's resolv.conf there, or give the server with --nameserver IP[:PORT]"
+                    .to_string(),
+            ),
+            WaitError::NoNameserver { .. } => Some(
+                "add a line such as `nameserver 10.96.0.10`, or give the server with --nameserver IP[:PORT]"
+                    .to_string(),
+            ),
+            WaitError::CountOutOfRange { replicas, .. } => Some(format!(
+                "use a number from 1 to {replicas}, or all, quorum, preceding, self or none"
+            )),
+            WaitError::Runtime(_)
+            | WaitError::Terminated
+            | WaitError::Interrupted
+            | WaitError::Client { .. } => None,
+        }
+    }
+}
+
+/// This pod's own name, while it resolves only to addresses other than the pod IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleSelf {
+    pub name: String,
+    pub addresses: Vec<IpAddr>,
+    pub pod_ip: IpAddr,
+}
+
+/// What a timed-out wait reached: the exit-4 message (or the `continue` warning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeoutReport {
+    pub policy: WaitPolicy,
+    pub resolved: usize,
+    pub needed: usize,
+    pub timeout: Duration,
+    pub unresolved: Vec<String>,
+    pub stale_self: Option<StaleSelf>,
+    /// The servers and their last problem, when no server ever answered.
+    pub server_trouble: Option<(String, Problem)>,
+    pub cause: TimeoutCause,
+}
+
+impl fmt::Display for TimeoutReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "--wait {}: needs {} peer name(s) resolved, {} did within the {} timeout; not resolved: {}",
+            self.policy,
+            self.needed,
+            self.resolved,
+            short(self.timeout),
+            name_list(&self.unresolved, 20)
+        )?;
+        if let Some((servers, problem)) = &self.server_trouble {
+            write!(f, " (no DNS server gave an answer: {servers}: {problem})")?;
+        }
+        if let Some(stale) = &self.stale_self {
+            write!(
+                f,
+                " ({} resolves only to the stale {}, not to this pod's IP {})",
+                stale.name,
+                addr_list(&stale.addresses),
+                stale.pod_ip
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The most specific known cause of a timeout; it chooses the hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutCause {
+    /// No DNS server ever answered.
+    ServerUnreachable,
+    /// This pod's name resolves, but only to an old pod's IP.
+    StaleOwnRecord,
+    /// This pod's own name never resolved.
+    OwnNameMissing,
+    /// No higher ordinal resolved although the policy needs one.
+    OrderedReady,
+    /// Some peers never appeared.
+    PeersMissing,
+}
+
+impl TimeoutCause {
+    /// Most specific first.
+    pub fn of(
+        req: &Requirement,
+        resolved: &[bool],
+        self_stale: bool,
+        server_trouble: bool,
+    ) -> TimeoutCause {
+        let me = req.self_ordinal();
+        if server_trouble {
+            TimeoutCause::ServerUnreachable
+        } else if req.needs_self() && !resolved[me] && self_stale {
+            TimeoutCause::StaleOwnRecord
+        } else if req.needs_self() && !resolved[me] {
+            TimeoutCause::OwnNameMissing
+        } else if req.needs_higher_ordinal() && !resolved[me + 1..].iter().any(|&r| r) {
+            TimeoutCause::OrderedReady
+        } else {
+            TimeoutCause::PeersMissing
+        }
+    }
+
+    pub fn hint(self) -> &'static str {
+        match self {
+            TimeoutCause::ServerUnreachable => {
+                "check that the DNS server is reachable from the pod: --nameserver, or the \
+                 nameserver lines of --resolv-conf"
+            }
+            TimeoutCause::StaleOwnRecord => {
+                "the DNS record of this pod's name still holds an old pod's IP: check the \
+                 governing Service's endpoints, or raise --timeout"
+            }
+            TimeoutCause::OwnNameMissing => hint_text(Hint::PublishNotReadyAddresses),
+            TimeoutCause::OrderedReady => hint_text(Hint::OrderedReadyDeadlock),
+            TimeoutCause::PeersMissing => {
+                "check that those pods exist and that the governing (headless) Service selects \
+                 them; raise --timeout, or pass --on-timeout continue to write the config anyway"
+            }
+        }
+    }
+}
+
+pub(super) fn addr_list(addresses: &[IpAddr]) -> String {
+    addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A duration for people, to the millisecond: `1s 250ms`, `5m`.
+pub(super) fn short(d: Duration) -> String {
+    let millis = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    humantime::format_duration(Duration::from_millis(millis)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{Source, Sourced};
+    use crate::members::Members;
+
+    fn report(
+        policy: WaitPolicy,
+        resolved: usize,
+        needed: usize,
+        timeout: Duration,
+        unresolved: &[&str],
+    ) -> TimeoutReport {
+        TimeoutReport {
+            policy,
+            resolved,
+            needed,
+            timeout,
+            unresolved: unresolved.iter().map(|s| s.to_string()).collect(),
+            stale_self: None,
+            server_trouble: None,
+            cause: TimeoutCause::PeersMissing,
+        }
+    }
+
+    #[test]
+    fn timeout_message_names_the_policy_and_the_missing_names() {
+        let message = report(
+            WaitPolicy::Quorum,
+            1,
+            2,
+            Duration::from_secs(90),
+            &["b.svc", "c.svc"],
+        )
+        .to_string();
+        assert_eq!(
+            message,
+            "--wait quorum: needs 2 peer name(s) resolved, 1 did within the 1m 30s timeout; not resolved: b.svc, c.svc"
+        );
+        let mut stale = report(
+            WaitPolicy::SelfOnly,
+            0,
+            1,
+            Duration::from_millis(500),
+            &["a.svc"],
+        );
+        stale.stale_self = Some(StaleSelf {
+            name: "a.svc".into(),
+            addresses: vec!["10.0.0.9".parse().unwrap()],
+            pod_ip: "10.0.0.1".parse().unwrap(),
+        });
+        let message = stale.to_string();
+        assert!(
+            message.ends_with(
+                "(a.svc resolves only to the stale 10.0.0.9, not to this pod's IP 10.0.0.1)"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_cause_is_the_most_specific_one() {
+        let members =
+            |me| Members::new("a", "a.b.svc.c", &Sourced::new(3, Source::Default), me).unwrap();
+        let quorum = Requirement::new(WaitPolicy::Quorum, &members(0)).unwrap();
+        let cause = |req: &Requirement, resolved: &[bool], stale: bool, trouble: bool| {
+            TimeoutCause::of(req, resolved, stale, trouble).hint()
+        };
+        assert!(
+            cause(&quorum, &[false, true, false], false, false)
+                .contains("publishNotReadyAddresses")
+        );
+        assert!(cause(&quorum, &[false, true, false], true, false).contains("old pod's IP"));
+        assert!(cause(&quorum, &[true, false, false], false, false).contains("--wait preceding"));
+        assert!(
+            cause(&quorum, &[false, false, false], false, true).contains("DNS server is reachable")
+        );
+        let all = Requirement::new(WaitPolicy::All, &members(0)).unwrap();
+        assert!(cause(&all, &[true, true, false], false, false).contains("--on-timeout continue"));
+    }
+
+    #[test]
+    fn timeout_message_blames_the_server_only_when_it_never_answered() {
+        let mut r = report(
+            WaitPolicy::SelfOnly,
+            0,
+            1,
+            Duration::from_secs(3),
+            &["a.svc"],
+        );
+        r.server_trouble = Some(("127.0.0.1:1".into(), Problem::Timeout));
+        let message = r.to_string();
+        assert!(
+            message.ends_with(
+                "(no DNS server gave an answer: 127.0.0.1:1: no answer within 2s (timeout))"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn durations_print_to_the_millisecond() {
+        assert_eq!(short(Duration::from_micros(1_250_400)), "1s 250ms");
+        assert_eq!(short(Duration::from_secs(300)), "5m");
+        assert_eq!(short(Duration::ZERO), "0s");
+    }
+}

@@ -1,0 +1,77 @@
+//! What one run of peerconf will do, decided from the command line before any work: one
+//! typed, validated value per command. `cli::parse` builds it; `commands` carries it out.
+//!
+//! Every input keeps where it came from (flag, env variable, file, default), so errors and
+//! `explain` can name it.
+
+use crate::dns::WaitSettings;
+use crate::identity::{Host, Inputs};
+use crate::logging::LogFormat;
+use crate::output::Target;
+use crate::resolv_conf::ResolvConf;
+use crate::template::{Format, Syntax, TemplateSource};
+
+/// Settings that apply to every command.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    pub log_format: LogFormat,
+    pub log_level: tracing::Level,
+}
+
+/// One command, ready to run.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    Render(RenderPlan),
+    Check(CheckPlan),
+    Explain(ExplainPlan),
+}
+
+/// Who this pod is, before defaults and validation.
+#[derive(Debug, Clone)]
+pub struct IdentityPlan {
+    pub inputs: Inputs,
+    /// `--set KEY=VALUE`, in order.
+    pub sets: Vec<(String, String)>,
+    /// `--resolv-conf`, read once: the cluster domain and the DNS servers come from it.
+    pub resolv_conf: ResolvConf,
+}
+
+impl IdentityPlan {
+    /// The machine facts the identity's defaults come from.
+    pub fn host(&self) -> Host {
+        Host::system(self.resolv_conf.clone())
+    }
+}
+
+/// Which template(s), and how to read them.
+#[derive(Debug, Clone)]
+pub struct TemplatePlan {
+    pub source: TemplateSource,
+    pub format: Format,
+    pub syntax: Syntax,
+    /// Stdin has no file name: `--format auto` goes by this one, `--output`'s.
+    pub stdin_name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RenderPlan {
+    pub identity: IdentityPlan,
+    pub template: TemplatePlan,
+    /// Stdout for `--dry-run`; else a file, or a directory for a ConfigMap directory.
+    pub target: Target,
+    /// The written files' mode.
+    pub mode: u32,
+    /// The wait, with its effective policy (`none` for a dry run without `--wait`).
+    pub wait: WaitSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckPlan {
+    pub identity: IdentityPlan,
+    pub template: TemplatePlan,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExplainPlan {
+    pub identity: IdentityPlan,
+}

@@ -1,0 +1,242 @@
+//! The template engine: minijinja in strict mode (an undefined variable is an error), with
+//! no loader (a template can neither read files nor include others), one fuel budget per
+//! document, an output-size limit, and a guard that turns an engine panic into that
+//! template's error.
+
+use std::cell::{Cell, RefCell};
+use std::sync::{Arc, Mutex};
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde_json::Value as Json;
+
+use super::json::json_to_value;
+use super::{EngineCause, Mode, TemplateError, TemplateFile};
+use crate::error::{Result, UsageError};
+
+/// Execution budget of one document (all strings of a JSON template, or every key of a
+/// ConfigMap directory), in minijinja fuel: about one per instruction plus one per 64 bytes
+/// of data created, so it bounds both time and memory (roughly 64 MiB). A 10 000-member
+/// `initial-cluster` line needs well under a tenth of it.
+pub const FUEL: u64 = 1_000_000;
+
+/// A rendered result may not grow past this (a template that explodes its output is a bug,
+/// and the emptyDir it lands in is often memory-backed).
+pub const MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Template delimiters (`--delimiters`, `--block-delimiters`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Syntax {
+    pub variable: (String, String),
+    pub block: (String, String),
+}
+
+impl Default for Syntax {
+    fn default() -> Self {
+        Syntax {
+            variable: ("{{".into(), "}}".into()),
+            block: ("{%".into(), "%}".into()),
+        }
+    }
+}
+
+/// A configured template engine plus the context (the variables) it renders with.
+pub struct Renderer {
+    pub(super) env: RefCell<Environment<'static>>,
+    context: Value,
+    pub(super) syntax: Syntax,
+    /// Where the capture function puts the typed value of a lone `"{{ expr }}"`.
+    probe: Arc<Mutex<Option<Value>>>,
+    /// Fuel left for everything this renderer still renders: one budget for a whole
+    /// document (every string of a JSON template) or ConfigMap directory, not one per string.
+    fuel_left: Cell<u64>,
+    /// Bytes of rendered text so far, checked as it grows so a template that multiplies
+    /// its output fails before the whole document is built.
+    produced: Cell<usize>,
+}
+
+/// The function a lone `"{{ expr }}"` is wrapped in (see [`super::json`]).
+pub(super) const CAPTURE: &str = "__peerconf_capture";
+
+impl Renderer {
+    pub fn new(syntax: &Syntax, context: &Json) -> Result<Renderer> {
+        let config = SyntaxConfig::builder()
+            .variable_delimiters(syntax.variable.0.clone(), syntax.variable.1.clone())
+            .block_delimiters(syntax.block.0.clone(), syntax.block.1.clone())
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .map_err(|e| UsageError::Delimiters {
+                variable: syntax.variable.clone(),
+                block: syntax.block.clone(),
+                why: e.detail().unwrap_or("invalid delimiters").to_string(),
+            })?;
+        let mut env = Environment::new();
+        env.set_syntax(config);
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.set_fuel(Some(FUEL));
+        let probe = Arc::new(Mutex::new(None));
+        let p = Arc::clone(&probe);
+        env.add_function(CAPTURE, move |value: Value| {
+            if let Ok(mut p) = p.lock() {
+                *p = Some(value);
+            }
+            String::new()
+        });
+        Ok(Renderer {
+            env: RefCell::new(env),
+            context: json_to_value(context),
+            syntax: syntax.clone(),
+            probe,
+            fuel_left: Cell::new(FUEL),
+            produced: Cell::new(0),
+        })
+    }
+
+    /// Renders one template in the given mode; errors name `file.display` and, in JSON
+    /// mode, the JSON path.
+    pub fn render(&self, file: &TemplateFile, mode: Mode) -> Result<String, TemplateError> {
+        let out = match mode {
+            Mode::Text => self.render_text(&file.display, &file.text)?,
+            Mode::Json => self.render_json(&file.display, &file.text)?,
+        };
+        if out.len() > MAX_OUTPUT_BYTES {
+            return Err(TemplateError::OutputTooLarge {
+                display: file.display.clone(),
+                bytes: out.len(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Runs one engine render with what is left of the budget, and charges what it used.
+    /// Returns the text and, when the source called the capture function, its typed value.
+    pub(super) fn run(
+        &self,
+        name: &str,
+        source: &str,
+    ) -> std::result::Result<(String, Option<Value>), minijinja::Error> {
+        let left = self.fuel_left.get();
+        if left == 0 {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::OutOfFuel,
+                "the document as a whole used up the fuel budget",
+            ));
+        }
+        if let Ok(mut p) = self.probe.lock() {
+            *p = None;
+        }
+        self.env.borrow_mut().set_fuel(Some(left));
+        let env = self.env.borrow();
+        let _guard = EngineGuard::enter(name);
+        let captured = env
+            .template_from_named_str(name, source)?
+            .render_captured(&self.context)?;
+        let consumed = captured
+            .state()
+            .fuel_levels()
+            .map_or(left, |(used, _)| used);
+        self.fuel_left.set(left.saturating_sub(consumed));
+        let typed = self.probe.lock().ok().and_then(|mut p| p.take());
+        let out = captured.into_output();
+        let produced = self.produced.get().saturating_add(out.len());
+        self.produced.set(produced);
+        if produced > MAX_OUTPUT_BYTES {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!(
+                    "the rendered output grew past the {} MiB limit",
+                    MAX_OUTPUT_BYTES / 1024 / 1024
+                ),
+            ));
+        }
+        Ok((out, typed))
+    }
+
+    /// A whole text template; errors name the line.
+    fn render_text(&self, display: &str, text: &str) -> Result<String, TemplateError> {
+        self.run(display, text).map(|(out, _)| out).map_err(|e| {
+            let at = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+            self.engine_error(format!("{display}{at}"), text, &e)
+        })
+    }
+
+    /// An engine error as a [`TemplateError`]; `source` is what the engine ran, so that an
+    /// undefined value can be traced to a missing `pod_ip`.
+    pub(super) fn engine_error(
+        &self,
+        at: String,
+        source: &str,
+        e: &minijinja::Error,
+    ) -> TemplateError {
+        let unknown = self.unknown_names(source);
+        let undefined = EngineCause::Undefined {
+            pod_ip: unknown.iter().any(|name| name == "pod_ip"),
+        };
+        let cause = match e.kind() {
+            minijinja::ErrorKind::UndefinedError => undefined,
+            minijinja::ErrorKind::OutOfFuel => EngineCause::OutOfFuel,
+            minijinja::ErrorKind::SyntaxError => EngineCause::Syntax(self.syntax.variable.clone()),
+            // e.g. `{{ x + 1 }}` with no `x`: the engine calls it an invalid operation.
+            _ if !unknown.is_empty() => undefined,
+            _ => EngineCause::Other,
+        };
+        TemplateError::Engine {
+            at,
+            kind: e.kind().to_string(),
+            detail: e.detail().map(str::to_string),
+            cause,
+        }
+    }
+
+    /// The variables `source` reads that neither the context nor the engine's globals
+    /// define: what an undefined-value error is about.
+    pub(super) fn unknown_names(&self, source: &str) -> Vec<String> {
+        let env = self.env.borrow();
+        let Ok(template) = env.template_from_str(source) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = template
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|name| {
+                self.context
+                    .get_attr(name)
+                    .is_ok_and(|value| value.is_undefined())
+                    && !env.globals().any(|(global, _)| global == name)
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+thread_local! {
+    /// The template the engine is rendering right now, if any (see [`EngineGuard`]).
+    static IN_ENGINE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Marks that the template engine is running on `name`, until dropped, so that the panic
+/// hook ([`crate::error::install_panic_hook`]) reports a panic inside the engine as that
+/// template's error (exit 3) rather than a crash.
+struct EngineGuard;
+
+impl EngineGuard {
+    fn enter(name: &str) -> EngineGuard {
+        IN_ENGINE.with(|t| *t.borrow_mut() = Some(name.to_string()));
+        EngineGuard
+    }
+}
+
+impl Drop for EngineGuard {
+    fn drop(&mut self) {
+        IN_ENGINE.with(|t| *t.borrow_mut() = None);
+    }
+}
+
+/// The template the engine is running on this thread, if it is running.
+pub fn engine_in_use() -> Option<String> {
+    IN_ENGINE.with(|t| t.borrow().clone())
+}

@@ -1,0 +1,235 @@
+//! JSON mode: the template is itself valid JSON, so editors and linters keep working. Every
+//! string in it, keys and values, is a template. A value that is exactly one expression,
+//! `"{{ expr }}"`, becomes the expression's value with its JSON type (`"{{ replicas }}"` ->
+//! `3`, `"{{ peers }}"` -> an array); any other string renders as text.
+//!
+//! How a lone expression keeps its type: minijinja's `Expression::eval` would return the
+//! typed value directly, but it runs outside the fuel budget (it reports no fuel used, so
+//! `"{{ range(10**6) | list }}"` would escape the document's bound). So the expression is
+//! first compiled alone (it must be one expression, nothing that could close the wrapper and
+//! smuggle in a block), then rendered as the template `{{ __peerconf_capture((expr)) }}`
+//! under the budget; the capture function stores the typed value on the side. Do not
+//! "simplify" this into `eval`.
+
+use minijinja::Value;
+use minijinja::value::ValueKind;
+use serde_json::Value as Json;
+
+use super::engine::{CAPTURE, Renderer};
+use super::{EngineCause, TemplateError};
+
+type Result<T> = std::result::Result<T, TemplateError>;
+
+impl Renderer {
+    pub(super) fn render_json(&self, display: &str, text: &str) -> Result<String> {
+        let doc: Json = serde_json::from_str(text).map_err(|e| TemplateError::InvalidJson {
+            display: display.to_string(),
+            line: e.line(),
+            column: e.column(),
+            why: strip_position(&e.to_string()).to_string(),
+        })?;
+        let rendered = self.walk(doc, &mut String::from("$"), display)?;
+        let mut out =
+            serde_json::to_string_pretty(&rendered).map_err(|e| TemplateError::Serialise {
+                display: display.to_string(),
+                why: e.to_string(),
+            })?;
+        out.push('\n');
+        Ok(out)
+    }
+
+    fn walk(&self, node: Json, path: &mut String, display: &str) -> Result<Json> {
+        match node {
+            Json::String(s) => self.render_string(&s, path, display),
+            Json::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    out.push(self.walk(item, path, display)?);
+                    path.truncate(len);
+                }
+                Ok(Json::Array(out))
+            }
+            Json::Object(map) => {
+                let mut out = serde_json::Map::with_capacity(map.len());
+                for (key, value) in map {
+                    let len = path.len();
+                    push_key(path, &key);
+                    let new_key = if self.has_markup(&key) {
+                        self.render_text_at(display, &format!("{path} (key)"), &key)?
+                    } else {
+                        key
+                    };
+                    let value = self.walk(value, path, display)?;
+                    if out.contains_key(&new_key) {
+                        return Err(TemplateError::DuplicateKey {
+                            at: format!("{display}: {path}"),
+                            key: new_key,
+                        });
+                    }
+                    out.insert(new_key, value);
+                    path.truncate(len);
+                }
+                Ok(Json::Object(out))
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn render_string(&self, s: &str, path: &str, display: &str) -> Result<Json> {
+        if let Some(expr) = self.single_expression(s) {
+            return self.render_expression(expr, &format!("{display}: {path}"), display);
+        }
+        if !self.has_markup(s) {
+            return Ok(Json::String(s.to_string()));
+        }
+        self.render_text_at(display, path, s).map(Json::String)
+    }
+
+    /// A lone `"{{ expr }}"`: its typed value (see the module doc for how).
+    fn render_expression(&self, expr: &str, at: &str, display: &str) -> Result<Json> {
+        self.env
+            .borrow()
+            .compile_expression(expr)
+            .map_err(|e| self.engine_error(at.to_string(), expr, &e))?;
+        let (start, end) = &self.syntax.variable;
+        let wrapped = format!("{start} {CAPTURE}(({expr})) {end}");
+        let (_, value) = self
+            .run(display, &wrapped)
+            .map_err(|e| self.engine_error(at.to_string(), &wrapped, &e))?;
+        let value = value.unwrap_or_default();
+        if value.is_undefined() {
+            return Err(TemplateError::UndefinedExpression {
+                at: at.to_string(),
+                expr: expr.trim().to_string(),
+                cause: EngineCause::Undefined {
+                    pod_ip: self.unknown_names(&wrapped).iter().any(|n| n == "pod_ip"),
+                },
+            });
+        }
+        value_to_json(&value).map_err(|why| TemplateError::NoJsonForm {
+            at: at.to_string(),
+            expr: expr.trim().to_string(),
+            why,
+        })
+    }
+
+    /// A string inside a JSON template: errors name the JSON path, not a line.
+    fn render_text_at(&self, display: &str, path: &str, text: &str) -> Result<String> {
+        self.run(display, text)
+            .map(|(out, _)| out)
+            .map_err(|e| self.engine_error(format!("{display}: {path}"), text, &e))
+    }
+
+    fn has_markup(&self, s: &str) -> bool {
+        s.contains(&self.syntax.variable.0) || s.contains(&self.syntax.block.0) || s.contains("{#")
+    }
+
+    /// `"{{ expr }}"` (whitespace and `-` trim markers allowed inside the delimiters) with
+    /// nothing else around it, not even a space: the only form that keeps the expression's type.
+    fn single_expression<'a>(&self, s: &'a str) -> Option<&'a str> {
+        let (start, end) = (&self.syntax.variable.0, &self.syntax.variable.1);
+        let inner = s.strip_prefix(start.as_str())?.strip_suffix(end.as_str())?;
+        if inner.contains(start.as_str())
+            || inner.contains(end.as_str())
+            || inner.contains(&self.syntax.block.0)
+        {
+            return None;
+        }
+        let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+        let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
+        (!inner.trim().is_empty()).then_some(inner)
+    }
+}
+
+/// `$.key`, or `$["odd key"]` for a key that is not an identifier.
+fn push_key(path: &mut String, key: &str) {
+    let plain = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain {
+        path.push('.');
+        path.push_str(key);
+    } else {
+        path.push_str(&format!("[{}]", Json::String(key.to_string())));
+    }
+}
+
+fn strip_position(message: &str) -> &str {
+    message.split(" at line ").next().unwrap_or(message)
+}
+
+/// serde_json -> minijinja, done by hand so the template engine needs no serde support.
+pub(super) fn json_to_value(json: &Json) -> Value {
+    match json {
+        Json::Null => Value::from(()),
+        Json::Bool(b) => Value::from(*b),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                Value::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Json::String(s) => Value::from(s.as_str()),
+        Json::Array(items) => Value::from(items.iter().map(json_to_value).collect::<Vec<_>>()),
+        Json::Object(map) => Value::from(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_to_value(v)))
+                .collect::<std::collections::BTreeMap<String, Value>>(),
+        ),
+    }
+}
+
+/// minijinja -> serde_json, keeping the JSON type of what the expression produced.
+fn value_to_json(value: &Value) -> std::result::Result<Json, String> {
+    value_to_json_at(value, 0)
+}
+
+fn value_to_json_at(value: &Value, depth: usize) -> std::result::Result<Json, String> {
+    if depth > 64 {
+        return Err("nests too deeply to become JSON".to_string());
+    }
+    Ok(match value.kind() {
+        ValueKind::Undefined => return Err("contains an undefined value".to_string()),
+        ValueKind::None => Json::Null,
+        ValueKind::Bool => Json::Bool(value.is_true()),
+        ValueKind::Number => {
+            if let Some(i) = value.as_i64() {
+                Json::from(i)
+            } else {
+                let f = f64::try_from(value.clone()).map_err(|e| e.to_string())?;
+                serde_json::Number::from_f64(f)
+                    .map(Json::Number)
+                    .ok_or_else(|| format!("is {f}, which JSON cannot represent"))?
+            }
+        }
+        ValueKind::String => Json::String(value.as_str().unwrap_or_default().to_string()),
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items = value.try_iter().map_err(|e| e.to_string())?;
+            Json::Array(
+                items
+                    .map(|item| value_to_json_at(&item, depth + 1))
+                    .collect::<std::result::Result<_, _>>()?,
+            )
+        }
+        ValueKind::Map => {
+            let mut map = serde_json::Map::new();
+            for key in value.try_iter().map_err(|e| e.to_string())? {
+                let item = value.get_item(&key).map_err(|e| e.to_string())?;
+                let key = match key.as_str() {
+                    Some(s) => s.to_string(),
+                    None => key.to_string(),
+                };
+                map.insert(key, value_to_json_at(&item, depth + 1)?);
+            }
+            Json::Object(map)
+        }
+        other => return Err(format!("is a {other}, which has no JSON form")),
+    })
+}
