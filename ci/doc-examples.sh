@@ -12,8 +12,9 @@
 #       <!-- doc-examples: expect-exit N -->
 #     and every command run from that block must exit exactly N.
 #   - <!-- doc-examples: skip REASON --> before a block: not run (reason printed).
-#   - kubectl, docker, cargo test and other commands are shown, never run; `mkdir` lines in a
-#     block run as setup.
+#   - kubectl, docker, cargo test and other commands are shown, never run. Setup lines in a
+#     block run in order with the examples: `mkdir [-p] /tmp/...`, and printf/echo/cat
+#     writing a file under /tmp (`printf '...' > /tmp/f`, `cat > /tmp/f <<'EOF'`).
 #   - `/tmp` in a command becomes a fresh empty directory per docs file, so examples can write
 #     to /tmp/... as a user would, without touching the machine's /tmp.
 #   - `cargo run [ARGS] --` is run as `peerconf` (same arguments, the binary under test);

@@ -7,15 +7,17 @@ under test on PATH as `peerconf`; ci/doc-examples.sh sets that up).
 What is run
   Fenced code blocks whose info string is `sh`, `bash`, `shell` or `console`. In sh/bash/shell
   blocks every line is a command; in console blocks only lines starting `$ ` are (the rest is
-  output). A trailing backslash continues a command on the next line, and a here-document
-  (`<<'EOF'` ... `EOF`) belongs to the command that opens it.
+  output). A trailing backslash, `|`, `&&` or `||` continues a command on the next line, and a
+  here-document (`<<'EOF'` ... `EOF`) belongs to the command that opens it.
 
   A command is RUN when it invokes `peerconf render|check|explain` (anywhere on the line, so
   `VAR=x peerconf ...` and `printf ... | peerconf ...` count) or `cargo run [ARGS] -- render|
   check|explain`. `cargo run [ARGS] --` is replaced by `peerconf` (the same arguments against the
   binary under test, without a second build); DOC_EXAMPLES_CARGO_RUN=1 runs it as written
-  instead. `mkdir` lines in the same block run too, as setup, so an example can create its
-  output directory. Every other line (kubectl, cargo test, docker...) is NOT run.
+  instead. Setup lines in the same block run too, in order: `mkdir [-p] /tmp/...`, and
+  `printf`/`echo`/`cat` writing a file under /tmp (`printf '...' > /tmp/resolv.conf`,
+  `cat > /tmp/t.cfg <<'EOF'`), so an example can create its output directory or input file.
+  Every other line (kubectl, cargo test, docker...) is NOT run.
 
   Each command runs with `bash -o pipefail -c`, from the repository root, stdin /dev/null,
   a 120 s limit, and the environment minus the variables peerconf reads (POD_NAMESPACE,
@@ -51,9 +53,15 @@ from pathlib import Path
 RUN_LANGS = {"sh", "bash", "shell", "console"}
 PEERCONF_RE = re.compile(r"(?:^|[\s|;&(`])peerconf\s+(?:render|check|explain)\b")
 CARGO_RUN_RE = re.compile(r"\bcargo\s+run\b(?:\s+(?!--(?:\s|$))\S+)*\s+--\s+(?=(?:render|check|explain)\b)")
-MKDIR_RE = re.compile(r"^\s*mkdir\b")
+# setup lines, run in order with the examples: mkdir of /tmp dirs, and printf/echo/cat writing a
+# file under /tmp (nothing else, so an example can never touch the machine outside /tmp)
+SETUP_RE = re.compile(
+    r"^\s*(?:mkdir(?:\s+-p)?(?:\s+/tmp/\S+)+\s*|(?:printf|echo|cat)\b[^|;&<>]*>\s*/tmp/\S+(?:\s+<<-?\s*['\"]?\w+['\"]?)?\s*)$"
+)
 FENCE_RE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)")
 MARKER_RE = re.compile(r"^\s*<!--\s*doc-examples:\s*(.*?)\s*-->\s*$")
+# a line continues when it ends in a backslash, a pipe, && or || (comments aside)
+CONTINUED_RE = re.compile(r"(\\|\|\||&&|(?<!\|)\|)\s*$")
 HEREDOC_RE = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
 TMP_RE = re.compile(r"(?<![\w./-])/tmp(?=/|\s|$|['\"])")
 SCRUB_ENV = {"POD_NAMESPACE", "POD_NAME", "POD_IP", "REPLICAS", "CLUSTER_DOMAIN"}
@@ -94,7 +102,7 @@ def logical_lines(body: list[tuple[int, str]], console: bool) -> list[tuple[int,
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         text = line
-        while text.endswith("\\") and i < len(body):
+        while CONTINUED_RE.search(text) and i < len(body):
             nxt = body[i][1]
             i += 1
             if console and nxt.startswith("> "):
@@ -180,7 +188,7 @@ def parse(path: Path) -> Doc:
         for num, text in logical_lines(body, console=(lang == "console")):
             if is_example(text):
                 doc.commands.append(Command(str(path), num, text, expect))
-            elif MKDIR_RE.match(text):
+            elif SETUP_RE.match(text.split("\n", 1)[0]):
                 doc.commands.append(Command(str(path), num, text, 0, setup=True))
     if marker:
         doc.errors.append(f"{path}:{marker[0]}: doc-examples marker not followed by a code block")
