@@ -11,6 +11,9 @@
 //! The child gets a clean environment (PATH only, plus what the case sets), so the
 //! machine's POD_* or REPLICAS cannot leak in.
 
+mod support;
+use support::{BIN, listing};
+
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::UdpSocket;
@@ -18,8 +21,6 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_peerconf");
 
 /// What a previous, successful run left in place.
 const GOOD: &[u8] = b"{\n  \"bootstrap_expect\": 3\n}\n";
@@ -514,10 +515,8 @@ fn command_line(case: &Case, inputs: &Inputs, out: &Path) -> Vec<String> {
 }
 
 fn run(case: &Case, args: &[String]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .args(args)
+    let mut cmd = support::peerconf();
+    cmd.args(args)
         .envs(case.env.iter().map(|(k, v)| (k, v)))
         .stdin(if case.stdin.is_some() {
             Stdio::piped()
@@ -564,15 +563,6 @@ fn run(case: &Case, args: &[String]) -> Output {
     );
     output.stderr = (seen + &rest).into_bytes();
     output
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Runs one case with no output, then over a good output; returns the failures.

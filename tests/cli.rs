@@ -1,14 +1,15 @@
 //! Runs the built binary the way users do: the README's dry run, the tutorial's scenario,
 //! the sed bug, `check`, `explain`, directory mode, and the error contract.
 
+mod support;
+use support::{code, configmap, stderr, stdout};
+
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_peerconf");
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -17,28 +18,13 @@ fn repo(path: &str) -> PathBuf {
 /// A child with a clean environment, so the machine's POD_* or REPLICAS cannot leak in, and
 /// no resolv.conf to detect a cluster domain from.
 fn peerconf(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOSTNAME", "not-a-pod")
-        .args(args);
+    let mut cmd = support::peerconf();
+    cmd.env("HOSTNAME", "not-a-pod").args(args);
     cmd
 }
 
 fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().expect("run peerconf")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited, not killed by a signal")
 }
 
 fn no_resolv_conf(dir: &Path) -> String {
@@ -235,16 +221,6 @@ fn stdin_templates_take_json_mode_from_the_output_name() {
         config,
         json!({"name": "etcd-2", "n": 2, "listen": "http://127.0.0.13:2379"})
     );
-}
-
-fn configmap(dir: &Path, keys: &[(&str, &str)]) {
-    let stamp = dir.join("..2026_11_25_06_00_00.000000001");
-    fs::create_dir_all(&stamp).unwrap();
-    for (key, text) in keys {
-        fs::write(stamp.join(key), text).unwrap();
-        symlink(format!("..data/{key}"), dir.join(key)).unwrap();
-    }
-    symlink(stamp.file_name().unwrap(), dir.join("..data")).unwrap();
 }
 
 #[test]

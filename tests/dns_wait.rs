@@ -674,17 +674,13 @@ mod binary {
     use std::process::{ExitStatus, Output, Stdio};
     use tokio::process::{Child, Command};
 
-    const BIN: &str = env!("CARGO_BIN_EXE_peerconf");
-
     /// `peerconf render` as pod web-0 (POD_IP 10.0.0.1) of 3, against `server`, with a clean
     /// environment and short intervals. The template prints the pod name.
     fn render(dir: &Path, server: SocketAddr, extra: &[&str]) -> Command {
         let template = dir.join("t.txt");
         std::fs::write(&template, "node={{ pod_name }}\n").unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("POD_IP", "10.0.0.1")
+        let mut cmd = Command::from(support::peerconf());
+        cmd.env("POD_IP", "10.0.0.1")
             .args(["render", "--template"])
             .arg(&template)
             .args([

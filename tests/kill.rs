@@ -5,6 +5,9 @@
 //!
 //! The delays are random; the seed is printed, and `PEERCONF_KILL_SEED` replays a run.
 
+mod support;
+use support::listing;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_peerconf");
 const ITERATIONS: usize = 50;
 const TEMP_SUFFIX: &str = ".peerconf-tmp";
 
@@ -53,33 +55,31 @@ fn seed() -> u64 {
 }
 
 fn render(template: &Path, output: &Path, version: &str) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .args([
-            "render",
-            "--template",
-            template.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            "--format",
-            "text",
-            "--wait",
-            "none",
-            "--pod-name",
-            "db-0",
-            "--replicas",
-            "1",
-            "--resolv-conf",
-            "/nonexistent/resolv.conf",
-            "--log-level",
-            "error",
-            "--set",
-            &format!("v={version}"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut cmd = support::peerconf();
+    cmd.args([
+        "render",
+        "--template",
+        template.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--format",
+        "text",
+        "--wait",
+        "none",
+        "--pod-name",
+        "db-0",
+        "--replicas",
+        "1",
+        "--resolv-conf",
+        "/nonexistent/resolv.conf",
+        "--log-level",
+        "error",
+        "--set",
+        &format!("v={version}"),
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     cmd
 }
 
@@ -89,15 +89,6 @@ fn temps(dir: &Path) -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().ends_with(TEMP_SUFFIX))
         .collect()
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -215,7 +206,7 @@ fn sigkill_at_any_moment_leaves_the_old_or_the_new_document_and_temps_are_cleane
     );
     assert!(fs::read(&output).unwrap() == docs[1 - current]);
     assert_eq!(
-        names(out_dir.path()),
+        listing(out_dir.path()),
         ["zoo.cfg"],
         "stale temp files remain"
     );

@@ -5,7 +5,10 @@
 //! The seed is fixed so CI is reproducible; set `PROPTEST_RNG_SEED` (and `PROPTEST_CASES`)
 //! to explore further locally. Failures are not persisted to files.
 
-use std::path::{Path, PathBuf};
+mod support;
+use support::listing;
+
+use std::path::PathBuf;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -518,17 +521,8 @@ proptest! {
         let mut want: Vec<&str> = keep.to_vec();
         want.push("consul.json");
         want.sort();
-        prop_assert_eq!(names(dir.path()), want);
+        prop_assert_eq!(listing(dir.path()), want);
     }
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Rendering is bounded: a template may not produce more than the output limit, in either

@@ -7,18 +7,17 @@
 //! What a template can read is its variables, and `env` is the container's environment:
 //! templates are trusted, operator-authored input. The log still never prints env values.
 
+mod support;
+
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_peerconf");
 const MARKER: &str = "s3cr3t-marker-7f1c";
 
 fn render(template: &Path, output: Option<&Path>, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
+    let mut cmd = support::peerconf();
+    cmd.envs(env.iter().copied())
         .args(["render", "--template", template.to_str().unwrap()])
         .args([
             "--pod-name",
