@@ -94,10 +94,6 @@ impl Members {
         self.replicas / 2 + 1
     }
 
-    pub fn statefulset(&self) -> &str {
-        &self.statefulset
-    }
-
     /// `<service>.<namespace>.svc.<cluster domain>`.
     pub fn service_fqdn(&self) -> &str {
         &self.service_fqdn

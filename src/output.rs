@@ -34,16 +34,6 @@ pub enum Target {
 }
 
 impl Target {
-    /// The file (or directory) name, for `--format auto` on stdin.
-    pub fn file_name(&self) -> Option<String> {
-        match self {
-            Target::Stdout => None,
-            Target::File(path) | Target::Directory(path) => path
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned()),
-        }
-    }
-
     /// Checks, before any waiting, that the target can be written: a typo must fail at
     /// once, not after a five-minute DNS wait, and must never create a new path.
     pub fn check(&self) -> Result<()> {

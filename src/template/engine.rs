@@ -18,7 +18,7 @@ use crate::error::{Result, UsageError};
 /// ConfigMap directory), in minijinja fuel: about one per instruction plus one per 64 bytes
 /// of data created, so it bounds both time and memory (roughly 64 MiB). A 10 000-member
 /// `initial-cluster` line needs well under a tenth of it.
-pub const FUEL: u64 = 1_000_000;
+pub(super) const FUEL: u64 = 1_000_000;
 
 /// A rendered result may not grow past this (a template that explodes its output is a bug,
 /// and the emptyDir it lands in is often memory-backed).

@@ -12,9 +12,9 @@ mod source;
 
 use std::fmt;
 
-pub use engine::{FUEL, MAX_OUTPUT_BYTES, Renderer, Syntax, engine_in_use};
-pub use mode::{Format, Mode, mode_for, mode_of};
-pub use source::{MAX_TEMPLATE_BYTES, TemplateFile, TemplateSource, load};
+pub use engine::{MAX_OUTPUT_BYTES, Renderer, Syntax, engine_in_use};
+pub use mode::{Format, Mode, mode_of};
+pub use source::{TemplateFile, TemplateSource, load};
 
 /// Renders every template in memory, each in the mode `format` gives it; one failure means
 /// nothing is written. `stdin_name` names stdin's output for `--format auto`.

@@ -35,7 +35,7 @@ pub enum Mode {
 }
 
 /// `--format auto`: JSON when the name ends in `.json`, else text.
-pub fn mode_for(format: Format, name: &str) -> Mode {
+fn mode_for(format: Format, name: &str) -> Mode {
     match format {
         Format::Json => Mode::Json,
         Format::Text => Mode::Text,

@@ -9,7 +9,7 @@ use super::TemplateError;
 use crate::error::io_reason;
 
 /// Kubernetes refuses ConfigMaps over 1 MiB, so a bigger template is a wrong path.
-pub const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 
 /// What `--template` names, decided once from the path.
 #[derive(Debug, Clone, PartialEq, Eq)]
