@@ -5,7 +5,7 @@ Started by tests/e2e/run.sh, which installs the tools, builds the release binary
 
     suite.py --workdir DIR --bin PATH [--repo DIR] [SCENARIO...]
 
-Sets up the cluster (dnsmasq on port 53 of a 127.<net>.53.x address, the node of
+Sets up the cluster (dnsmasq serving cluster.local on port 53 of a 127.<net>.53.x address, the node of
 tests/harness/pods.py, its sandbox self-check), runs the scenarios of tests/e2e/scenarios/, and
 checks the cleanup contract: every process stopped by PID, no mount left in the machine's
 namespace, /etc/resolv.conf unchanged. Ends with `e2e: N passed, M failed`.
@@ -28,29 +28,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests/: the harness package
 
 from harness import Failure  # noqa: E402
-from harness.dnsmasq import Dnsmasq  # noqa: E402
+from harness.dnsmasq import start_on_first_free  # noqa: E402
 from harness.manifests import image_from_dockerfile  # noqa: E402
-from harness.pods import Node  # noqa: E402
+from harness.pods import Node, mkdir  # noqa: E402
 from harness.proc import Supervisor, install_stop_handlers  # noqa: E402
 from scenarios import SCENARIOS  # noqa: E402
 from scenarios.common import Cluster, start_clock  # noqa: E402
 
 T0 = time.monotonic()
-
-
-def start_dns(sup, workdir: Path, net):
-    """dnsmasq on port 53 (a resolv.conf nameserver line has no port) of the first free
-    127.<net>.53.x, serving cluster.local from a hosts directory, queries logged."""
-    (workdir / "dns").mkdir()
-    os.chmod(workdir / "dns", 0o755)
-    last = None
-    for attempt in range(8):
-        try:
-            return Dnsmasq(sup, "dnsmasq", f"127.{net}.53.{53 + attempt}", 53, workdir / "dns" / "hosts",
-                           query_log=workdir / "dns" / "dnsmasq.log")
-        except Failure as e:
-            last = e
-    raise Failure(f"no address 127.{net}.53.x:53 for dnsmasq; last: {last}")
 
 
 def host_mounts_under(path: Path):
@@ -91,7 +76,10 @@ def main():
         shutil.copy2(a.bin, binary)  # a private copy: others may rebuild target/ meanwhile
         os.chmod(binary, 0o755)
         repo = a.repo.resolve()
-        dns = start_dns(sup, workdir, net)
+        # dnsmasq on port 53: a resolv.conf nameserver line has no port.
+        mkdir(workdir / "dns")
+        dns = start_on_first_free(sup, "dnsmasq", [f"127.{net}.53.{53 + i}" for i in range(8)], 53,
+                                  workdir / "dns" / "hosts", query_log=workdir / "dns" / "dnsmasq.log")
         node = Node(workdir, sup, binary, image_from_dockerfile(repo), dns.addr)
         node.selfcheck()
         k = Cluster(node, dns, repo, net)

@@ -91,3 +91,14 @@ class Dnsmasq:
 
     def stop(self):
         self.proc.stop()
+
+
+def start_on_first_free(sup: Supervisor, name, addrs, port, hostsdir: Path, **kwargs):
+    """A Dnsmasq on the first of `addrs` where it starts (port 53 is often taken on some)."""
+    last = None
+    for addr in addrs:
+        try:
+            return Dnsmasq(sup, name, addr, port, hostsdir, **kwargs)
+        except Failure as e:
+            last = e
+    raise Failure(f"dnsmasq started on none of {addrs[0]} .. {addrs[-1]} port {port}; last: {last}")
