@@ -61,6 +61,14 @@ def expect_running(pods, why):
         check(p.init.running(), f"{p.name}: init exited {p.init.returncode} {why}\n{p.init.tail()}")
 
 
+def start_waiting(pods, secs, why):
+    """Start the pods' inits at once (Parallel), and check `secs` later that all still wait."""
+    for p in pods:
+        p.start_init()
+    time.sleep(secs)
+    expect_running(pods, why)
+
+
 def expect_exit0(pods, after, within=NOTICE):
     """Each init exits 0, at or after `after` (a monotonic time) and within `within` s of it."""
     for p in pods:

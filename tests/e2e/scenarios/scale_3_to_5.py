@@ -10,7 +10,7 @@ import yaml
 from harness import check
 from harness.manifests import find, kustomize
 
-from .common import Cluster, expect_done, expect_exit0, expect_running, log
+from .common import Cluster, expect_done, expect_exit0, log, start_waiting
 
 
 def consul_json(p):
@@ -64,10 +64,7 @@ def run(k: Cluster):
 
     # Parallel: the StatefulSet controller creates consul-3 and consul-4 at once...
     new = k.pods(docs5, ns, 4, [3, 4])
-    for p in new:
-        p.start_init()
-    time.sleep(1.5)
-    expect_running(new, "before its own record existed")
+    start_waiting(new, 1.5, "before its own record existed")
     for p in new:
         k.dns.publish(p.fqdn, p.ip)
         t = time.monotonic()

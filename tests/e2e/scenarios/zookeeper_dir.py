@@ -8,7 +8,7 @@ import time
 from harness import check
 from harness.manifests import find, kustomize
 
-from .common import Cluster, expect_exit0, expect_running, governing_service, log
+from .common import Cluster, expect_exit0, governing_service, log, start_waiting
 
 
 def run(k: Cluster):
@@ -22,10 +22,7 @@ def run(k: Cluster):
     cm_vol = next(m for m in pods[0].init_container()["volumeMounts"] if m["mountPath"] == "/readonly")
     keys = sorted(n for n in os.listdir(pods[0].volumes[cm_vol["name"]]) if not n.startswith("."))
     check(keys == ["myid", "zoo.cfg"], f"ConfigMap keys {keys}")
-    for p in pods:
-        p.start_init()
-    time.sleep(1.0)
-    expect_running(pods, "with no records")
+    start_waiting(pods, 1.0, "with no records")
     for p in pods:
         k.dns.publish(p.fqdn, p.ip)
     t = time.monotonic()
