@@ -16,7 +16,9 @@ delay (so the moment falls at a random phase of every waiter's schedule) consul-
 all three hostsdirs: a dot-file written, then renamed into place; the moment is taken right
 after each rename. That completes the quorum (self + consul-1), and is the one name the loops
 wait for. A waiter's "config exists" moment is its exit (peerconf renames its output just
-before it exits; the loop's sed -i has finished), seen through a pidfd; the file is then checked.
+before it exits; the loop's sed -i has finished), as the harness's supervisor notes it (a thread
+blocked in waitpid); the file is then checked. dnsmasq, the DNS queries and the processes are
+tests/harness's (through dnsutil.py for the waits).
 
 Usage: detect.py CONFIG.json OUT.json   (CONFIG is written by bench/run.sh)
 """
@@ -24,18 +26,16 @@ Usage: detect.py CONFIG.json OUT.json   (CONFIG is written by bench/run.sh)
 import json
 import os
 import random
-import re
-import select
-import signal
 import statistics
-import subprocess
 import sys
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import dnsutil  # noqa: E402
-
-QUERY_RE = re.compile(rb"query\[(\w+)\] (\S+) from")
+import dnsutil  # noqa: E402  (puts tests/ on sys.path for the harness)
+from harness.dns import free_port  # noqa: E402
+from harness.dnsmasq import Dnsmasq  # noqa: E402
+from harness.proc import Supervisor, install_stop_handlers  # noqa: E402
 
 
 def pct(values, p):
@@ -45,38 +45,27 @@ def pct(values, p):
     return s[k]
 
 
-def publish(hostsdir, fname, line):
-    tmp = os.path.join(hostsdir, "." + fname)
-    with open(tmp, "w") as f:
-        f.write(line)
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, os.path.join(hostsdir, fname))
-
-
-def count_types(log, start, end, names):
-    """Queries for any of `names` logged between byte offsets [start, end), by record type."""
-    with open(log, "rb") as f:
-        f.seek(start)
-        chunk = f.read(max(0, end - start))
+def count_types(dns, start, end, names):
+    """Queries for any of `names` logged between two log marks, by record type."""
     counts = {}
-    for m in QUERY_RE.finditer(chunk):
-        if m.group(2).decode() in names:
-            t = m.group(1).decode()
+    for t, name in dns.queried_names(start, end):
+        if name in names:
             counts[t] = counts.get(t, 0) + 1
     return counts
 
 
-def count_queries(log, start, end, names):
-    """Queries for each of `names` logged between byte offsets [start, end)."""
-    with open(log, "rb") as f:
-        f.seek(start)
-        chunk = f.read(max(0, end - start))
+def count_queries(dns, start, end, names):
+    """Queries for each of `names` logged between two log marks."""
     counts = {n: 0 for n in names}
-    for m in QUERY_RE.finditer(chunk):
-        name = m.group(2).decode()
+    for _t, name in dns.queried_names(start, end):
         if name in counts:
             counts[name] += 1
     return counts
+
+
+def brief(reply):
+    """(rcode, number of addresses) of a dnsutil.ask() reply, None for no reply."""
+    return None if reply is None else (reply.rcode, len(reply.addrs))
 
 
 def main():
@@ -87,64 +76,35 @@ def main():
     ns, svc, domain = cfg["namespace"], "consul", "cluster.local"
     fqdn = lambda i: f"consul-{i}.{svc}.{ns}.svc.{domain}"  # noqa: E731
     self_name, pending, other = fqdn(0), fqdn(1), fqdn(2)
-    pids_file = cfg["pids_file"]
-
-    children = []
-
-    def track(p):
-        children.append(p)
-        with open(pids_file, "a") as f:
-            f.write(f"{p.pid}\n")
-        return p
-
-    def stop(p):
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=2)
-
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    install_stop_handlers()
+    os.makedirs(os.path.join(work, "detect"), mode=0o755, exist_ok=True)
+    sup = Supervisor(Path(work) / "detect", cfg["pids_file"])
 
     tools = ["peerconf", "loop2", "loop1"]
     servers = {}
     try:
         for i, tool in enumerate(tools):
             addr = f"127.77.1.{i + 1}"
-            port = dnsutil.free_port(addr)
             d = os.path.join(work, "detect", tool)
-            hosts, outdir = os.path.join(d, "hosts"), os.path.join(d, "out")
-            os.makedirs(hosts, exist_ok=True)
+            outdir = os.path.join(d, "out")
             os.makedirs(outdir, exist_ok=True)
-            for p in (d, hosts, outdir):
+            for p in (d, outdir):
                 os.chmod(p, 0o755)
-            log = os.path.join(d, "dnsmasq.log")
-            cmd = [
-                cfg["dnsmasq"], "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=",
-                f"--listen-address={addr}", "--bind-interfaces", f"--port={port}",
-                "--no-resolv", "--no-hosts", f"--local=/{domain}/", f"--hostsdir={hosts}",
-                "--log-queries", f"--log-facility={log}",
-            ]
-            proc = track(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log + ".err", "w")))
-            servers[tool] = dict(addr=addr, port=port, hosts=hosts, outdir=outdir, log=log, proc=proc, cmd=cmd)
-            publish(hosts, "consul-0", f"10.0.0.10 {self_name}\n")
+            dns = Dnsmasq(sup, f"{tool}.dnsmasq", addr, free_port(addr), Path(d) / "hosts", zone=domain,
+                          query_log=Path(d) / "dnsmasq.log")
+            servers[tool] = dict(addr=addr, port=dns.port, outdir=outdir, dns=dns)
+            dns.publish(self_name, "10.0.0.10", wait=False)
 
         # Verify the publishing semantics this measurement relies on, on every server:
         # absent -> NXDOMAIN, renamed into place -> served by the very next query, removed -> NXDOMAIN.
         verified = {}
         for tool, s in servers.items():
             dnsutil.wait(s["addr"], s["port"], self_name, "noerror", 5)
-            before = dnsutil.ask(s["addr"], s["port"], pending)
-            publish(s["hosts"], "consul-1", f"10.0.0.11 {pending}\n")
-            during = dnsutil.ask(s["addr"], s["port"], pending)
-            os.unlink(os.path.join(s["hosts"], "consul-1"))
-            after = dnsutil.ask(s["addr"], s["port"], pending)
+            before = brief(dnsutil.ask(s["addr"], s["port"], pending))
+            s["dns"].publish(pending, "10.0.0.11", wait=False)
+            during = brief(dnsutil.ask(s["addr"], s["port"], pending))
+            s["dns"].unpublish(pending)
+            after = brief(dnsutil.ask(s["addr"], s["port"], pending))
             ok = before == (3, 0) and during is not None and during[0] == 0 and during[1] >= 1 and after == (3, 0)
             verified[tool] = dict(absent=before, first_query_after_publish=during, removed=after, ok=ok)
             if not ok:
@@ -178,63 +138,47 @@ def main():
         delays = [lo + (hi - lo) * (k + rng.random()) / n for k in range(n)]
         rng.shuffle(delays)
         trials = []
+        errs = {}  # (tool, trial) -> its process, for the stderr of a failed one
         for k in range(cfg["trials"]):
             for s in servers.values():
                 try:
                     os.unlink(os.path.join(s["outdir"], "consul.json"))
                 except FileNotFoundError:
                     pass
-            off0 = {t: os.path.getsize(s["log"]) for t, s in servers.items()}
+            off0 = {t: s["dns"].log_mark() for t, s in servers.items()}
             t0 = time.monotonic()
-            procs = {}
-            for t in tools:
-                procs[t] = track(
-                    subprocess.Popen(
-                        commands[t], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                        stderr=open(os.path.join(servers[t]["outdir"], f"trial{k}.err"), "w"),
-                    )
-                )
-            pidfds = {os.pidfd_open(p.pid): t for t, p in procs.items()}
+            procs = {t: sup.start(f"{t}.trial{k}", commands[t], env=env) for t in tools}
             delay = delays[k]
             time.sleep(max(0.0, t0 + delay - time.monotonic()))
-            early = {t: p.poll() for t, p in procs.items() if p.poll() is not None}
+            early = {t for t, p in procs.items() if not p.running()}
             off_pub, t_pub = {}, {}
             for t in tools:
                 s = servers[t]
-                off_pub[t] = os.path.getsize(s["log"])
-                publish(s["hosts"], "consul-1", f"10.0.0.11 {pending}\n")
+                off_pub[t] = s["dns"].log_mark()
+                s["dns"].publish(pending, "10.0.0.11", wait=False)
                 t_pub[t] = time.monotonic()
-            exits = {}
-            poller = select.poll()
-            for fd in pidfds:
-                poller.register(fd, select.POLLIN)
             bound = max(t_pub.values()) + cfg["detect_bound"]
-            while len(exits) < len(pidfds) and time.monotonic() < bound:
-                for fd, _ev in poller.poll(max(1, int((bound - time.monotonic()) * 1000))):
-                    if fd not in exits:
-                        exits[fd] = time.monotonic()
-                        poller.unregister(fd)
             result = {"trial": k, "publish_after": delay, "tools": {}}
-            for fd, t in pidfds.items():
-                p = procs[t]
-                if fd not in exits:
-                    stop(p)
-                rc = p.wait(timeout=5)
-                os.close(fd)
+            for t, p in procs.items():
+                exited = p.wait(max(0.0, bound - time.monotonic())) is not None
+                if not exited:
+                    p.stop(grace=2)
+                rc = p.returncode
                 out = os.path.join(servers[t]["outdir"], "consul.json")
-                good = fd in exits and rc == 0 and t not in early and os.path.exists(out)
+                good = exited and rc == 0 and t not in early and os.path.exists(out)
                 if good and t == "peerconf":
                     json.load(open(out))
-                pend = count_queries(servers[t]["log"], off0[t], off_pub[t], [pending, other])
+                pend = count_queries(servers[t]["dns"], off0[t], off_pub[t], [pending, other])
                 result["tools"][t] = {
                     "ok": good,
                     "exit": rc,
-                    "latency": (exits[fd] - t_pub[t]) if fd in exits else None,
+                    "latency": (p.exited_at - t_pub[t]) if exited else None,
                     "pending_seconds": t_pub[t] - t0,
                     "queries_pending": pend,
                 }
+                errs[(t, k)] = p
             for s in servers.values():
-                os.unlink(os.path.join(s["hosts"], "consul-1"))
+                s["dns"].unpublish(pending)
             for s in servers.values():
                 dnsutil.wait(s["addr"], s["port"], pending, "nxdomain", 5)
             trials.append(result)
@@ -253,27 +197,25 @@ def main():
             except FileNotFoundError:
                 pass
         t0 = time.monotonic()
-        procs = {t: track(subprocess.Popen(commands[t], env=env, stdin=subprocess.DEVNULL,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-                 for t in tools}
+        procs = {t: sup.start(f"{t}.rate", commands[t], env=env) for t in tools}
         time.sleep(max(0.0, t0 + r_from - time.monotonic()))
-        off_a = {t: os.path.getsize(s["log"]) for t, s in servers.items()}
+        off_a = {t: s["dns"].log_mark() for t, s in servers.items()}
         t_a = time.monotonic()
         time.sleep(max(0.0, t0 + r_to - time.monotonic()))
-        off_b = {t: os.path.getsize(s["log"]) for t, s in servers.items()}
+        off_b = {t: s["dns"].log_mark() for t, s in servers.items()}
         t_b = time.monotonic()
-        alive = {t: p.poll() is None for t, p in procs.items()}
+        alive = {t: p.running() for t, p in procs.items()}
         for p in procs.values():
-            stop(p)
+            p.stop(grace=2)
         rate = {}
         for t in tools:
-            c = count_queries(servers[t]["log"], off_a[t], off_b[t], [pending, other])
+            c = count_queries(servers[t]["dns"], off_a[t], off_b[t], [pending, other])
             asked = [n for n in (pending, other) if c[n] > 0]
             rate[t] = {
                 "window": [round(t_a - t0, 3), round(t_b - t0, 3)],
                 "still_waiting_at_end": alive[t],
                 "queries": c,
-                "by_type": count_types(servers[t]["log"], off_a[t], off_b[t], [pending, other]),
+                "by_type": count_types(servers[t]["dns"], off_a[t], off_b[t], [pending, other]),
                 "pending_names_asked": asked,
                 "qps_per_name": sum(c.values()) / max(1, len(asked)) / (t_b - t_a),
             }
@@ -304,7 +246,7 @@ def main():
             "pending_name": pending,
             "other_name": other,
             "verified": verified,
-            "dnsmasq": {t: s["cmd"] for t, s in servers.items()},
+            "dnsmasq": {t: s["dns"].argv for t, s in servers.items()},
             "summary": summary,
             "raw": trials,
         }
@@ -318,17 +260,12 @@ def main():
                     sys.stderr.write(f"{t} stopped waiting during the rate window\n")
                 for r in trials:
                     if not r["tools"][t]["ok"]:
-                        err = os.path.join(servers[t]["outdir"], f"trial{r['trial']}.err")
                         sys.stderr.write(f"{t} trial {r['trial']}: exit {r['tools'][t]['exit']}\n")
-                        sys.stderr.write(open(err).read()[-2000:])
+                        sys.stderr.write(errs[(t, r["trial"])].stderr()[-2000:])
                         break
             raise SystemExit(f"detect.py: waiters failed: {failed}")
     finally:
-        for p in reversed(children):
-            try:
-                stop(p)
-            except Exception:  # noqa: BLE001 - best effort cleanup
-                pass
+        sup.stop_all()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
-"""Small DNS helpers for bench/run.sh, standard library only, loopback only.
+"""DNS helpers for bench/run.sh and bench/profile.sh, on the shared harness (tests/harness),
+loopback only.
 
-  dnsutil.py free-port ADDR                     print a port free for UDP and TCP on ADDR
+  dnsutil.py dnsmasq NAME ADDR HOSTSDIR WORKDIR [ARG...]
+                                                start dnsmasq for cluster.local on a free port of
+                                                ADDR, records from HOSTSDIR, extra dnsmasq ARGs;
+                                                logs WORKDIR/NAME.dnsmasq.{out,err}, PID recorded
+                                                in WORKDIR/pids; once it answers, print
+                                                "PORT PID COMMAND" and leave it running
   dnsutil.py wait ADDR PORT NAME EXPECT [SECS]  poll until NAME's A query answers EXPECT
                                                 (noerror = an address, nxdomain = NXDOMAIN)
   dnsutil.py floor ADDR PORT NAMES_FILE OUT.json [--repeat N] [--window W] [--types A,AAAA]
@@ -11,71 +17,45 @@
 """
 
 import json
+import os
 import socket
 import statistics
-import struct
 import sys
 import time
+from pathlib import Path
 
-QTYPES = {"A": 1, "AAAA": 28}
-NOERROR, NXDOMAIN = 0, 3
-
-
-def free_port(addr):
-    """A port that is free for both UDP and TCP on addr (dnsmasq binds both)."""
-    for _ in range(50):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind((addr, 0))
-        port = u.getsockname()[1]
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            t.bind((addr, port))
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-        return port
-    raise SystemExit(f"no free port on {addr}")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the harness package
+from harness import Failure  # noqa: E402
+from harness.dns import NOERROR, NXDOMAIN, build_query, free_port, parse_header, query  # noqa: E402
+from harness.dnsmasq import Dnsmasq  # noqa: E402
+from harness.proc import Supervisor, wait_until  # noqa: E402
 
 
-def build_query(qid, name, qtype):
-    header = struct.pack(">HHHHHH", qid & 0xFFFF, 0x0100, 1, 0, 0, 0)  # RD
-    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split("."))
-    return header + labels + b"\0" + struct.pack(">HH", QTYPES[qtype], 1)
+def start_dnsmasq(name, addr, hostsdir, workdir, extra):
+    workdir = Path(workdir)
+    sup = Supervisor(workdir, workdir / "pids")
+    d = Dnsmasq(sup, f"{name}.dnsmasq", addr, free_port(addr), Path(hostsdir), extra=extra)
+    return f"{d.port} {d.proc.pid} {d.command()}"
 
 
-def parse(resp):
-    qid, flags, _qd, an, _ns, _ar = struct.unpack(">HHHHHH", resp[:12])
-    return qid, flags & 0xF, an
-
-
-def ask(addr, port, name, qtype="A", timeout=0.5):
-    """(rcode, answer count), or None on timeout / ICMP error."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.connect((addr, port))
-        s.send(build_query(4242, name, qtype))
-        try:
-            _qid, rcode, an = parse(s.recv(4096))
-        except (socket.timeout, ConnectionRefusedError):
-            return None
-        return rcode, an
+def ask(addr, port, name):
+    """The Reply, or None on timeout / ICMP error."""
+    try:
+        return query((addr, port), name, timeout=0.5)
+    except OSError:
+        return None
 
 
 def wait(addr, port, name, expect, secs=5.0):
-    deadline = time.monotonic() + secs
-    last = None
-    while time.monotonic() < deadline:  # bounded by secs
-        last = ask(addr, port, name)
-        if last is not None:
-            rcode, an = last
-            if expect == "noerror" and rcode == NOERROR and an >= 1:
-                return
-            if expect == "nxdomain" and rcode == NXDOMAIN:
-                return
-        time.sleep(0.02)
-    raise SystemExit(f"{name} @ {addr}:{port}: expected {expect}, last answer {last}")
+    """Until NAME's A query answers `expect` ("noerror": an address, "nxdomain"); SystemExit after secs."""
+    def answered():
+        r = ask(addr, port, name)
+        if r is None:
+            return False
+        return (expect == "noerror" and r.rcode == NOERROR and r.addrs) or (expect == "nxdomain" and r.rcode == NXDOMAIN)
+
+    if not wait_until(answered, secs, 0.02):
+        raise SystemExit(f"{name} @ {addr}:{port}: expected {expect}, last answer {ask(addr, port, name)}")
 
 
 def floor(addr, port, names, types, window, timeout=2.0):
@@ -92,7 +72,7 @@ def floor(addr, port, names, types, window, timeout=2.0):
             while sent < len(queries) and sent - got < window:
                 s.send(queries[sent])
                 sent += 1
-            _qid, rcode, _an = parse(s.recv(4096))
+            _qid, rcode, _an = parse_header(s.recv(4096))
             if rcode != NOERROR:
                 bad += 1
             got += 1
@@ -104,8 +84,11 @@ def floor(addr, port, names, types, window, timeout=2.0):
 
 def main(argv):
     cmd = argv[1] if len(argv) > 1 else ""
-    if cmd == "free-port":
-        print(free_port(argv[2]))
+    if cmd == "dnsmasq":
+        try:
+            print(start_dnsmasq(argv[2], argv[3], argv[4], argv[5], argv[6:]))
+        except Failure as e:
+            raise SystemExit(str(e)) from None
     elif cmd == "wait":
         wait(argv[2], int(argv[3]), argv[4], argv[5], float(argv[6]) if len(argv) > 6 else 5.0)
     elif cmd == "floor":
@@ -136,8 +119,6 @@ def main(argv):
         s.bind((addr, 0))
         with open(port_file + ".tmp", "w") as f:
             f.write(str(s.getsockname()[1]))
-        import os
-
         os.rename(port_file + ".tmp", port_file)
         time.sleep(secs)  # never reads: every query times out
     else:

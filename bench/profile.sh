@@ -23,7 +23,6 @@ for t in valgrind strace dnsmasq; do
         break
     }
 done
-DNSMASQ=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
 
 TD=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
@@ -52,10 +51,7 @@ for ((i = 0; i < 1001; i++)); do
     echo "10.$(((i + 1) >> 16 & 255)).$(((i + 1) >> 8 & 255)).$(((i + 1) & 255)) consul-$i.consul.$NS.svc.cluster.local"
 done >"$WORK/hosts/.all"
 chmod 644 "$WORK/hosts/.all" && mv "$WORK/hosts/.all" "$WORK/hosts/all"
-PORT=$(python3 bench/dnsutil.py free-port 127.77.4.1)
-"$DNSMASQ" --keep-in-foreground --conf-file=/dev/null --pid-file= --listen-address=127.77.4.1 --bind-interfaces \
-    --port="$PORT" --no-resolv --no-hosts --local=/cluster.local/ --hostsdir="$WORK/hosts" >"$WORK/dnsmasq.out" 2>&1 &
-DPID=$!
+read -r PORT DPID _ < <(python3 bench/dnsutil.py dnsmasq profile 127.77.4.1 "$WORK/hosts" "$WORK")
 python3 bench/dnsutil.py wait 127.77.4.1 "$PORT" consul-1000.consul.$NS.svc.cluster.local noerror 5
 
 common="--template $ROOT/manifests/consul.json --output $WORK/out/consul.json --namespace $NS --resolv-conf $WORK/resolv.conf"

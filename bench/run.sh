@@ -53,15 +53,16 @@ PIDS=$WORK/pids
 : >"$PIDS"
 cleanup() {
     local rc=$? pid
-    # Stop only what this run started: pids it recorded whose command line names its WORK dir.
-    while read -r pid; do
+    # Stop only what this run started: pids it recorded (first word of each line of $PIDS) whose
+    # command line names its WORK dir.
+    while read -r pid _; do
         [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || continue
         if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$WORK"; then
             kill "$pid" 2>/dev/null || true
         fi
     done <"$PIDS"
     sleep 0.2
-    while read -r pid; do
+    while read -r pid _; do
         [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || continue
         if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$WORK"; then
             kill -9 "$pid" 2>/dev/null || true
@@ -192,22 +193,25 @@ else
 fi
 HF=("$HYPERFINE" -N --style basic)
 
-# start_dnsmasq NAME ADDR HOSTSDIR [extra args]: prints the port; waits until it answers
+# start_dnsmasq NAME ADDR HOSTSDIR [extra args]: dnsmasq for cluster.local on a free port of ADDR
+# (tests/harness through bench/dnsutil.py), answering before this returns; sets DNS_PORT, DNS_PID.
 start_dnsmasq() {
-    local name=$1 addr=$2 hosts=$3 port
+    local name=$1 addr=$2 hosts=$3 out cmd
     shift 3
-    port=$("$PY" bench/dnsutil.py free-port "$addr")
-    "$DNSMASQ" --keep-in-foreground --conf-file=/dev/null --pid-file= \
-        --listen-address="$addr" --bind-interfaces --port="$port" \
-        --no-resolv --no-hosts --local=/cluster.local/ --hostsdir="$hosts" "$@" \
-        >"$WORK/$name.dnsmasq.out" 2>&1 &
-    track $!
-    cmdlog dns "dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= --listen-address=$addr --bind-interfaces --port=$port --no-resolv --no-hosts --local=/cluster.local/ --hostsdir=$hosts $*"
-    "$PY" bench/dnsutil.py wait "$addr" "$port" "probe.invalid.cluster.local" nxdomain 5 >&2 ||
-        die "dnsmasq $name did not start: $(cat "$WORK/$name.dnsmasq.out")"
-    echo "$port"
+    out=$("$PY" bench/dnsutil.py dnsmasq "$name" "$addr" "$hosts" "$WORK" "$@") || die "dnsmasq $name did not start"
+    read -r DNS_PORT DNS_PID cmd <<<"$out"
+    cmdlog dns "$cmd"
 }
-stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# stop_pid PID: SIGTERM, then wait (bounded) until it is gone, or a zombie (dnsmasq's parent, the
+# helper that started it, has exited).
+stop_pid() {
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    for _ in $(seq 50); do
+        case $(sed -E 's/.*\) (.).*/\1/' "/proc/$1/stat" 2>/dev/null) in "" | Z) return 0 ;; esac
+        sleep 0.05
+    done
+}
 
 # Does this build wait on DNS yet? (issue 3 lands in parallel with this script)
 DNS_OK=1
@@ -215,8 +219,8 @@ probe_hosts=$WORK/probe-hosts
 mkdir -p "$probe_hosts" && chmod 755 "$probe_hosts"
 printf '%s %s\n' "$(ip_of 0)" "$(fqdn 0)" >"$probe_hosts/self"
 chmod 644 "$probe_hosts/self"
-probe_port=$(start_dnsmasq probe 127.77.0.2 "$probe_hosts")
-probe_pid=$(tail -1 "$PIDS")
+start_dnsmasq probe 127.77.0.2 "$probe_hosts"
+probe_port=$DNS_PORT probe_pid=$DNS_PID
 if ! "$BIN" render --template "$TEMPLATE" --dry-run --pod-name consul-0 --replicas 1 --pod-ip "$(ip_of 0)" \
     --namespace "$NS" --resolv-conf "$RESOLV" --nameserver "127.77.0.2:$probe_port" --wait self --timeout 5s \
     >/dev/null 2>"$WORK/probe.err"; then
@@ -269,7 +273,7 @@ if [ $DNS_OK = 1 ]; then
     load_mark detect
     cat >"$WORK/detect.json" <<EOF
 {"work": "$WORK", "pids_file": "$PIDS", "peerconf": "$BIN", "busybox": "$BUSYBOX",
- "dnsmasq": "$DNSMASQ", "template": "$TEMPLATE", "tutorial": "$TUTORIAL", "resolv_conf": "$RESOLV",
+ "template": "$TEMPLATE", "tutorial": "$TUTORIAL", "resolv_conf": "$RESOLV",
  "namespace": "$NS", "trials": $TRIALS, "publish_after": [$PUB_LO, $PUB_HI], "rate_window": [$RATE_FROM, $RATE_TO],
  "detect_bound": 10.0, "seed": 6}
 EOF
@@ -290,8 +294,8 @@ EOF
             echo "10.$(((i + 1) >> 16 & 255)).$(((i + 1) >> 8 & 255)).$(((i + 1) & 255)) $f" >>"$S/hosts/.all"
         done
         chmod 644 "$S/hosts/.all" && mv "$S/hosts/.all" "$S/hosts/all"
-        port=$(start_dnsmasq "scale-$n" 127.77.2.1 "$S/hosts")
-        dpid=$(tail -1 "$PIDS")
+        start_dnsmasq "scale-$n" 127.77.2.1 "$S/hosts"
+        port=$DNS_PORT dpid=$DNS_PID
         "$PY" bench/dnsutil.py wait 127.77.2.1 "$port" "$(fqdn $((n - 1)))" noerror 5
         PC_SCALE="$BIN render --wait all --timeout 10s --template $TEMPLATE --output $S/out/consul.json --pod-name consul-0 --replicas $n --pod-ip $(ip_of 0) --namespace $NS --resolv-conf $RESOLV --nameserver 127.77.2.1:$port"
         BB_SCALE="$BUSYBOX sh -c 'while read -r n; do nslookup \"\$n\" 127.77.2.1:$port >/dev/null 2>&1 || exit 1; done < $S/names'"
@@ -317,8 +321,8 @@ load_mark footprint
 if [ $DNS_OK = 1 ]; then
     F=$WORK/footprint
     mkdir -p "$F/hosts" "$F/out" && chmod 755 "$F" "$F/hosts"
-    port=$(start_dnsmasq footprint 127.77.3.1 "$F/hosts" --log-queries --log-facility="$F/dnsmasq.log")
-    dpid=$(tail -1 "$PIDS")
+    start_dnsmasq footprint 127.77.3.1 "$F/hosts" --log-queries --log-facility="$F/dnsmasq.log"
+    port=$DNS_PORT dpid=$DNS_PID
     pc_rss() { # NAMESERVER
         echo "$BIN render --wait all --timeout $RSS_T --template $TEMPLATE --output $F/out/consul.json --pod-name consul-0 --replicas $RSS_N --pod-ip $(ip_of 0) --namespace $NS --resolv-conf $RESOLV --nameserver $1"
     }
@@ -345,8 +349,8 @@ fi
 # The anchor: one busybox nslookup of a name that does not resolve.
 F2=$WORK/footprint-bb
 mkdir -p "$F2/hosts" && chmod 755 "$F2" "$F2/hosts"
-port=$(start_dnsmasq footprint-bb 127.77.3.3 "$F2/hosts")
-dpid=$(tail -1 "$PIDS")
+start_dnsmasq footprint-bb 127.77.3.3 "$F2/hosts"
+port=$DNS_PORT dpid=$DNS_PID
 /usr/bin/time -v -o "$RES/rss_busybox.txt" "$BUSYBOX" nslookup "$(fqdn 1)" "127.77.3.3:$port" >/dev/null 2>&1 || true
 cmdlog footprint "/usr/bin/time -v busybox nslookup $(fqdn 1) 127.77.3.3:$port"
 stop_pid "$dpid"

@@ -12,13 +12,15 @@ fsGroup; a volumeClaimTemplate; readiness probes; soft anti-affinity; a PodDisru
 maxUnavailable 1; the peerconf image tag equal to the crate version. The Consul base also gets
 its own rules (Consul 1.22.x, -config-file, preStop leave, the leader probe, Ingress v1).
 
-Run (as root: it uses chroot): for every ordinal, a root directory is built with what the pod
-would see: the static binary as /peerconf (the image), /etc/resolv.conf and /etc/hosts as the
-kubelet writes them, every ConfigMap volume in the kubelet's `..data` symlink layout from the
-built ConfigMap, every emptyDir group-owned by fsGroup with the setgid bit. The init container's
-command and args run verbatim (with $(VAR) expansion), under `env -i` with the env the kubelet
-would give (downward API values, HOSTNAME, KUBERNETES_SERVICE_*), as the container's uid/gid plus
-fsGroup. A small DNS server answers the pods' names, so `--wait` policies run for real.
+Run (as root: namespaces and uid switching), through the shared kubelet emulation of
+tests/harness/pods.py, the one tests/e2e uses: for every ordinal, a pod is set up as the kubelet
+would (every ConfigMap volume in the kubelet's `..data` symlink layout, every emptyDir
+group-owned by fsGroup with the setgid bit, resolv.conf and /etc/hosts as the kubelet writes
+them, the env it would give: downward API, configMapKeyRef, HOSTNAME, KUBERNETES_SERVICE_*), and
+its init container runs verbatim (command or the Dockerfile's ENTRYPOINT, args with $(VAR)
+expansion) in a `FROM scratch`-like sandbox holding only the binary at /peerconf, as the
+container's uid/gid plus fsGroup. A dnsmasq serves the pods' names in the cluster domain, so
+`--wait` policies run for real.
   1. the real render: exit 0, files written with the right mode and group, every peer's FQDN in
      them, JSON outputs parse;
   2. the same args plus --dry-run: exit 0, every peer's FQDN on stdout, nothing written;
@@ -34,20 +36,23 @@ import json
 import os
 import re
 import shutil
-import socket
-import struct
-import subprocess
 import sys
 import tempfile
-import threading
-import time
+from pathlib import Path
 
 import yaml
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the harness package
+
+from harness import Failure  # noqa: E402
+from harness.dnsmasq import start_on_first_free  # noqa: E402
+from harness.manifests import by_kind, image_from_dockerfile, load_docs  # noqa: E402
+from harness.pods import Node, Pod  # noqa: E402
+from harness.proc import Supervisor, install_stop_handlers  # noqa: E402
+
 NAMESPACE = "prod"
 CLUSTER_DOMAIN = "kube.example"  # not cluster.local: must come from resolv.conf's search list
-IMAGE_UID = 65532  # USER in the Dockerfile
-IMAGE_ENTRYPOINT = ["/peerconf"]
 FAILURES = []
 
 
@@ -73,76 +78,7 @@ def pod_ip(ordinal):
 
 
 # --------------------------------------------------------------------------------------------
-# A minimal authoritative DNS server (UDP): A records for the pods, NXDOMAIN for anything else.
-
-
-class DnsServer:
-    def __init__(self):
-        self.records = {}
-        self.queries = 0
-        self.sock = None
-        for last in range(1, 50):
-            addr = f"127.88.0.{last}"
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                s.bind((addr, 53))  # resolv.conf cannot name a port
-            except OSError:
-                s.close()
-                continue
-            self.sock, self.addr = s, addr
-            break
-        if self.sock is None:
-            raise SystemExit("FAIL  no free 127.88.0.x:53 for the test DNS server")
-        self.sock.settimeout(0.1)
-        self.stop = False
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        while not self.stop:
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            try:
-                self.sock.sendto(self.answer(data), peer)
-            except (IndexError, struct.error):
-                pass
-
-    def answer(self, data):
-        qid, flags = struct.unpack(">HH", data[:4])
-        pos, labels = 12, []
-        while data[pos]:
-            n = data[pos]
-            labels.append(data[pos + 1 : pos + 1 + n].decode("ascii", "replace"))
-            pos += 1 + n
-        qtype = struct.unpack(">H", data[pos + 1 : pos + 3])[0]
-        question = data[12 : pos + 5]
-        name = ".".join(labels).lower()
-        self.queries += 1
-        answers = []
-        if name in self.records:
-            rcode = 0
-            if qtype == 1:
-                ip = socket.inet_aton(self.records[name])
-                answers.append(struct.pack(">HHHIH", 0xC00C, 1, 1, 5, 4) + ip)
-        else:
-            rcode = 3  # NXDOMAIN
-        rflags = 0x8000 | (flags & 0x7900) | 0x0400 | 0x0080 | rcode  # QR, opcode+RD, AA, RA
-        return struct.pack(">HHHHHH", qid, rflags, 1, len(answers), 0, 0) + question + b"".join(answers)
-
-    def close(self):
-        self.stop = True
-        self.thread.join()
-        self.sock.close()
-
-
-# --------------------------------------------------------------------------------------------
 # Policy
-
-
-def by_kind(docs, kind):
-    return [d for d in docs if d.get("kind") == kind]
 
 
 def env_map(container):
@@ -253,119 +189,7 @@ def consul(where, c, docs):
 
 
 # --------------------------------------------------------------------------------------------
-# Running the init containers
-
-
-def expand(text, env):
-    """The kubelet's $(VAR) expansion in command, args and env values; $$ escapes."""
-    def sub(m):
-        if m.group(0) == "$$":
-            return "$"
-        return env.get(m.group(1), m.group(0))
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)", sub, text)
-
-
-def container_env(c, pod, name, ordinal, docs):
-    env = {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOSTNAME": name,
-        "KUBERNETES_SERVICE_HOST": "10.96.0.1",
-        "KUBERNETES_SERVICE_PORT": "443",
-        "KUBERNETES_SERVICE_PORT_HTTPS": "443",
-        "KUBERNETES_PORT": "tcp://10.96.0.1:443",
-    }
-    fields = {
-        "metadata.namespace": NAMESPACE,
-        "metadata.name": name,
-        "status.podIP": pod_ip(ordinal),
-        "status.podIPs": pod_ip(ordinal),
-        "status.hostIP": "192.168.0.10",
-        "spec.nodeName": "node-1",
-        "spec.serviceAccountName": pod.get("serviceAccountName", "default"),
-    }
-    if pod.get("enableServiceLinks", True):
-        raise SystemExit(f"FAIL  {name}: enableServiceLinks is not false; this check does not model service links")
-    for e in c.get("env", []):
-        if "value" in e:
-            env[e["name"]] = expand(e["value"], env)
-        elif "fieldRef" in e.get("valueFrom", {}):
-            env[e["name"]] = fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
-        elif "configMapKeyRef" in e.get("valueFrom", {}):
-            ref = e["valueFrom"]["configMapKeyRef"]
-            cms = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == ref["name"]]
-            env[e["name"]] = cms[0]["data"][ref["key"]]
-        else:
-            raise SystemExit(f"FAIL  {name}: env {e['name']}: this check does not model {e.get('valueFrom')}")
-    return env
-
-
-def ids(c, pod, default_uid):
-    psc, sc = pod.get("securityContext", {}), c.get("securityContext", {})
-    uid = sc.get("runAsUser", psc.get("runAsUser", default_uid))
-    gid = sc.get("runAsGroup", psc.get("runAsGroup", uid))
-    groups = ([psc["fsGroup"]] if "fsGroup" in psc else []) + psc.get("supplementalGroups", [])
-    return uid, gid, groups
-
-
-def populate(root, c, pod, docs, fs_group):
-    """Creates the init container's volumes at their mount paths; returns {volume: host dir}
-    for the emptyDirs."""
-    volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    empty = {}
-    for m in c.get("volumeMounts", []):
-        if m.get("subPath"):
-            raise SystemExit(f"FAIL  init container {c['name']}: subPath mounts are not modelled here")
-        v = volumes[m["name"]]
-        target = os.path.join(root, m["mountPath"].lstrip("/"))
-        if "configMap" in v:
-            cm_name = v["configMap"]["name"]
-            cms = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == cm_name]
-            if not cms:
-                raise SystemExit(f"FAIL  volume {m['name']}: ConfigMap {cm_name} is not in the build")
-            data = cms[0].get("data", {})
-            items = v["configMap"].get("items") or [{"key": k, "path": k} for k in data]
-            mode = v["configMap"].get("defaultMode", 0o644)
-            stamp = "..2026_01_01_00_00_00.000000001"
-            os.makedirs(os.path.join(target, stamp))
-            for it in items:
-                p = os.path.join(target, stamp, it["path"])
-                os.makedirs(os.path.dirname(p), exist_ok=True)
-                with open(p, "w") as f:
-                    f.write(data[it["key"]])
-                os.chmod(p, it.get("mode", mode))
-                if fs_group is not None:
-                    os.chown(p, 0, fs_group)
-            os.symlink(stamp, os.path.join(target, "..data"))
-            for top in {it["path"].split("/")[0] for it in items}:
-                os.symlink(os.path.join("..data", top), os.path.join(target, top))
-            for d, _, _ in os.walk(target):
-                os.chmod(d, 0o755)
-        elif "emptyDir" in v:
-            os.makedirs(target)
-            if fs_group is not None:
-                os.chown(target, 0, fs_group)
-                os.chmod(target, 0o2777)
-            else:
-                os.chmod(target, 0o777)
-            empty[m["name"]] = target
-        else:
-            raise SystemExit(f"FAIL  volume {m['name']}: only configMap and emptyDir are modelled")
-    return empty
-
-
-def make_root(workdir, name, sts, ordinal, binary, dns):
-    root = os.path.join(workdir, name)
-    os.makedirs(os.path.join(root, "etc"))
-    os.chmod(root, 0o755)
-    shutil.copy2(binary, os.path.join(root, "peerconf"))
-    os.chmod(os.path.join(root, "peerconf"), 0o755)
-    service = sts["spec"]["serviceName"]
-    with open(os.path.join(root, "etc/resolv.conf"), "w") as f:
-        f.write(f"search {NAMESPACE}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}\n"
-                f"nameserver {dns.addr}\noptions ndots:5\n")
-    with open(os.path.join(root, "etc/hosts"), "w") as f:
-        f.write(f"127.0.0.1\tlocalhost\n{pod_ip(ordinal)}\t{name}.{service}.{NAMESPACE}.svc.{CLUSTER_DOMAIN}\t{name}\n")
-    return root
+# Running the init containers, through the harness's kubelet emulation
 
 
 def snapshot(dirs):
@@ -377,61 +201,56 @@ def snapshot(dirs):
     return out
 
 
-def run(root, argv, env, uid, gid, groups, timeout=60):
-    cmd = ["env", "-i"] + [f"{k}={v}" for k, v in env.items()]
-    cmd += ["chroot", f"--userspec={uid}:{gid}"]
-    if groups:
-        cmd.append("--groups=" + ",".join(map(str, groups)))
-    cmd += [root] + argv
-    started = time.monotonic()
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                       env={"PATH": os.environ["PATH"]})
-    return r, int((time.monotonic() - started) * 1000)
+def run_init(pod, args=None, timeout=60):
+    """Run the pod's peerconf init to its end; (proc, milliseconds it took)."""
+    proc = pod.start_init(args)
+    if proc.wait(timeout) is None:
+        proc.stop()
+    return proc, int((proc.exited_at - proc.started) * 1000)
 
 
-def can_read(path, uid, gid, groups):
-    r = subprocess.run(["cat", path], user=uid, group=gid, extra_groups=groups, capture_output=True)
-    return r.returncode == 0
-
-
-def run_statefulsets(base, docs, binary, dns, workdir):
+def run_statefulsets(base, docs, node, dns):
+    """Runs every ordinal's init of every StatefulSet; returns how many DNS queries they made."""
+    queries = 0
     for sts in by_kind(docs, "StatefulSet"):
-        pod = sts["spec"]["template"]["spec"]
-        inits = [c for c in pod.get("initContainers", []) if is_peerconf(c)]
-        if not inits:
+        spec = sts["spec"]["template"]["spec"]
+        if not any(is_peerconf(c) for c in spec.get("initContainers", [])):
             continue
-        init = inits[0]
-        sname, service = sts["metadata"]["name"], sts["spec"]["serviceName"]
         replicas = sts["spec"].get("replicas", 1)
-        fs_group = pod.get("securityContext", {}).get("fsGroup")
-        fqdns = [f"{sname}-{i}.{service}.{NAMESPACE}.svc.{CLUSTER_DOMAIN}" for i in range(replicas + 1)]
-        for i, fqdn in enumerate(fqdns):
-            dns.records[fqdn] = pod_ip(i)
-        members = fqdns[:replicas]
-        uid, gid, groups = ids(init, pod, IMAGE_UID)
-        for ordinal in range(replicas + 1):
-            name = f"{sname}-{ordinal}"
-            where = f"{base}: {name}"
-            root = make_root(workdir, f"{base.replace('/', '_')}-{name}", sts, ordinal, binary, dns)
-            empty = populate(root, init, pod, docs, fs_group)
-            env = container_env(init, pod, name, ordinal, docs)
-            argv = [expand(a, env) for a in (init.get("command") or IMAGE_ENTRYPOINT) + init.get("args", [])]
-            if ordinal == 0:
+        fs_group = (spec.get("securityContext") or {}).get("fsGroup")
+        pods = [Pod(node, docs, sts, i, pod_ip(i), NAMESPACE) for i in range(replicas + 1)]
+        for p in pods:
+            dns.publish(p.fqdn, p.ip)
+        members = [p.fqdn for p in pods[:replicas]]
+        mark = dns.log_mark()
+        for pod in pods:
+            where = f"{base}: {pod.name}"
+            init = pod.init_container()
+            uid, gid, groups = pod.ids(init)
+            # The emptyDirs the init writes to: {volume: host dir}, and each one's mountPath.
+            empty, mounted_at = {}, {}
+            for m in init.get("volumeMounts", []):
+                if any(v["name"] == m["name"] and "emptyDir" in v for v in spec.get("volumes", [])):
+                    empty[m["name"]] = str(pod.volumes[m["name"]])
+                    mounted_at[empty[m["name"]]] = m["mountPath"].strip("/")
+            argv = pod.container_argv(init, pod.container_env(init))
+            if pod.ordinal == 0:
                 print(f"      {base}: {' '.join(argv)}  (uid {uid}, gid {gid}, groups {groups})")
-            r, ms = run(root, argv, env, uid, gid, groups)
+            r, ms = run_init(pod)
             written = snapshot(empty.values())
-            if ordinal == replicas:
+            if pod.ordinal == replicas:
                 # A pod beyond REPLICAS (what a bare `kubectl scale` creates) must refuse to start.
-                check(r.returncode == 2 and not written and "replicas" in r.stderr.lower(),
+                check(r.returncode == 2 and not written and "replicas" in r.stderr().lower(),
                       f"{where} (beyond REPLICAS={replicas}): exit 2 naming the replica count, nothing written",
-                      f"exit {r.returncode}, wrote {list(written)}: {r.stderr.strip()[-300:]}")
+                      f"exit {r.returncode}, wrote {list(written)}: {r.stderr().strip()[-300:]}")
                 continue
             if not check(r.returncode == 0, f"{where}: render exit 0 ({ms} ms)",
-                         f"exit {r.returncode}: {r.stderr.strip()[-600:]}"):
+                         f"exit {r.returncode}: {r.stderr().strip()[-600:]}"):
                 continue
             files = {p: open(p, encoding="utf-8").read() for p in written if not os.path.basename(p).startswith(".")}
             leftovers = [p for p in written if os.path.basename(p).startswith(".")]
-            check(files and not leftovers, f"{where}: wrote {', '.join(os.path.relpath(p, root) for p in files)}",
+            shown = [os.path.join(mounted_at[os.path.dirname(p)], os.path.basename(p)) for p in files]
+            check(files and not leftovers, f"{where}: wrote {', '.join(shown)}",
                   f"files {list(files)}, leftovers {leftovers}")
             text = "".join(files.values())
             missing = [f for f in members if f not in text]
@@ -453,15 +272,17 @@ def run_statefulsets(base, docs, binary, dns, workdir):
                         bad(f"{where}: {os.path.basename(p)} is not valid JSON: {e}")
             # The dry run: same args, prints, writes nothing.
             before = snapshot(empty.values())
-            d, ms = run(root, argv + ["--dry-run"], env, uid, gid, groups)
-            missing = [f for f in members if f not in d.stdout]
+            d, ms = run_init(pod, init.get("args", []) + ["--dry-run"])
+            missing = [f for f in members if f not in d.stdout()]
             check(d.returncode == 0 and not missing and snapshot(empty.values()) == before,
                   f"{where}: --dry-run exit 0 ({ms} ms), prints every peer, writes nothing",
-                  f"exit {d.returncode}, missing {missing}: {d.stderr.strip()[-400:]}")
-            consumers(where, pod, empty, files, root, docs)
+                  f"exit {d.returncode}, missing {missing}: {d.stderr().strip()[-400:]}")
+            consumers(where, pod, empty, files)
+        queries += len(dns.queried_names(mark))
+    return queries
 
 
-def consumers(where, pod, empty, files, root, docs):
+def consumers(where, pod, empty, files):
     """Each main container finds the rendered files where it looks, and can read them."""
     used = set()
     volume_of = {}
@@ -469,8 +290,8 @@ def consumers(where, pod, empty, files, root, docs):
         for p in files:
             if os.path.dirname(p) == hostdir:
                 volume_of[p] = vol
-    for c in pod["containers"]:
-        uid, gid, groups = ids(c, pod, None)
+    for c in pod.spec["containers"]:
+        uid = pod.ids(c)[0]
         if uid is None:
             bad(f"{where}: container {c['name']} has no runAsUser; cannot check what it can read")
             continue
@@ -487,7 +308,7 @@ def consumers(where, pod, empty, files, root, docs):
                 p = os.path.join(hostdir, m["subPath"])
                 if check(p in files, f"{where}: {c['name']} mounts {m['subPath']} at {mount} (subPath exists)",
                          "the file is missing: the kubelet would create an empty directory there"):
-                    check(can_read(p, uid, gid, groups), f"{where}: {c['name']} (uid {uid}) can read {mount}")
+                    check(pod.can_read(p, c), f"{where}: {c['name']} (uid {uid}) can read {mount}")
                     used.add(p)
                 continue
             for t in tokens:
@@ -497,10 +318,37 @@ def consumers(where, pod, empty, files, root, docs):
                     p = os.path.join(hostdir, t[len(mount) + 1 :])
                     if check(p in files, f"{where}: {c['name']} reads {t}, which peerconf wrote",
                              f"no such rendered file; rendered: {sorted(os.path.basename(f) for f in files)}"):
-                        check(can_read(p, uid, gid, groups), f"{where}: {c['name']} (uid {uid}) can read {t}")
+                        check(pod.can_read(p, c), f"{where}: {c['name']} (uid {uid}) can read {t}")
                         used.add(p)
     unused = sorted(os.path.basename(p) for p in files if p not in used)
     check(not unused, f"{where}: every rendered file is used by a container", f"unused: {unused}")
+
+
+def run_pods(built, binary):
+    """Every peerconf init container of every build, in the harness's pod sandbox (FROM scratch:
+    nothing but the binary at the ENTRYPOINT path), resolving through a dnsmasq for the zone."""
+    install_stop_handlers()
+    workdir = Path(tempfile.mkdtemp(prefix="peerconf-pods-"))
+    os.chmod(workdir, 0o755)
+    (workdir / "logs").mkdir()
+    sup = Supervisor(workdir / "logs", workdir / "pids")
+    try:
+        dns = start_on_first_free(sup, "dnsmasq", [f"127.88.0.{i}" for i in range(1, 50)], 53, workdir / "hosts",
+                                  zone=CLUSTER_DOMAIN, query_log=workdir / "dnsmasq.log")
+        print(f"      test DNS server on {dns.addr}:53 (dnsmasq); namespace {NAMESPACE}, "
+              f"cluster domain {CLUSTER_DOMAIN}")
+        image = workdir / "peerconf"  # a private copy: others may rebuild target/ meanwhile
+        shutil.copy2(binary, image)
+        os.chmod(image, 0o755)
+        node = Node(workdir, sup, image, image_from_dockerfile(ROOT), dns.addr, domain=CLUSTER_DOMAIN,
+                    root="scratch")
+        queries = 0
+        for name, docs in built:
+            queries += run_statefulsets(name, docs, node, dns)
+        print(f"      the test DNS server answered {queries} queries")
+    finally:
+        sup.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main():
@@ -513,23 +361,16 @@ def main():
     for spec in opts.builds:
         name, path = spec.split("=", 1)
         with open(path) as f:
-            built.append((name, [d for d in yaml.safe_load_all(f) if d]))
+            built.append((name, load_docs(f.read())))
     for name, docs in built:
         policy(name, docs, opts.version)
     if opts.binary:
         if os.geteuid() != 0:
-            raise SystemExit("FAIL  running the init containers needs root (chroot, uid switching)")
-        dns = DnsServer()
-        print(f"      test DNS server on {dns.addr}:53; namespace {NAMESPACE}, cluster domain {CLUSTER_DOMAIN}")
-        workdir = tempfile.mkdtemp(prefix="peerconf-pods-")
-        os.chmod(workdir, 0o755)
+            raise SystemExit("FAIL  running the init containers needs root (namespaces, uid switching)")
         try:
-            for name, docs in built:
-                run_statefulsets(name, docs, opts.binary, dns, workdir)
-        finally:
-            dns.close()
-            shutil.rmtree(workdir, ignore_errors=True)
-        print(f"      the test DNS server answered {dns.queries} queries")
+            run_pods(built, opts.binary)
+        except Failure as e:
+            bad(str(e))
     if FAILURES:
         print(f"\n{len(FAILURES)} check(s) failed", file=sys.stderr)
         sys.exit(1)

@@ -38,6 +38,15 @@ ensure_module() {
     python3 -c "import $1" || fail "python3 cannot import $1 after 'pip install $2'"
 }
 
+# ensure_apt CMD APT_PACKAGE: install the Debian package when CMD is missing (needs root).
+ensure_apt() {
+    command -v "$1" >/dev/null 2>&1 && return
+    log "apt-get install $2"
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$2" >/dev/null
+    command -v "$1" >/dev/null 2>&1 || fail "$1 is not on PATH after 'apt-get install $2'"
+}
+
 target_dir() {
     if [[ -n ${CARGO_TARGET_DIR:-} ]]; then
         echo "$CARGO_TARGET_DIR"

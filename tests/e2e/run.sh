@@ -106,7 +106,7 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 # `exec` in the background subshell, so that $! is the driver itself, not a bash in between.
-(exec python3 -u "$here/kubelet.py" --workdir "$work" --bin "$bin" --repo "$repo" "$@" </dev/null) &
+(exec python3 -B -u "$here/suite.py" --workdir "$work" --bin "$bin" --repo "$repo" "$@" </dev/null) &
 driver=$!
 set +e
 wait "$driver"
