@@ -4,21 +4,28 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::dns::{self, WaitOutcome, WaitTarget};
-use crate::error::{self, Error, Result, TemplateError, UsageError};
+use crate::cli::{self, Parsed};
+use crate::dns::{self, WaitOutcome, WaitTarget, name_list};
+use crate::error::{self, Result, TemplateError, UsageError};
 use crate::identity::{Identity, PodNameFallback, documentation_ip};
+use crate::logging;
 use crate::output::{self, Target};
 use crate::plan::{CheckPlan, ExplainPlan, Plan, RenderPlan, TemplatePlan};
 use crate::template::{self, Mode, Renderer};
 use crate::variables::{self, UnknownPodIp, Variable};
-use crate::{cli, logging};
 
 /// The process entry point: parse, run, and turn any error into its report and exit code.
 pub fn run() -> ExitCode {
     error::install_panic_hook();
     let (globals, plan) = match cli::parse() {
-        Ok(parsed) => parsed,
-        Err(e) => return clap_error(e),
+        Parsed::Run(globals, plan) => (globals, *plan),
+        Parsed::Print { text, code, stderr } => {
+            let _ = match stderr {
+                true => std::io::stderr().write_all(text.as_bytes()),
+                false => std::io::stdout().write_all(text.as_bytes()),
+            };
+            return ExitCode::from(code);
+        }
     };
     logging::init(globals.log_format, globals.log_level);
     let result = plan.and_then(|plan| match plan {
@@ -35,39 +42,13 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// clap's own errors, reshaped into peerconf's one-line `peerconf: error:` form (exit 2);
-/// `--help` and `--version` print as clap formats them and exit 0.
-fn clap_error(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            return ExitCode::from(2);
-        }
-        _ => {}
-    }
-    let text = e.render().to_string();
-    let body = text.split("\nUsage:").next().unwrap_or(&text).trim();
-    let command = std::env::args()
-        .nth(1)
-        .filter(|a| ["render", "check", "explain"].contains(&a.as_str()));
-    let err: Error = UsageError::CommandLine {
-        body: body.strip_prefix("error: ").unwrap_or(body).to_string(),
-        command,
-    }
-    .into();
-    let _ = std::io::stderr().write_all(err.report().as_bytes());
-    err.exit_code()
-}
-
 fn render(plan: &RenderPlan) -> Result<()> {
     let ids = &plan.identity;
     let identity = Identity::resolve(ids.inputs.clone(), &ids.host(), PodNameFallback::HostName)?;
     let files = template::load(&plan.template.source)?;
+    if let Some((output, template)) = plan.target.overlaps(&plan.template.source) {
+        return Err(UsageError::OutputIsTemplate { output, template }.into());
+    }
     plan.target.check()?;
     let dry_run = plan.target == Target::Stdout;
     if identity.pod_ip.is_none() && dry_run {
@@ -82,7 +63,8 @@ fn render(plan: &RenderPlan) -> Result<()> {
     };
     let vars = variables::variables(&identity, &ids.sets, &variables::process_env(), unknown_ip)?;
     log_variables(&vars);
-    // Render before waiting: a template error must fail now, not after the DNS wait.
+    // Render and stage before waiting: a template or output problem must fail now, not
+    // after the DNS wait.
     let renderer = renderer(&plan.template, &vars)?;
     let rendered = template::render_all(
         &renderer,
@@ -90,38 +72,39 @@ fn render(plan: &RenderPlan) -> Result<()> {
         plan.template.format,
         plan.template.stdin_name.as_deref(),
     )?;
+    let outputs = plan.target.files(&rendered);
+    let staged = output::stage(&outputs, plan.mode)?;
     let target = WaitTarget {
         members: identity.members.clone(),
         self_ip: identity.pod_ip.as_ref().map(|ip| ip.value),
     };
     if let WaitOutcome::TimedOut { unresolved } = dns::wait(&target, &plan.wait)? {
         tracing::warn!(
-            unresolved = %unresolved.join(", "),
+            unresolved = %name_list(&unresolved, 20),
             "peers did not resolve before --timeout; writing the config anyway (--on-timeout continue)"
         );
     }
     if dry_run {
-        print_rendered(&rendered);
-        return Ok(());
+        return print_rendered(&rendered);
     }
-    let files = plan.target.files(rendered);
-    output::write_files(&files, plan.mode)?;
-    for file in &files {
+    staged.publish()?;
+    for file in &outputs {
         tracing::info!(path = %file.path.display(), bytes = file.contents.len(), mode = %format!("{:04o}", plan.mode), "wrote config");
     }
     Ok(())
 }
 
 /// `--dry-run`: every rendered file on stdout, each under a header when there are several.
-fn print_rendered(rendered: &[(String, String)]) {
-    let mut stdout = std::io::stdout().lock();
+fn print_rendered(rendered: &[(String, String)]) -> Result<()> {
     let many = rendered.len() > 1;
+    let mut out = String::new();
     for (key, text) in rendered {
         if many {
-            let _ = writeln!(stdout, "==> {key} <==");
+            out.push_str(&format!("==> {key} <==\n"));
         }
-        let _ = stdout.write_all(text.as_bytes());
+        out.push_str(text);
     }
+    Ok(output::print(out.as_bytes())?)
 }
 
 fn check(plan: &CheckPlan) -> Result<()> {
@@ -144,7 +127,7 @@ fn check(plan: &CheckPlan) -> Result<()> {
         let renderer = renderer(&plan.template, &vars)?;
         for file in &files {
             total += 1;
-            let mode = template::mode_of(plan.template.format, &file.key, None);
+            let mode = template::mode_of(plan.template.format, file, None)?;
             let label = if file.key.is_empty() {
                 "stdin"
             } else {
@@ -208,8 +191,7 @@ fn explain(plan: &ExplainPlan) -> Result<()> {
     if identity.pod_ip.is_none() {
         out.push_str("\nnote: pod_ip is a placeholder; in `render` it is undefined until POD_IP is set (fieldRef status.podIP).\n");
     }
-    let _ = std::io::stdout().write_all(out.as_bytes());
-    Ok(())
+    Ok(output::print(out.as_bytes())?)
 }
 
 fn renderer(template: &TemplatePlan, vars: &[Variable]) -> Result<Renderer> {

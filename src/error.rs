@@ -38,24 +38,30 @@ pub enum Kind {
     Terminated,
 }
 
-/// The documented exit codes, in the order `--help` lists them.
-pub const EXIT_CODES: [(Kind, u8, &str); 7] = [
-    (Kind::Usage, 2, "usage/identity"),
-    (Kind::Template, 3, "template"),
-    (Kind::PeersUnresolved, 4, "peers unresolved"),
-    (Kind::Output, 5, "output"),
-    (Kind::Internal, 70, "internal error (a bug)"),
-    (Kind::Interrupted, 130, "interrupted by SIGINT"),
-    (Kind::Terminated, 143, "stopped by SIGTERM"),
+/// The documented exit codes, in the order `--help` lists them ([`Kind::exit_code`] gives
+/// each kind's number; a test checks that every kind is here, once).
+pub const EXIT_CODES: [(Kind, &str); 7] = [
+    (Kind::Usage, "usage/identity"),
+    (Kind::Template, "template"),
+    (Kind::PeersUnresolved, "peers unresolved"),
+    (Kind::Output, "output"),
+    (Kind::Internal, "internal error (a bug)"),
+    (Kind::Interrupted, "interrupted by SIGINT"),
+    (Kind::Terminated, "stopped by SIGTERM"),
 ];
 
 impl Kind {
     /// The documented process exit code for this kind of failure.
     pub fn exit_code(self) -> u8 {
-        EXIT_CODES
-            .iter()
-            .find(|(kind, _, _)| *kind == self)
-            .map_or(70, |(_, code, _)| *code)
+        match self {
+            Kind::Usage => 2,
+            Kind::Template => 3,
+            Kind::PeersUnresolved => 4,
+            Kind::Output => 5,
+            Kind::Internal => 70,
+            Kind::Interrupted => 130,
+            Kind::Terminated => 143,
+        }
     }
 }
 
@@ -63,7 +69,7 @@ impl Kind {
 pub fn exit_code_help() -> String {
     let codes: Vec<String> = EXIT_CODES
         .iter()
-        .map(|(_, code, what)| format!("{code} {what}"))
+        .map(|(kind, what)| format!("{} {what}", kind.exit_code()))
         .collect();
     format!("Exit codes: 0 ok, {}.", codes.join(", "))
 }
@@ -80,6 +86,11 @@ pub enum UsageError {
     OutputRequired,
     /// `check` with neither `--statefulset` nor `--pod-name`.
     CheckNeedsName,
+    /// `--output` is the template, or inside the template directory.
+    OutputIsTemplate {
+        output: std::path::PathBuf,
+        template: std::path::PathBuf,
+    },
     /// A `--set` key that names a built-in variable.
     SetShadowsBuiltIn(String),
     /// `--delimiters` / `--block-delimiters` that the engine refuses.
@@ -100,6 +111,12 @@ impl fmt::Display for UsageError {
             UsageError::CheckNeedsName => {
                 f.write_str("check needs --statefulset NAME or --pod-name NAME")
             }
+            UsageError::OutputIsTemplate { output, template } => write!(
+                f,
+                "--output {} is the template or inside the template directory {}: the render would overwrite its own source",
+                output.display(),
+                template.display()
+            ),
             UsageError::SetShadowsBuiltIn(key) => write!(
                 f,
                 "--set {key}=...: '{key}' is a built-in variable and cannot be overridden"
@@ -133,6 +150,10 @@ impl UsageError {
             }
             UsageError::CheckNeedsName => {
                 "e.g. peerconf check --template consul.json --statefulset consul --replicas 5"
+                    .to_string()
+            }
+            UsageError::OutputIsTemplate { .. } => {
+                "write into the shared emptyDir (e.g. --output /config/consul.json), not the ConfigMap mount"
                     .to_string()
             }
             UsageError::SetShadowsBuiltIn(_) => {
@@ -309,6 +330,8 @@ mod tests {
         ];
         for (kind, code) in table {
             assert_eq!(kind.exit_code(), code, "{kind:?}");
+            let listed = EXIT_CODES.iter().filter(|(k, _)| *k == kind).count();
+            assert_eq!(listed, 1, "{kind:?} is listed once in EXIT_CODES");
         }
         assert_eq!(
             exit_code_help(),

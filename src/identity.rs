@@ -124,6 +124,7 @@ impl Identity {
         fallback: PodNameFallback,
     ) -> Result<Identity, IdentityError> {
         let replicas = inputs.replicas.ok_or(IdentityError::ReplicasMissing)?;
+        crate::members::check_replicas(&replicas)?;
         let namespace = inputs.namespace.unwrap_or_else(|| namespace_default(host));
         check_label("namespace", &namespace)?;
         let pod_name = match (inputs.pod_name, fallback, &inputs.statefulset) {
@@ -213,9 +214,10 @@ fn cluster_domain(
     resolv_conf: &ResolvConf,
 ) -> Result<Sourced<String>, IdentityError> {
     let domain = match given {
+        // One trailing dot (an absolute name) is fine; `cluster.local..` is not.
         Some(domain) => {
-            let trimmed = domain.value.trim_end_matches('.').to_string();
-            Sourced::new(trimmed, domain.source)
+            let trimmed = domain.value.strip_suffix('.').unwrap_or(&domain.value);
+            Sourced::new(trimmed.to_string(), domain.source)
         }
         None => match resolv_conf.cluster_domain() {
             Some(domain) => Sourced::new(domain, Source::File(resolv_conf.path().to_path_buf())),
@@ -231,7 +233,7 @@ fn cluster_domain(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdentityError {
     ReplicasMissing,
-    ReplicasOutOfRange(u32),
+    ReplicasOutOfRange(Sourced<u32>),
     NoPodName,
     NotAnOrdinal(Sourced<String>),
     StatefulSetMismatch {
@@ -264,7 +266,11 @@ impl fmt::Display for IdentityError {
         use IdentityError::*;
         match self {
             ReplicasMissing => f.write_str("--replicas is required (or the env REPLICAS)"),
-            ReplicasOutOfRange(n) => write!(f, "--replicas: {n} is not in 1..={MAX_REPLICAS}"),
+            ReplicasOutOfRange(n) => write!(
+                f,
+                "--replicas: {} is not in 1..={MAX_REPLICAS} ({})",
+                n.value, n.source
+            ),
             NoPodName => {
                 f.write_str("no pod name: --pod-name, POD_NAME and HOSTNAME are all unset")
             }
@@ -327,8 +333,10 @@ impl IdentityError {
     pub(crate) fn hint(&self) -> Option<String> {
         use IdentityError::*;
         let hint = match self {
-            ReplicasMissing => "set REPLICAS to the StatefulSet's spec.replicas, e.g. --replicas 3",
-            ReplicasOutOfRange(_) | PodNameTooLong(_) => return None,
+            ReplicasMissing | ReplicasOutOfRange(_) => {
+                "set REPLICAS to the StatefulSet's spec.replicas, e.g. --replicas 3"
+            }
+            PodNameTooLong(_) => return None,
             NoPodName => "set POD_NAME from the downward API (fieldRef metadata.name)",
             NotAnOrdinal(_) => {
                 "a StatefulSet pod is named <statefulset>-<ordinal>, e.g. consul-0; set POD_NAME from metadata.name"
@@ -604,7 +612,7 @@ mod tests {
             id.members.service_fqdn(),
             "db-headless.prod.svc.corp.example"
         );
-        // peers() (one service FQDN for the whole list) and member_fqdn() agree.
+        // fqdns() (the whole list) and fqdn() (one member) agree.
         let peers = id.members.fqdns();
         assert_eq!(peers.len(), 3);
         for (i, peer) in (0..3).zip(&peers) {
@@ -653,8 +661,12 @@ mod tests {
                 "cluster domain 'cluster..local'",
             ),
             (
+                with(&|i| i.cluster_domain = flag("cluster.local..", "--cluster-domain")),
+                "cluster domain 'cluster.local.'",
+            ),
+            (
                 with(&|i| i.replicas = Some(Sourced::new(0, Source::Env("REPLICAS".into())))),
-                "--replicas: 0 is not in",
+                "--replicas: 0 is not in 1..=10000 (env REPLICAS)",
             ),
         ];
         for (err, want) in cases {

@@ -1,7 +1,7 @@
 //! The StatefulSet's members, derived once: how many there are, which one this pod is, the
 //! quorum, and every member's name and FQDN. The template variables (`peers`, `members`,
-//! `quorum`), the DNS wait and `check` all read them from here, so each fact has one
-//! formula and one check.
+//! `quorum`), the DNS wait and `check` all read them from here, so the replica bound, the
+//! ordinal check, the quorum and the member names each have one formula.
 //!
 //! Nothing is kept per member: names are built on demand from the StatefulSet name and the
 //! Service FQDN, so 10,000 replicas cost no more memory here than 3.
@@ -12,6 +12,14 @@ use crate::identity::{IdentityError, Sourced};
 
 /// Upper bound of `--replicas`, so that a typo cannot make peerconf wait on millions of names.
 pub const MAX_REPLICAS: u32 = 10_000;
+
+/// The one bound on the replica count: `1..=MAX_REPLICAS`.
+pub fn check_replicas(replicas: &Sourced<u32>) -> Result<(), IdentityError> {
+    match (1..=MAX_REPLICAS).contains(&replicas.value) {
+        true => Ok(()),
+        false => Err(IdentityError::ReplicasOutOfRange(replicas.clone())),
+    }
+}
 
 /// The members of one StatefulSet, seen from one of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,18 +32,17 @@ pub struct Members {
 
 impl Members {
     /// Checks, once for every member: the replica count is in `1..=MAX_REPLICAS`, this pod's
-    /// ordinal is below it, the last (longest) member name is a DNS label, and the longest
-    /// FQDN is a valid DNS name of at most 253 characters. Every other member's name is
-    /// shorter, so it is valid too.
+    /// ordinal is below it, the last (longest) member name fits a 63-character DNS label, and
+    /// the longest FQDN is a valid DNS name of at most 253 characters. (The StatefulSet name
+    /// and the Service FQDN's labels are checked by the identity.) Every other member's name
+    /// is shorter, so it is valid too.
     pub fn new(
         statefulset: &str,
         service_fqdn: &str,
         replicas: &Sourced<u32>,
         ordinal: u32,
     ) -> Result<Members, IdentityError> {
-        if !(1..=MAX_REPLICAS).contains(&replicas.value) {
-            return Err(IdentityError::ReplicasOutOfRange(replicas.value));
-        }
+        check_replicas(replicas)?;
         let members = Members {
             statefulset: statefulset.to_string(),
             service_fqdn: service_fqdn.to_string(),
@@ -182,7 +189,7 @@ mod tests {
             let err = Members::new("a", "a.b.svc.c", &replicas(bad), 0).unwrap_err();
             assert_eq!(
                 err.to_string(),
-                format!("--replicas: {bad} is not in 1..={MAX_REPLICAS}")
+                format!("--replicas: {bad} is not in 1..={MAX_REPLICAS} (flag --replicas)")
             );
         }
         assert!(Members::new("a", "a.b.svc.c", &replicas(MAX_REPLICAS), 9_999).is_ok());

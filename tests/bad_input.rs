@@ -634,10 +634,10 @@ fn check(case: &Case, inputs: &Inputs) -> Vec<String> {
             if target != Path::new(&inputs.path("a-file")) && target.exists() {
                 fail(format!("{} was created", target.display()));
             }
-            if let Some(parent) = target.parent().filter(|p| p.ends_with("confg")) {
-                if parent.exists() {
-                    fail("the missing output directory was created".to_string());
-                }
+            if let Some(parent) = target.parent().filter(|p| p.ends_with("confg"))
+                && parent.exists()
+            {
+                fail("the missing output directory was created".to_string());
             }
         }
         if fs::read(inputs.dir.path().join("a-file")).unwrap() != b"not a directory" {

@@ -496,9 +496,10 @@ proptest! {
     #![proptest_config(config(48))]
 
     /// Writing over an existing file leaves exactly the new bytes with the asked mode,
-    /// removes the temp files killed runs left for that target, and keeps every other file.
+    /// removes the temp files killed runs left (unlocked), keeps a live writer's (locked)
+    /// temp file, and keeps every other file.
     #[test]
-    fn writes_replace_the_file_and_clean_only_its_own_temps(
+    fn writes_replace_the_file_and_clean_only_dead_temps(
         old in prop::collection::vec(any::<u8>(), 0..512),
         new in prop::collection::vec(any::<u8>(), 0..4096),
         stale in prop::collection::vec("[A-Za-z0-9]{8}", 0..4),
@@ -507,19 +508,26 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("consul.json");
         std::fs::write(&target, &old).unwrap();
-        let keep = [".consul.json.swp", "consul.json.bak", ".other.json.AbCd1234.peerconf-tmp"];
+        let live = output::stage(&[OutputFile { path: dir.path().join("other.json"), contents: b"live".to_vec() }], 0o640).unwrap();
+        let keep = [".consul.json.swp", "consul.json.bak", ".x.short.peerconf-tmp"];
         for name in keep {
             std::fs::write(dir.path().join(name), "keep").unwrap();
         }
         for random in &stale {
             std::fs::write(dir.path().join(format!(".consul.json.{random}.peerconf-tmp")), "{\"half\":").unwrap();
+            std::fs::write(dir.path().join(format!(".other.json.{random}.peerconf-old")), "old").unwrap();
         }
         output::write_files(&[OutputFile { path: target.clone(), contents: new.clone() }], mode).unwrap();
         prop_assert_eq!(std::fs::read(&target).unwrap(), new);
         use std::os::unix::fs::PermissionsExt;
         prop_assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o7777, mode);
+        let names = listing(dir.path());
+        let live_temps = names.iter().filter(|n| n.starts_with(".other.json.") && n.ends_with(".peerconf-tmp")).count();
+        prop_assert_eq!(live_temps, 1, "the live writer's temp file is kept: {:?}", names);
+        live.publish().unwrap();
         let mut want: Vec<&str> = keep.to_vec();
         want.push("consul.json");
+        want.push("other.json");
         want.sort();
         prop_assert_eq!(listing(dir.path()), want);
     }

@@ -1,6 +1,6 @@
 //! The command line: one clap struct per command, every flag with its env fallback, and
-//! [`plan`], the one step that turns what clap parsed into a validated [`crate::plan::Plan`].
-//! No clap type leaves this module.
+//! [`plan`], the one step that turns what clap parsed into a validated [`crate::plan::Plan`]
+//! (clap's own errors become a [`crate::error::UsageError`]). No clap type leaves this module.
 //!
 //! Flag and variable names are a contract with the manifests people have already written;
 //! keep them exactly.
@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::builder::PossibleValue;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-pub use plan::parse;
+pub use plan::{Parsed, parse};
 
 use crate::dns::{OnTimeout, WaitPolicy};
 use crate::logging::LogFormat;
@@ -154,7 +154,7 @@ struct IdentityArgs {
     statefulset: Option<String>,
 
     /// Number of replicas (1..=10000). Keep it equal to the StatefulSet's spec.replicas.
-    #[arg(long, env = "REPLICAS")]
+    #[arg(long, env = "REPLICAS", value_parser = parse_count)]
     replicas: Option<u32>,
 
     /// Governing (headless) Service name [default: the StatefulSet name].
@@ -215,7 +215,7 @@ struct RenderArgs {
 
     /// Print the result to stdout and write nothing. Does not wait for DNS unless --wait
     /// (or PEERCONF_WAIT) is given.
-    #[arg(long, env = "PEERCONF_DRY_RUN")]
+    #[arg(long, env = "PEERCONF_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
     dry_run: bool,
 
     #[command(flatten)]
@@ -233,7 +233,7 @@ struct WaitArgs {
     wait: Option<WaitPolicy>,
 
     /// Give up waiting after this long (e.g. 90s, 5m).
-    #[arg(long, env = "PEERCONF_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "PEERCONF_TIMEOUT", default_value = "5m", value_parser = parse_timeout)]
     timeout: Duration,
 
     /// At the deadline: fail (exit 4, write nothing) or continue (warn, then write).
@@ -249,7 +249,7 @@ struct WaitArgs {
     max_interval: Duration,
 
     /// Steady-state DNS query budget of this pod, queries per second.
-    #[arg(long, env = "PEERCONF_MAX_QPS", default_value = "100", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "PEERCONF_MAX_QPS", default_value = "100", value_parser = parse_qps)]
     max_qps: u32,
 }
 
@@ -294,10 +294,35 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     Ok((key.to_string(), value.to_string()))
 }
 
+/// A whole number written as digits only: no sign, no spaces (`+3` is a typo to report, not
+/// a number to accept silently).
+fn parse_count(s: &str) -> Result<u32, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "'{s}' is not a whole number: write digits only, e.g. 3"
+        ));
+    }
+    s.parse::<u32>()
+        .map_err(|_| format!("'{s}' is too large for a count"))
+}
+
+fn parse_qps(s: &str) -> Result<u32, String> {
+    match parse_count(s)? {
+        0 => Err("0 queries per second would never ask: use 1 or more".to_string()),
+        qps => Ok(qps),
+    }
+}
+
+/// Octal permission bits, at most 0777: a config file has no use for setuid, setgid or the
+/// sticky bit, and a sign (`+640`) is a typo.
 fn parse_mode(s: &str) -> Result<u32, String> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
+    let octal = !digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
     match u32::from_str_radix(digits, 8) {
-        Ok(mode) if mode <= 0o7777 => Ok(mode),
+        Ok(mode) if octal && mode <= 0o777 => Ok(mode),
+        Ok(_) if octal => Err(format!(
+            "'{s}' sets setuid, setgid or sticky bits: give permission bits only, at most 0777"
+        )),
         _ => Err(format!("'{s}' is not an octal file mode such as 0640")),
     }
 }
@@ -314,6 +339,16 @@ fn parse_delimiters(s: &str) -> Result<(String, String), String> {
 
 fn parse_policy(s: &str) -> Result<WaitPolicy, String> {
     s.parse()
+}
+
+/// A wait of zero would time out before its first query: refused.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!(
+            "'{s}' would give up before the first query: use e.g. 30s or 5m (or --wait none)"
+        )),
+        d => Ok(d),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -360,9 +395,41 @@ mod tests {
         assert_eq!(parse_mode("0640").unwrap(), 0o640);
         assert_eq!(parse_mode("600").unwrap(), 0o600);
         assert_eq!(parse_mode("0o444").unwrap(), 0o444);
-        for bad in ["0648", "rw-r-----", "", "77777"] {
+        for bad in [
+            "0648",
+            "rw-r-----",
+            "",
+            "77777",
+            "+640",
+            "0o+7",
+            "-640",
+            " 640",
+            "4755",
+            "01777",
+            "2640",
+            "0o",
+        ] {
             assert!(parse_mode(bad).is_err(), "{bad}");
         }
+        assert!(parse_mode("4755").unwrap_err().contains("setuid"));
+    }
+
+    #[test]
+    fn counts_are_digits_only() {
+        assert_eq!(parse_count("3").unwrap(), 3);
+        assert_eq!(parse_count("10000").unwrap(), 10_000);
+        for bad in ["+3", "-3", " 3", "3 ", "", "0x3", "3.0", "99999999999"] {
+            assert!(parse_count(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_qps("0").is_err());
+        assert_eq!(parse_qps("100").unwrap(), 100);
+    }
+
+    #[test]
+    fn a_zero_timeout_is_refused() {
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("0ms").is_err());
+        assert_eq!(parse_timeout("90s").unwrap(), Duration::from_secs(90));
     }
 
     #[test]

@@ -14,13 +14,29 @@ use crate::plan::{CheckPlan, ExplainPlan, Globals, IdentityPlan, Plan, RenderPla
 use crate::resolv_conf::ResolvConf;
 use crate::template::{Syntax, TemplateSource};
 
-/// Parses the process's command line. `Err(clap::Error)` for what clap itself refuses
-/// (and for `--help`/`--version`), `Ok(Err(..))` for a command line that parses but makes
-/// no sense.
-pub fn parse() -> std::result::Result<(Globals, Result<Plan>), clap::Error> {
+/// What the command line asks for.
+pub enum Parsed {
+    /// Run this plan (or report why the command line makes no sense).
+    Run(Globals, Box<Result<Plan>>),
+    /// `--help`, `--version`, or a bare `peerconf`: print `text` and exit with `code`.
+    Print {
+        text: String,
+        code: u8,
+        stderr: bool,
+    },
+}
+
+/// Parses the process's command line.
+pub fn parse() -> Parsed {
     let cmd = super::command();
-    let matches = cmd.clone().try_get_matches()?;
-    let cli = Cli::from_arg_matches(&matches)?;
+    let parsed = cmd
+        .clone()
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return clap_error(e),
+    };
     let globals = Globals {
         log_format: cli.log_format,
         log_level: cli.log_level,
@@ -38,7 +54,46 @@ pub fn parse() -> std::result::Result<(Globals, Result<Plan>), clap::Error> {
         Command::Check(args) => check(&args, &given).map(Plan::Check),
         Command::Explain(args) => Ok(Plan::Explain(explain(&args, &given))),
     };
-    Ok((globals, plan))
+    Parsed::Run(globals, Box::new(plan))
+}
+
+/// clap's own errors, reshaped into peerconf's one-line `peerconf: error:` form (exit 2);
+/// `--help` and `--version` print as clap formats them and exit 0.
+fn clap_error(e: clap::Error) -> Parsed {
+    use clap::error::ErrorKind;
+    let text = e.render().to_string();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            return Parsed::Print {
+                text,
+                code: 0,
+                stderr: false,
+            };
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return Parsed::Print {
+                text,
+                code: 2,
+                stderr: true,
+            };
+        }
+        _ => {}
+    }
+    let body = text.split("\nUsage:").next().unwrap_or(&text).trim();
+    let command = std::env::args().nth(1).filter(|a| {
+        super::command()
+            .get_subcommands()
+            .any(|sub| sub.get_name() == a)
+    });
+    let err = UsageError::CommandLine {
+        body: body.strip_prefix("error: ").unwrap_or(body).to_string(),
+        command,
+    };
+    let globals = Globals {
+        log_format: crate::logging::LogFormat::Text,
+        log_level: tracing::Level::ERROR,
+    };
+    Parsed::Run(globals, Box::new(Err(err.into())))
 }
 
 /// One subcommand's matches with its definition, to tell where each value came from.
@@ -54,7 +109,8 @@ impl Given<'_> {
         let arg = self
             .command
             .get_arguments()
-            .find(|arg| arg.get_id() == id)?;
+            .find(|arg| arg.get_id() == id)
+            .unwrap_or_else(|| panic!("no argument with id {id}: a typo in cli/plan.rs"));
         let source = match (self.matches.value_source(id), arg.get_env()) {
             (Some(ValueSource::EnvVariable), Some(env)) => {
                 Source::Env(env.to_string_lossy().into_owned())

@@ -18,7 +18,6 @@ mod policy;
 mod query;
 
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
@@ -33,7 +32,8 @@ use crate::resolv_conf::ResolvConf;
 pub use error::WaitError;
 use error::{StaleSelf, TimeoutCause, TimeoutReport, addr_list, short};
 pub use policy::WaitPolicy;
-use policy::{Hints, Progress, Requirement, hint_text, name_list};
+pub use policy::name_list;
+use policy::{Hints, Progress, Requirement, hint_text};
 use query::{Answer, Problem};
 
 /// What to do when the deadline passes with the policy unmet.
@@ -43,18 +43,6 @@ pub enum OnTimeout {
     Fail,
     /// Warn, then render and write as usual.
     Continue,
-}
-
-impl FromStr for OnTimeout {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        match s {
-            "fail" => Ok(OnTimeout::Fail),
-            "continue" => Ok(OnTimeout::Continue),
-            other => Err(format!("'{other}' is not fail or continue")),
-        }
-    }
 }
 
 /// The `--wait`-related settings, as parsed from the command line.

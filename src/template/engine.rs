@@ -173,7 +173,7 @@ impl Renderer {
     ) -> TemplateError {
         let unknown = self.unknown_names(source);
         let undefined = EngineCause::Undefined {
-            pod_ip: unknown.iter().any(|name| name == "pod_ip"),
+            pod_ip: unknown == ["pod_ip"],
         };
         let cause = match e.kind() {
             minijinja::ErrorKind::UndefinedError => undefined,

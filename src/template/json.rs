@@ -104,7 +104,7 @@ impl Renderer {
                 at: at.to_string(),
                 expr: expr.trim().to_string(),
                 cause: EngineCause::Undefined {
-                    pod_ip: self.unknown_names(&wrapped).iter().any(|n| n == "pod_ip"),
+                    pod_ip: self.unknown_names(&wrapped) == ["pod_ip"],
                 },
             });
         }

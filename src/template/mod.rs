@@ -27,7 +27,7 @@ pub fn render_all(
     files
         .iter()
         .map(|file| {
-            let mode = mode_of(format, &file.key, stdin_name);
+            let mode = mode_of(format, file, stdin_name)?;
             Ok((file.key.clone(), renderer.render(file, mode)?))
         })
         .collect()
@@ -36,7 +36,8 @@ pub fn render_all(
 /// Why the engine failed; it chooses the hint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineCause {
-    /// An undefined value; `pod_ip` when the template reads `pod_ip` and POD_IP is unset.
+    /// An undefined value; `pod_ip` when `pod_ip` (POD_IP unset) is the only variable the
+    /// template reads that is not defined.
     Undefined {
         pod_ip: bool,
     },
@@ -112,6 +113,8 @@ pub enum TemplateError {
         label: String,
         why: String,
     },
+    /// Stdin with `--format auto` and no output name starts like JSON but does not parse.
+    StdinLooksLikeJson,
     /// `check`: how many renders failed.
     CheckFailed {
         failed: usize,
@@ -177,6 +180,9 @@ impl fmt::Display for TemplateError {
             NotJsonResult { label, why } => {
                 write!(f, "{label}: the result is not valid JSON: {why}")
             }
+            StdinLooksLikeJson => f.write_str(
+                "stdin: the template starts like JSON but is not valid JSON, and there is no output name to choose JSON or text mode by",
+            ),
             CheckFailed { failed, total } => {
                 write!(f, "check: {failed} of {total} renders failed")
             }
@@ -204,6 +210,9 @@ impl TemplateError {
                 "rewrite the construct (often an unusual import, set or loop target) and run 'peerconf check'; please report it"
             }
             CheckFailed { .. } => "the FAIL lines above name each template error",
+            StdinLooksLikeJson => {
+                "pass --format json (a JSON template: write \"{{ replicas }}\" in quotes) or --format text"
+            }
             Read { .. }
             | ReadDirectory { .. }
             | Serialise { .. }

@@ -1,7 +1,7 @@
 //! How each template file is read: JSON mode or text mode, chosen from `--format` and the
 //! file's name.
 
-use std::str::FromStr;
+use super::{TemplateError, TemplateFile};
 
 /// `--format`: how template files are interpreted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,19 +12,6 @@ pub enum Format {
     Json,
     /// The whole file is one text template.
     Text,
-}
-
-impl FromStr for Format {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(Format::Auto),
-            "json" => Ok(Format::Json),
-            "text" => Ok(Format::Text),
-            other => Err(format!("'{other}' is not a format: use auto, json or text")),
-        }
-    }
 }
 
 /// How one file is rendered.
@@ -44,15 +31,30 @@ fn mode_for(format: Format, name: &str) -> Mode {
     }
 }
 
-/// The mode of one template file: by its key (file name or ConfigMap key); stdin has no
-/// name, so it goes by the output's file name (`stdin_name`), when there is one.
-pub fn mode_of(format: Format, key: &str, stdin_name: Option<&str>) -> Mode {
-    let name = if key.is_empty() {
-        stdin_name.unwrap_or_default()
-    } else {
-        key
-    };
-    mode_for(format, name)
+/// The mode of one template file: by its key (file name or ConfigMap key). Stdin has no
+/// name, so it goes by the output's file name (`stdin_name`) when there is one, else by its
+/// content: a JSON document is rendered in JSON mode, never silently as text; text that
+/// starts like JSON but does not parse is refused, with a hint to say which it is.
+pub fn mode_of(
+    format: Format,
+    file: &TemplateFile,
+    stdin_name: Option<&str>,
+) -> Result<Mode, TemplateError> {
+    match (format, file.key.is_empty(), stdin_name) {
+        (Format::Auto, true, None) => stdin_mode_by_content(&file.text),
+        (_, true, Some(name)) => Ok(mode_for(format, name)),
+        _ => Ok(mode_for(format, &file.key)),
+    }
+}
+
+fn stdin_mode_by_content(text: &str) -> Result<Mode, TemplateError> {
+    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+        return Ok(Mode::Json);
+    }
+    match text.trim_start().chars().next() {
+        Some('{' | '[') => Err(TemplateError::StdinLooksLikeJson),
+        _ => Ok(Mode::Text),
+    }
 }
 
 #[cfg(test)]
@@ -69,12 +71,34 @@ mod tests {
         assert_eq!(mode_for(Format::Text, "x.json"), Mode::Text);
     }
 
+    fn file(key: &str, text: &str) -> TemplateFile {
+        TemplateFile {
+            key: key.into(),
+            display: "t".into(),
+            text: text.into(),
+        }
+    }
+
     #[test]
-    fn stdin_goes_by_the_output_name() {
-        assert_eq!(mode_of(Format::Auto, "", Some("out.json")), Mode::Json);
-        assert_eq!(mode_of(Format::Auto, "", None), Mode::Text);
+    fn stdin_goes_by_the_output_name_else_by_its_content() {
+        let json = r#"{"bootstrap_expect": "{{ replicas }}"}"#;
+        let mode = |key, text, name| mode_of(Format::Auto, &file(key, text), name);
+        assert_eq!(mode("", "x={{ a }}", Some("out.json")).unwrap(), Mode::Json);
+        assert_eq!(mode("", json, Some("out.cfg")).unwrap(), Mode::Text);
+        assert_eq!(mode("zoo.cfg", json, Some("out.json")).unwrap(), Mode::Text);
+        // No name: a JSON document is JSON; anything else that starts like JSON is refused.
+        assert_eq!(mode("", json, None).unwrap(), Mode::Json);
+        assert_eq!(mode("", " [1, 2]\n", None).unwrap(), Mode::Json);
+        assert_eq!(mode("", "tickTime={{ t }}\n", None).unwrap(), Mode::Text);
+        for broken in [r#"{"a": {{ replicas }}}"#, "[{% for p in peers %}"] {
+            assert_eq!(
+                mode("", broken, None).unwrap_err(),
+                TemplateError::StdinLooksLikeJson
+            );
+        }
+        // An explicit --format always wins.
         assert_eq!(
-            mode_of(Format::Auto, "zoo.cfg", Some("out.json")),
+            mode_of(Format::Text, &file("", json), None).unwrap(),
             Mode::Text
         );
     }

@@ -1,0 +1,289 @@
+//! Writing the rendered config: atomically, durably, never over something that is not a
+//! regular file, and never to a path that does not exist yet.
+//!
+//! The files are staged before the DNS wait ([`stage`]): each written to a temp file in its
+//! target's directory, given its mode and fsynced, so that every output-side problem (a
+//! missing or read-only directory, no space, a device or a directory where the file should
+//! go, a name too long) fails at once rather than after a five-minute wait. After the wait,
+//! [`Staged::publish`] renames them into place, and a directory's set is all or nothing (see
+//! [`atomic`]). A reader (the datastore container, or a restarted init) sees the complete old
+//! set or the complete new one.
+
+mod atomic;
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use atomic::{Staged, stage};
+
+use crate::error::io_reason;
+use crate::template::TemplateSource;
+
+type Result<T> = std::result::Result<T, OutputError>;
+
+/// Where the rendered result goes, decided once from `--output`, `--dry-run` and whether
+/// the template is a ConfigMap directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `--dry-run`: printed, nothing written.
+    Stdout,
+    /// One file.
+    File(PathBuf),
+    /// A directory: one file per ConfigMap key.
+    Directory(PathBuf),
+}
+
+impl Target {
+    /// The files to write for the rendered `(key, text)` pairs: the file itself, or one
+    /// file per key in the directory. Empty for stdout.
+    pub fn files(&self, rendered: &[(String, String)]) -> Vec<OutputFile> {
+        let path = |key: &str| match self {
+            Target::Stdout => None,
+            Target::File(path) => Some(path.clone()),
+            Target::Directory(dir) => Some(dir.join(key)),
+        };
+        rendered
+            .iter()
+            .filter_map(|(key, text)| {
+                Some(OutputFile {
+                    path: path(key)?,
+                    contents: text.clone().into_bytes(),
+                })
+            })
+            .collect()
+    }
+
+    /// The quick checks, before anything is rendered: the directory exists, and a file
+    /// target is not something other than a regular file. [`stage`] checks everything again,
+    /// with the contents.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            Target::Stdout => Ok(()),
+            Target::File(path) => atomic::check_file_target(path),
+            Target::Directory(dir) => atomic::check_directory(dir, dir),
+        }
+    }
+
+    /// The output may not be the template, nor lie inside a template directory: a render
+    /// would overwrite its own source (or, on a ConfigMap mount, fail late on a read-only
+    /// file system). Returns the offending pair.
+    pub fn overlaps(&self, source: &TemplateSource) -> Option<(PathBuf, PathBuf)> {
+        let target = match self {
+            Target::Stdout => return None,
+            Target::File(path) | Target::Directory(path) => absolute(path)?,
+        };
+        let (template, is_dir) = match source {
+            TemplateSource::Stdin => return None,
+            TemplateSource::File(path) => (absolute(path)?, false),
+            TemplateSource::Directory(path) => (absolute(path)?, true),
+        };
+        let overlap = target == template || (is_dir && target.starts_with(&template));
+        overlap.then_some((target, template))
+    }
+}
+
+/// `path` made absolute with its symlinks resolved, as far as it exists.
+fn absolute(path: &Path) -> Option<PathBuf> {
+    if let Ok(real) = path.canonicalize() {
+        return Some(real);
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Some(parent.canonicalize().ok()?.join(path.file_name()?))
+}
+
+/// One file to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    pub path: PathBuf,
+    pub contents: Vec<u8>,
+}
+
+/// Stages and publishes at once (no wait in between).
+pub fn write_files(files: &[OutputFile], mode: u32) -> Result<()> {
+    stage(files, mode)?.publish()
+}
+
+/// Writes `bytes` to stdout and flushes. A reader that stopped early (EPIPE, e.g. `| head`)
+/// is not an error: it has what it wanted. Any other failure (`>/dev/full`) is: the user
+/// asked for this output and did not get it.
+pub fn print(bytes: &[u8]) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(OutputError::Stdout {
+            reason: io_reason(&e),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Everything that can go wrong with the output (exit 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputError {
+    /// A single-file template's `--output` is a directory.
+    IsDirectory(PathBuf),
+    /// The target exists and is not a regular file: a device, FIFO, socket or symlink.
+    NotRegular {
+        target: PathBuf,
+        kind: &'static str,
+    },
+    /// `--output` ends in `/` or `.`/`..`: it names no file.
+    NoFileName(PathBuf),
+    /// A file name longer than the file system allows (255 bytes).
+    NameTooLong(PathBuf),
+    NotADirectory {
+        target: PathBuf,
+        dir: PathBuf,
+    },
+    MissingDirectory {
+        target: PathBuf,
+        dir: PathBuf,
+        reason: String,
+    },
+    CannotList {
+        dir: PathBuf,
+        reason: String,
+    },
+    /// Creating, writing, chmod-ing or fsyncing the temp file failed (`what`).
+    Stage {
+        target: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+    /// Keeping the old file for a roll-back failed before anything was replaced.
+    Backup {
+        target: PathBuf,
+        reason: String,
+    },
+    /// A rename failed; `restored` says whether the files already replaced were put back.
+    Rename {
+        target: PathBuf,
+        reason: String,
+        replaced: usize,
+        restored: std::result::Result<(), String>,
+    },
+    /// The files are in place, but the directory entry may not be durable.
+    SyncDirectory {
+        dir: PathBuf,
+        reason: String,
+    },
+    /// stdout could not be written (`--dry-run`, `check`, `explain`).
+    Stdout {
+        reason: String,
+    },
+}
+
+impl fmt::Display for OutputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use OutputError::*;
+        match self {
+            IsDirectory(path) => write!(
+                f,
+                "--output {} is a directory, but --template is a single file",
+                path.display()
+            ),
+            NotRegular { target, kind } => write!(
+                f,
+                "--output {} is a {kind}, not a regular file: peerconf only replaces regular files",
+                target.display()
+            ),
+            NoFileName(path) => write!(f, "--output {}: names no file", path.display()),
+            NameTooLong(path) => write!(
+                f,
+                "--output {}: the file name is longer than 255 bytes",
+                path.display()
+            ),
+            NotADirectory { target, dir } => write!(
+                f,
+                "--output {}: {} is not a directory",
+                target.display(),
+                dir.display()
+            ),
+            MissingDirectory {
+                target,
+                dir,
+                reason,
+            } => write!(
+                f,
+                "--output {}: directory {}: {reason}",
+                target.display(),
+                dir.display()
+            ),
+            CannotList { dir, reason } => {
+                write!(f, "--output: cannot list {}: {reason}", dir.display())
+            }
+            Stage {
+                target,
+                what,
+                reason,
+            } => write!(f, "--output {}: {what}: {reason}", target.display()),
+            Backup { target, reason } => write!(
+                f,
+                "--output {}: cannot keep the old file for a roll-back: {reason}; nothing was replaced",
+                target.display()
+            ),
+            Rename {
+                target,
+                reason,
+                replaced,
+                restored,
+            } => {
+                write!(
+                    f,
+                    "--output {}: cannot rename the temp file into place: {reason}",
+                    target.display()
+                )?;
+                match (replaced, restored) {
+                    (0, _) => Ok(()),
+                    (n, Ok(())) => write!(
+                        f,
+                        "; the {n} file(s) already replaced were restored: the directory holds the complete old set"
+                    ),
+                    (n, Err(why)) => write!(
+                        f,
+                        "; restoring the {n} file(s) already replaced failed too ({why}): the directory may hold a mix of old and new files"
+                    ),
+                }
+            }
+            SyncDirectory { dir, reason } => write!(
+                f,
+                "--output: the new files are in place, but fsync of directory {} failed ({reason}), so they may not survive a crash",
+                dir.display()
+            ),
+            Stdout { reason } => write!(f, "cannot write to stdout: {reason}"),
+        }
+    }
+}
+
+impl OutputError {
+    pub(crate) fn hint(&self) -> Option<String> {
+        let hint = match self {
+            OutputError::IsDirectory(path) => {
+                return Some(format!(
+                    "give the file to write, e.g. --output {}",
+                    path.join("config.json").display()
+                ));
+            }
+            OutputError::NotRegular { .. } => {
+                "point --output at a file in the shared emptyDir; use --dry-run to print instead"
+            }
+            OutputError::NoFileName(_) => {
+                "give the file to write, e.g. --output /config/consul.json"
+            }
+            OutputError::MissingDirectory { .. } => {
+                "peerconf never creates directories: mount the shared emptyDir there, or fix the path"
+            }
+            OutputError::Stage { .. } | OutputError::Backup { .. } => {
+                "the output directory must be writable by the init container's user, with room for the files (an emptyDir is)"
+            }
+            OutputError::SyncDirectory { .. } => {
+                "the storage under the output directory reported an error: check the node's disk"
+            }
+            _ => return None,
+        };
+        Some(hint.to_string())
+    }
+}
