@@ -93,10 +93,9 @@ pub enum UsageError {
     },
     /// A `--set` key that names a built-in variable.
     SetShadowsBuiltIn(String),
-    /// `--delimiters` / `--block-delimiters` that the engine refuses.
+    /// `--delimiters` / `--block-delimiters` / `--comment-delimiters` that the engine refuses.
     Delimiters {
-        variable: (String, String),
-        block: (String, String),
+        syntax: Box<crate::template::Syntax>,
         why: String,
     },
 }
@@ -121,14 +120,15 @@ impl fmt::Display for UsageError {
                 f,
                 "--set {key}=...: '{key}' is a built-in variable and cannot be overridden"
             ),
-            UsageError::Delimiters {
-                variable,
-                block,
-                why,
-            } => write!(
+            UsageError::Delimiters { syntax, why } => write!(
                 f,
-                "--delimiters '{} {}' / --block-delimiters '{} {}': {why}",
-                variable.0, variable.1, block.0, block.1
+                "--delimiters '{} {}' / --block-delimiters '{} {}' / --comment-delimiters '{} {}': {why}",
+                syntax.variable.0,
+                syntax.variable.1,
+                syntax.block.0,
+                syntax.block.1,
+                syntax.comment.0,
+                syntax.comment.1
             ),
         }
     }
@@ -343,14 +343,16 @@ mod tests {
     #[test]
     fn report_is_one_error_line_plus_an_optional_hint() {
         let plain: Error = UsageError::Delimiters {
-            variable: ("[[".into(), "]]".into()),
-            block: ("{%".into(), "%}".into()),
+            syntax: Box::new(crate::template::Syntax {
+                variable: ("[[".into(), "]]".into()),
+                ..Default::default()
+            }),
             why: "bad\n  delimiters".into(),
         }
         .into();
         assert_eq!(
             plain.report(),
-            "peerconf: error: --delimiters '[[ ]]' / --block-delimiters '{% %}': bad delimiters\n"
+            "peerconf: error: --delimiters '[[ ]]' / --block-delimiters '{% %}' / --comment-delimiters '{# #}': bad delimiters\n"
         );
         let hinted: Error = UsageError::OutputRequired.into();
         assert_eq!(

@@ -56,6 +56,7 @@ pub fn syntax_for(data: &[u8]) -> (Syntax, bool, &[u8]) {
             Syntax {
                 variable: ("[[".into(), "]]".into()),
                 block: ("[%".into(), "%]".into()),
+                comment: ("[#".into(), "#]".into()),
             },
             true,
             rest,

@@ -193,6 +193,11 @@ struct SyntaxArgs {
     /// Block delimiters as "START END", e.g. "[% %]".
     #[arg(long, env = "PEERCONF_BLOCK_DELIMITERS", default_value = "{% %}", value_parser = parse_delimiters)]
     block_delimiters: (String, String),
+
+    /// Comment delimiters as "START END", e.g. "[# #]": with the others moved for Helm, a
+    /// `{#` left in the file (a shell `${#var}`) would otherwise start a comment.
+    #[arg(long, env = "PEERCONF_COMMENT_DELIMITERS", default_value = "{# #}", value_parser = parse_delimiters)]
+    comment_delimiters: (String, String),
 }
 
 #[derive(Debug, Clone, Args)]

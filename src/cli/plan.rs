@@ -151,6 +151,7 @@ fn template(
         syntax: Syntax {
             variable: args.delimiters.clone(),
             block: args.block_delimiters.clone(),
+            comment: args.comment_delimiters.clone(),
         },
     }
 }

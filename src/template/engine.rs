@@ -4,13 +4,14 @@
 //! template's error.
 
 use std::cell::{Cell, RefCell};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::Value as Json;
 
-use super::json::json_to_value;
+use super::json::{json_to_value, value_to_json};
 use super::{EngineCause, Mode, TemplateError, TemplateFile};
 use crate::error::{Result, UsageError};
 
@@ -24,11 +25,12 @@ pub(super) const FUEL: u64 = 1_000_000;
 /// and the emptyDir it lands in is often memory-backed).
 pub const MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 
-/// Template delimiters (`--delimiters`, `--block-delimiters`).
+/// Template delimiters (`--delimiters`, `--block-delimiters`, `--comment-delimiters`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Syntax {
     pub variable: (String, String),
     pub block: (String, String),
+    pub comment: (String, String),
 }
 
 impl Default for Syntax {
@@ -36,6 +38,7 @@ impl Default for Syntax {
         Syntax {
             variable: ("{{".into(), "}}".into()),
             block: ("{%".into(), "%}".into()),
+            comment: ("{#".into(), "#}".into()),
         }
     }
 }
@@ -63,17 +66,24 @@ impl Renderer {
         let config = SyntaxConfig::builder()
             .variable_delimiters(syntax.variable.0.clone(), syntax.variable.1.clone())
             .block_delimiters(syntax.block.0.clone(), syntax.block.1.clone())
+            .comment_delimiters(syntax.comment.0.clone(), syntax.comment.1.clone())
             .trim_blocks(true)
             .lstrip_blocks(true)
             .keep_trailing_newline(true)
             .build()
             .map_err(|e| UsageError::Delimiters {
-                variable: syntax.variable.clone(),
-                block: syntax.block.clone(),
+                syntax: Box::new(syntax.clone()),
                 why: e.detail().unwrap_or("invalid delimiters").to_string(),
             })?;
         let mut env = Environment::new();
         env.set_syntax(config);
+        env.add_filter("tojson", tojson);
+        env.set_formatter(|out, state, value| {
+            if !fits_output(value, MAX_OUTPUT_BYTES) {
+                return Err(output_limit_error());
+            }
+            minijinja::escape_formatter(out, state, value)
+        });
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_fuel(Some(FUEL));
@@ -131,27 +141,34 @@ impl Renderer {
         self.env.borrow_mut().set_fuel(Some(left));
         let env = self.env.borrow();
         let _guard = EngineGuard::enter(name);
-        let captured = env
-            .template_from_named_str(name, source)?
-            .render_captured(&self.context)?;
+        // The output goes through a sink that refuses to grow past what is left of the
+        // document's limit, so that a value that is lazily huge (`{{ peers * 10**7 }}`) fails
+        // at the limit, while it is written, not after: fuel is charged for output only
+        // after each instruction has written all of it.
+        let mut sink = Bounded {
+            out: Vec::new(),
+            room: MAX_OUTPUT_BYTES.saturating_sub(self.produced.get()),
+            exceeded: false,
+        };
+        let template = env.template_from_named_str(name, source)?;
+        // Buffered: values are written a few bytes at a time.
+        let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, &mut sink);
+        let captured = template.render_captured_to(&self.context, &mut buffered);
+        let flushed = buffered.flush();
+        drop(buffered);
+        if sink.exceeded || (captured.is_ok() && flushed.is_err()) {
+            return Err(output_limit_error());
+        }
+        let captured = captured?;
         let consumed = captured
             .state()
             .fuel_levels()
             .map_or(left, |(used, _)| used);
         self.fuel_left.set(left.saturating_sub(consumed));
         let typed = self.probe.lock().ok().and_then(|mut p| p.take());
-        let out = captured.into_output();
-        let produced = self.produced.get().saturating_add(out.len());
-        self.produced.set(produced);
-        if produced > MAX_OUTPUT_BYTES {
-            return Err(minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                format!(
-                    "the rendered output grew past the {} MiB limit",
-                    MAX_OUTPUT_BYTES / 1024 / 1024
-                ),
-            ));
-        }
+        self.produced.set(self.produced.get() + sink.out.len());
+        // Every write was a whole `str`, so the bytes are UTF-8.
+        let out = String::from_utf8(sink.out).map_err(|_| output_limit_error())?;
         Ok((out, typed))
     }
 
@@ -213,9 +230,95 @@ impl Renderer {
     }
 }
 
+/// The engine's output, refusing to grow past `room` bytes.
+struct Bounded {
+    out: Vec<u8>,
+    room: usize,
+    exceeded: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > self.room {
+            self.exceeded = true;
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Could `value` print in `room` bytes? A lower bound, checked before printing: a string
+/// prints at least its bytes, a list each item plus a two-byte separator, so a list (or a lazily
+/// repeated one, `peers * 10**7`) that cannot fit is refused at once, where printing it would
+/// walk every item even after the output limit stopped the writes.
+fn fits_output(value: &Value, room: usize) -> bool {
+    fn walk(value: &Value, room: &mut usize, depth: usize) -> bool {
+        use minijinja::value::ValueKind;
+        let items = match value.kind() {
+            ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => value.len(),
+            ValueKind::String => {
+                let len = value.as_str().map_or(0, str::len);
+                return room.checked_sub(len).map(|left| *room = left).is_some();
+            }
+            _ => return true,
+        };
+        let Some(items) = items else { return true };
+        let Some(left) = items.checked_mul(3).and_then(|need| room.checked_sub(need)) else {
+            return false;
+        };
+        *room = left;
+        if depth > 8 {
+            return true;
+        }
+        let Ok(iter) = value.try_iter() else {
+            return true;
+        };
+        for item in iter {
+            let nested = match value.kind() {
+                ValueKind::Map => value.get_item(&item).unwrap_or_default(),
+                _ => item,
+            };
+            if !walk(&nested, room, depth + 1) {
+                return false;
+            }
+        }
+        true
+    }
+    let mut room = room;
+    walk(value, &mut room, 0)
+}
+
+/// The error for a render whose output would pass [`MAX_OUTPUT_BYTES`].
+pub(super) fn output_limit_error() -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!(
+            "the rendered output grew past the {} MiB limit",
+            MAX_OUTPUT_BYTES / 1024 / 1024
+        ),
+    )
+}
+
 thread_local! {
     /// The template the engine is rendering right now, if any (see [`EngineGuard`]).
     static IN_ENGINE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// `x | tojson`: the value as compact JSON (no HTML escaping: this is for config files),
+/// through the same bounded conversion JSON mode uses.
+fn tojson(value: Value) -> std::result::Result<String, minijinja::Error> {
+    let json = value_to_json(&value).map_err(|why| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("tojson: the value {why}"),
+        )
+    })?;
+    Ok(json.to_string())
 }
 
 /// Marks that the template engine is running on `name`, until dropped, so that the panic

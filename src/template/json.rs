@@ -15,7 +15,7 @@ use minijinja::Value;
 use minijinja::value::ValueKind;
 use serde_json::Value as Json;
 
-use super::engine::{CAPTURE, Renderer};
+use super::engine::{CAPTURE, MAX_OUTPUT_BYTES, Renderer};
 use super::{EngineCause, TemplateError};
 
 type Result<T> = std::result::Result<T, TemplateError>;
@@ -28,6 +28,12 @@ impl Renderer {
             column: e.column(),
             why: strip_position(&e.to_string()).to_string(),
         })?;
+        if let Some((at, key)) = duplicate_key(text) {
+            return Err(TemplateError::DuplicateTemplateKey {
+                at: format!("{display}: {at}"),
+                key,
+            });
+        }
         let rendered = self.walk(doc, &mut String::from("$"), display)?;
         let mut out =
             serde_json::to_string_pretty(&rendered).map_err(|e| TemplateError::Serialise {
@@ -123,7 +129,9 @@ impl Renderer {
     }
 
     fn has_markup(&self, s: &str) -> bool {
-        s.contains(&self.syntax.variable.0) || s.contains(&self.syntax.block.0) || s.contains("{#")
+        s.contains(&self.syntax.variable.0)
+            || s.contains(&self.syntax.block.0)
+            || s.contains(&self.syntax.comment.0)
     }
 
     /// `"{{ expr }}"` (whitespace and `-` trim markers allowed inside the delimiters) with
@@ -186,37 +194,89 @@ pub(super) fn json_to_value(json: &Json) -> Value {
     }
 }
 
-/// minijinja -> serde_json, keeping the JSON type of what the expression produced.
-fn value_to_json(value: &Value) -> std::result::Result<Json, String> {
-    value_to_json_at(value, 0)
+/// minijinja -> serde_json, keeping the JSON type of what the expression produced, and
+/// bounded: a value whose JSON would pass the output limit fails before it is built (a
+/// lazily repeated list, `[1] * 10**8`, is refused by its length, not materialised).
+pub(super) fn value_to_json(value: &Value) -> std::result::Result<Json, String> {
+    let mut room = MAX_OUTPUT_BYTES;
+    value_to_json_at(value, 0, &mut room)
 }
 
-fn value_to_json_at(value: &Value, depth: usize) -> std::result::Result<Json, String> {
+fn too_large() -> String {
+    format!(
+        "would pass the {} MiB limit of the rendered output",
+        MAX_OUTPUT_BYTES / 1024 / 1024
+    )
+}
+
+/// Charges `bytes` (at least one per value: a digit, a quote, a comma) against `room`.
+fn charge(room: &mut usize, bytes: usize) -> std::result::Result<(), String> {
+    *room = room.checked_sub(bytes.max(1)).ok_or_else(too_large)?;
+    Ok(())
+}
+
+fn value_to_json_at(
+    value: &Value,
+    depth: usize,
+    room: &mut usize,
+) -> std::result::Result<Json, String> {
     if depth > 64 {
         return Err("nests too deeply to become JSON".to_string());
     }
+    if let Some(len) = value.len() {
+        // Each item costs at least one byte: refuse a huge sequence before iterating it.
+        if len > *room {
+            return Err(too_large());
+        }
+    }
     Ok(match value.kind() {
         ValueKind::Undefined => return Err("contains an undefined value".to_string()),
-        ValueKind::None => Json::Null,
-        ValueKind::Bool => Json::Bool(value.is_true()),
-        ValueKind::Number => {
-            if let Some(i) = value.as_i64() {
-                Json::from(i)
-            } else {
-                let f = f64::try_from(value.clone()).map_err(|e| e.to_string())?;
-                serde_json::Number::from_f64(f)
-                    .map(Json::Number)
-                    .ok_or_else(|| format!("is {f}, which JSON cannot represent"))?
+        ValueKind::None => {
+            charge(room, 4)?;
+            Json::Null
+        }
+        ValueKind::Bool => {
+            charge(room, 4)?;
+            Json::Bool(value.is_true())
+        }
+        ValueKind::Number if value.is_integer() => {
+            // Exact, however large: minijinja computes `2**63` as a 128-bit integer, and
+            // serde_json (arbitrary_precision) writes every digit. Never through f64.
+            let exact = i128::try_from(value.clone())
+                .ok()
+                .and_then(serde_json::Number::from_i128)
+                .or_else(|| {
+                    u128::try_from(value.clone())
+                        .ok()
+                        .and_then(serde_json::Number::from_u128)
+                });
+            match exact {
+                Some(number) => {
+                    charge(room, number.to_string().len())?;
+                    Json::Number(number)
+                }
+                None => return Err(format!("is {value}, an integer too large to write exactly")),
             }
         }
-        ValueKind::String => Json::String(value.as_str().unwrap_or_default().to_string()),
+        ValueKind::Number => {
+            let f = f64::try_from(value.clone()).map_err(|e| e.to_string())?;
+            charge(room, 8)?;
+            serde_json::Number::from_f64(f)
+                .map(Json::Number)
+                .ok_or_else(|| format!("is {f}, which JSON cannot represent"))?
+        }
+        ValueKind::String => {
+            let s = value.as_str().unwrap_or_default();
+            charge(room, s.len() + 2)?;
+            Json::String(s.to_string())
+        }
         ValueKind::Seq | ValueKind::Iterable => {
-            let items = value.try_iter().map_err(|e| e.to_string())?;
-            Json::Array(
-                items
-                    .map(|item| value_to_json_at(&item, depth + 1))
-                    .collect::<std::result::Result<_, _>>()?,
-            )
+            let mut items = Vec::new();
+            for item in value.try_iter().map_err(|e| e.to_string())? {
+                charge(room, 1)?;
+                items.push(value_to_json_at(&item, depth + 1, room)?);
+            }
+            Json::Array(items)
         }
         ValueKind::Map => {
             let mut map = serde_json::Map::new();
@@ -226,10 +286,109 @@ fn value_to_json_at(value: &Value, depth: usize) -> std::result::Result<Json, St
                     Some(s) => s.to_string(),
                     None => key.to_string(),
                 };
-                map.insert(key, value_to_json_at(&item, depth + 1)?);
+                charge(room, key.len() + 3)?;
+                map.insert(key, value_to_json_at(&item, depth + 1, room)?);
             }
             Json::Object(map)
         }
         other => return Err(format!("is a {other}, which has no JSON form")),
     })
+}
+
+/// The first key that appears twice in one object of a JSON template, with its JSON path.
+/// serde_json keeps the last value of a repeated key silently, which would hide a typo (and
+/// an undefined variable in the value it dropped), so the template is checked for them.
+fn duplicate_key(text: &str) -> Option<(String, String)> {
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let _ = serde::de::DeserializeSeed::deserialize(
+        DupSeed {
+            path: "$".to_string(),
+            found: &mut found,
+        },
+        &mut de,
+    );
+    found
+}
+
+/// Walks one value, looking for repeated keys.
+struct DupSeed<'a> {
+    path: String,
+    found: &'a mut Option<(String, String)>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DupSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DupSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        let mut i = 0;
+        while self.found.is_none() {
+            let seed = DupSeed {
+                path: format!("{}[{i}]", self.path),
+                found: self.found,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                break;
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while self.found.is_none() {
+            let Some(key) = map.next_key::<String>()? else {
+                break;
+            };
+            let mut path = self.path.clone();
+            push_key(&mut path, &key);
+            if !seen.insert(key.clone()) {
+                *self.found = Some((self.path.clone(), key));
+                break;
+            }
+            map.next_value_seed(DupSeed {
+                path,
+                found: self.found,
+            })?;
+        }
+        Ok(())
+    }
 }

@@ -68,6 +68,8 @@ pub enum TemplateError {
         offset: usize,
     },
     EmptyDirectory(String),
+    /// A FIFO, device or socket in a template directory.
+    NotAFile(String),
     InvalidJson {
         display: String,
         line: usize,
@@ -97,6 +99,11 @@ pub enum TemplateError {
         why: String,
     },
     DuplicateKey {
+        at: String,
+        key: String,
+    },
+    /// The template itself repeats a key in one object.
+    DuplicateTemplateKey {
         at: String,
         key: String,
     },
@@ -139,6 +146,10 @@ impl fmt::Display for TemplateError {
                 "template {display} is not UTF-8 text (invalid byte at offset {offset})"
             ),
             EmptyDirectory(dir) => write!(f, "template directory {dir} has no keys"),
+            NotAFile(path) => write!(
+                f,
+                "template {path} is not a regular file (a FIFO, device or socket): refused, not read"
+            ),
             InvalidJson {
                 display,
                 line,
@@ -167,6 +178,10 @@ impl fmt::Display for TemplateError {
             DuplicateKey { at, key } => write!(
                 f,
                 "{at}: the key renders to \"{key}\", which the object already has"
+            ),
+            DuplicateTemplateKey { at, key } => write!(
+                f,
+                "{at}: the key \"{key}\" appears twice in this object; JSON would keep only the last one"
             ),
             OutputTooLarge { display, bytes } => write!(
                 f,
@@ -213,11 +228,13 @@ impl TemplateError {
             StdinLooksLikeJson => {
                 "pass --format json (a JSON template: write \"{{ replicas }}\" in quotes) or --format text"
             }
+            NotAFile(_) => "a ConfigMap mount holds only files: check --template",
             Read { .. }
             | ReadDirectory { .. }
             | Serialise { .. }
             | NoJsonForm { .. }
             | DuplicateKey { .. }
+            | DuplicateTemplateKey { .. }
             | OutputTooLarge { .. }
             | NotJsonResult { .. } => return None,
         };
@@ -435,6 +452,7 @@ mod tests {
         let syntax = Syntax {
             variable: ("[[".into(), "]]".into()),
             block: ("[%".into(), "%]".into()),
+            comment: ("[#".into(), "#]".into()),
         };
         let r = Renderer::new(&syntax, &context()).unwrap();
         let out = r
@@ -491,5 +509,102 @@ mod tests {
         let err = render(&format!("{{{}}}", keys.join(", ")), Mode::Json).unwrap_err();
         assert_eq!(err.kind(), crate::error::Kind::Template);
         assert!(err.message().contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn a_key_repeated_in_the_template_is_an_error_naming_it() {
+        for (template, want) in [
+            (
+                r#"{"a": "{{ nosuch }}", "a": 2}"#,
+                "t.json: $: the key \"a\" appears twice",
+            ),
+            (
+                r#"{"x": {"b": 1, "c": [{"d": 1, "d": 2}]}}"#,
+                "t.json: $.x.c[0]: the key \"d\"",
+            ),
+            (r#"{"k": 1, "K": 2, "k": 3}"#, "the key \"k\" appears twice"),
+        ] {
+            let err = render(template, Mode::Json).unwrap_err();
+            assert_eq!(err.kind(), crate::error::Kind::Template);
+            assert!(err.message().contains(want), "{}", err.message());
+        }
+    }
+
+    #[test]
+    fn numbers_keep_their_digits_and_integers_stay_exact() {
+        let out = render(
+            r#"{"a": 1e3, "b": 2.50E0, "c": 1.0, "d": 100000000000000000000, "e": 0.1, "f": -0}"#,
+            Mode::Json,
+        )
+        .unwrap();
+        // Every digit as written; only the exponent is normalised (`e`, with a sign).
+        for want in [
+            r#""a": 1e+3"#,
+            r#""b": 2.50e+0"#,
+            r#""c": 1.0"#,
+            r#""d": 100000000000000000000"#,
+            r#""e": 0.1"#,
+            r#""f": -0"#,
+        ] {
+            assert!(out.contains(want), "{want} in {out}");
+        }
+        let exact =
+            render_json(r#"{"a": "{{ 2**63 }}", "b": "{{ 10**20 }}", "c": "{{ -(2**64) }}"}"#)
+                .unwrap();
+        assert_eq!(exact["a"].to_string(), "9223372036854775808");
+        assert_eq!(exact["b"].to_string(), "100000000000000000000");
+        assert_eq!(exact["c"].to_string(), "-18446744073709551616");
+    }
+
+    #[test]
+    fn tojson_writes_compact_json() {
+        assert_eq!(
+            render(
+                "{{ members[0] | tojson }} {{ peers | tojson }} {{ 'a\"b' | tojson }}",
+                Mode::Text
+            )
+            .unwrap(),
+            r#"{"fqdn":"a-0.a","is_self":false,"name":"a-0","ordinal":0} ["a-0.a","a-1.a","a-2.a"] "a\"b""#
+        );
+    }
+
+    #[test]
+    fn comment_delimiters_move_too() {
+        let helm = |comment: (&str, &str)| Syntax {
+            variable: ("[[".into(), "]]".into()),
+            block: ("[%".into(), "%]".into()),
+            comment: (comment.0.into(), comment.1.into()),
+        };
+        let text = "n=${#peers[@]} [[ replicas ]] #}\n";
+        let moved = Renderer::new(&helm(("[#", "#]")), &context()).unwrap();
+        assert_eq!(
+            moved.render(&file(text), Mode::Text).unwrap(),
+            "n=${#peers[@]} 3 #}\n"
+        );
+        // With the default comment delimiters the `{#` swallows text up to `#}`.
+        let default = Renderer::new(&helm(("{#", "#}")), &context()).unwrap();
+        assert_eq!(default.render(&file(text), Mode::Text).unwrap(), "n=$");
+    }
+
+    #[test]
+    fn lazily_huge_values_fail_at_the_output_limit_without_being_built() {
+        for (template, mode) in [
+            ("{{ peers * 10**7 }}", Mode::Text),
+            (r#""{{ [1] * 10**8 }}""#, Mode::Json),
+            (r#"{"a": "x{{ peers * 10**7 }}"}"#, Mode::Json),
+            ("{{ (peers * 10**7) | tojson }}", Mode::Text),
+            (
+                "{% for i in range(3) %}{{ peers * 10**6 }}{% endfor %}",
+                Mode::Text,
+            ),
+        ] {
+            let err = render(template, mode).unwrap_err();
+            assert_eq!(err.kind(), crate::error::Kind::Template, "{template}");
+            assert!(
+                err.message().contains("16 MiB") || err.message().contains("fuel"),
+                "{template}: {}",
+                err.message()
+            );
+        }
     }
 }

@@ -73,30 +73,62 @@ fn load_file(path: &Path, key: String) -> Result<TemplateFile, TemplateError> {
     Ok(TemplateFile { key, display, text })
 }
 
-/// A ConfigMap mount: keys are symlinks into `..data/`; dot entries are Kubernetes'
-/// bookkeeping and are skipped.
+/// A ConfigMap mount: each key is a symlink `<key> -> ..data/<key>`, and `..data` a symlink
+/// to a timestamped directory that holds the files. The kubelet updates a mount by writing a
+/// new timestamped directory and swapping `..data`, so all keys are read through ONE
+/// resolution of `..data`: a render never mixes two versions. If the version read from is
+/// removed during the read, the read starts over (a few times). A directory without `..data`
+/// is read as it is. Only the kubelet's `..`-prefixed entries are skipped: `.env` is a valid
+/// key. A FIFO, device or socket is refused, never opened (reading one could block forever).
 fn load_directory(dir: &Path) -> Result<Vec<TemplateFile>, TemplateError> {
+    const TRIES: usize = 5;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let data = match fs::read_link(dir.join("..data")) {
+            Ok(version) => dir.join(version),
+            Err(_) => dir.to_path_buf(),
+        };
+        match load_version(dir, &data) {
+            Err(TemplateError::Read { .. } | TemplateError::Open { .. })
+                if attempt < TRIES && data != dir && !data.exists() =>
+            {
+                continue;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Every key of one version: the files in `data`, named as keys of `dir` in messages.
+fn load_version(dir: &Path, data: &Path) -> Result<Vec<TemplateFile>, TemplateError> {
     let unreadable = |e: std::io::Error| TemplateError::ReadDirectory {
         dir: dir.display().to_string(),
         reason: io_reason(&e),
     };
     let mut files = Vec::new();
-    for entry in fs::read_dir(dir).map_err(unreadable)? {
+    for entry in fs::read_dir(data).map_err(unreadable)? {
         let entry = entry.map_err(unreadable)?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
+        if name.starts_with("..") {
             continue;
         }
-        let path = entry.path();
+        let shown = dir.join(&name);
+        let path = data.join(&name);
         let meta = fs::metadata(&path).map_err(|e| TemplateError::Read {
-            display: path.display().to_string(),
+            display: shown.display().to_string(),
             reason: io_reason(&e),
         })?;
         if meta.is_dir() {
-            tracing::warn!(path = %path.display(), "skipping a subdirectory of the template directory: only top-level keys are rendered");
+            tracing::warn!(path = %shown.display(), "skipping a subdirectory of the template directory: only top-level keys are rendered");
             continue;
         }
-        files.push(load_file(&path, name)?);
+        if !meta.is_file() {
+            return Err(TemplateError::NotAFile(shown.display().to_string()));
+        }
+        let mut file = load_file(&path, name)?;
+        file.display = shown.display().to_string();
+        files.push(file);
     }
     if files.is_empty() {
         return Err(TemplateError::EmptyDirectory(dir.display().to_string()));
@@ -188,6 +220,80 @@ mod tests {
         let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
         assert_eq!(keys, ["myid", "zoo.cfg"]);
         assert_eq!(files[1].text, "tickTime=2000\n");
+        assert_eq!(
+            files[1].display,
+            dir.path().join("zoo.cfg").display().to_string()
+        );
+    }
+
+    #[test]
+    fn a_single_dot_key_is_a_key_and_special_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        configmap(dir.path(), &[(".env", "A={{ ordinal }}\n"), ("b", "x")]);
+        let keys: Vec<String> = load_path(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|f| f.key)
+            .collect();
+        assert_eq!(keys, [".env", "b"]);
+        let plain = tempfile::tempdir().unwrap();
+        fs::write(plain.path().join("a.cfg"), "x").unwrap();
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(plain.path().join("pipe"))
+                .status()
+                .unwrap()
+                .success()
+        );
+        let err = load_path(plain.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("pipe") && err.contains("not a regular file"),
+            "{err}"
+        );
+    }
+
+    /// While the kubelet swaps `..data` between two versions, every load sees one version
+    /// whole: all keys `a` or all keys `b`, never a mix.
+    #[test]
+    fn a_configmap_update_during_the_read_never_mixes_versions() {
+        use std::os::unix::fs::symlink;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let keys: Vec<String> = (0..20).map(|i| format!("k{i:02}")).collect();
+        for (version, text) in [("..v1", "a"), ("..v2", "b")] {
+            fs::create_dir(root.join(version)).unwrap();
+            for key in &keys {
+                fs::write(root.join(version).join(key), text).unwrap();
+            }
+        }
+        for key in &keys {
+            symlink(format!("..data/{key}"), root.join(key)).unwrap();
+        }
+        symlink("..v1", root.join("..data")).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let (root, stop) = (root.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut next = "..v2";
+                while !stop.load(Ordering::Relaxed) {
+                    // As the kubelet does: a new symlink, renamed over ..data.
+                    let tmp = root.join("..data_tmp");
+                    let _ = fs::remove_file(&tmp);
+                    symlink(next, &tmp).unwrap();
+                    fs::rename(&tmp, root.join("..data")).unwrap();
+                    next = if next == "..v2" { "..v1" } else { "..v2" };
+                }
+            })
+        };
+        for _ in 0..300 {
+            let files = load_path(&root).unwrap();
+            assert_eq!(files.len(), keys.len());
+            let first = &files[0].text;
+            assert!(files.iter().all(|f| &f.text == first), "mixed versions");
+        }
+        stop.store(true, Ordering::Relaxed);
+        swapper.join().unwrap();
     }
 
     #[test]
