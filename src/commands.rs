@@ -195,7 +195,7 @@ fn explain(plan: &ExplainPlan) -> Result<()> {
 }
 
 fn renderer(template: &TemplatePlan, vars: &[Variable]) -> Result<Renderer> {
-    Renderer::new(&template.syntax, &variables::context(vars))
+    Renderer::with_context(&template.syntax, template::context_of(vars))
 }
 
 fn log_variables(vars: &[Variable]) {

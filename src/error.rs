@@ -198,7 +198,8 @@ impl Error {
             Wait(WaitError::ResolvConf { .. })
             | Wait(WaitError::NoNameserver { .. })
             | Wait(WaitError::Client { .. })
-            | Wait(WaitError::CountOutOfRange { .. }) => Kind::Usage,
+            | Wait(WaitError::CountOutOfRange { .. })
+            | Wait(WaitError::TooFewFiles { .. }) => Kind::Usage,
             Wait(WaitError::Unresolved { .. }) | Wait(WaitError::Runtime { .. }) => {
                 Kind::PeersUnresolved
             }
@@ -256,8 +257,11 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
+/// Whitespace runs folded to one space, and any other control character (a terminal escape
+/// sequence from a file name or an env value) shown escaped.
 fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    crate::logging::printable(&folded).into_owned()
 }
 
 impl fmt::Display for Error {

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::error::UsageError;
 use crate::identity::{Identity, Sourced, documentation_ip};
+use crate::logging::printable;
 use crate::members::Members;
 
 /// The built-in variable names; a `--set` key may not shadow one.
@@ -38,8 +39,30 @@ pub enum UnknownPodIp {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variable {
     pub name: String,
-    pub value: Value,
+    pub value: VarValue,
     pub source: String,
+}
+
+/// A variable's value: JSON, or one of the member lists, which are built only when read
+/// (see `template::context_of`) so that 10,000 members cost no memory here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VarValue {
+    Json(Value),
+    /// `peers`: every member's FQDN.
+    Peers(Members),
+    /// `members`: `{name, ordinal, fqdn, is_self}` per member.
+    Members(Members),
+}
+
+impl VarValue {
+    /// The value as JSON, lists built in full.
+    pub fn to_json(&self) -> Value {
+        match self {
+            VarValue::Json(json) => json.clone(),
+            VarValue::Peers(m) => json!(m.fqdns()),
+            VarValue::Members(m) => member_list(m),
+        }
+    }
 }
 
 /// All variables for one member. `env` is the process environment (passed in so tests and
@@ -82,8 +105,16 @@ pub fn variables(
         )),
         (None, UnknownPodIp::Undefined) => {}
     }
-    vars.push(var("peers", json!(m.fqdns()), from_members));
-    vars.push(var("members", member_list(m), from_members));
+    vars.push(Variable {
+        name: "peers".into(),
+        value: VarValue::Peers(m.clone()),
+        source: from_members.into(),
+    });
+    vars.push(Variable {
+        name: "members".into(),
+        value: VarValue::Members(m.clone()),
+        source: from_members.into(),
+    });
     let env_map: serde_json::Map<String, Value> =
         env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     vars.push(var(
@@ -116,7 +147,7 @@ fn member_list(m: &Members) -> Value {
 fn var(name: &str, value: Value, source: impl ToString) -> Variable {
     Variable {
         name: name.to_string(),
-        value,
+        value: VarValue::Json(value),
         source: source.to_string(),
     }
 }
@@ -129,7 +160,7 @@ fn sourced<T: Clone + Into<Value>>(name: &str, value: &Sourced<T>) -> Variable {
 pub fn context(vars: &[Variable]) -> Value {
     Value::Object(
         vars.iter()
-            .map(|v| (v.name.clone(), v.value.clone()))
+            .map(|v| (v.name.clone(), v.value.to_json()))
             .collect(),
     )
 }
@@ -137,15 +168,25 @@ pub fn context(vars: &[Variable]) -> Value {
 /// A short, log-friendly rendering of a value: lists of peers are long, and the
 /// environment may hold secrets, so it is summarised by its names only.
 pub fn summary(var: &Variable) -> String {
-    match (&var.name[..], &var.value) {
-        ("env", Value::Object(map)) => format!("{} variables (values not shown)", map.len()),
-        (_, Value::String(s)) => s.clone(),
-        (_, Value::Array(items)) if items.iter().all(Value::is_string) => {
-            let names: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
-            format!("[{}]", names.join(", "))
+    const SHOWN: u32 = 10;
+    match &var.value {
+        VarValue::Json(Value::Object(map)) if var.name == "env" => {
+            format!("{} variables (values not shown)", map.len())
         }
-        (_, Value::Array(items)) => format!("{} entries", items.len()),
-        (_, other) => other.to_string(),
+        VarValue::Json(Value::String(s)) => printable(s).into_owned(),
+        VarValue::Json(other) => other.to_string(),
+        VarValue::Members(m) => format!("{} entries", m.replicas()),
+        VarValue::Peers(m) => {
+            let names: Vec<String> = m
+                .ordinals()
+                .take(SHOWN as usize)
+                .map(|i| m.fqdn(i))
+                .collect();
+            match m.replicas().saturating_sub(SHOWN) {
+                0 => format!("[{}]", names.join(", ")),
+                more => format!("[{}, ...] and {more} more", names.join(", ")),
+            }
+        }
     }
 }
 
@@ -202,18 +243,24 @@ mod tests {
         .unwrap();
         let names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(names, BUILT_IN);
-        assert_eq!(get(&vars, "ordinal").unwrap().value, json!(2));
-        assert_eq!(get(&vars, "replicas").unwrap().value, json!(3));
+        assert_eq!(get(&vars, "ordinal").unwrap().value.to_json(), json!(2));
+        assert_eq!(get(&vars, "replicas").unwrap().value.to_json(), json!(3));
         assert_eq!(get(&vars, "replicas").unwrap().source, "env REPLICAS");
-        assert_eq!(get(&vars, "quorum").unwrap().value, json!(2));
-        assert_eq!(get(&vars, "pod_ip").unwrap().value, json!("10.1.2.3"));
-        assert_eq!(get(&vars, "env").unwrap().value, json!({"HOME": "/root"}));
+        assert_eq!(get(&vars, "quorum").unwrap().value.to_json(), json!(2));
         assert_eq!(
-            get(&vars, "members").unwrap().value[2],
+            get(&vars, "pod_ip").unwrap().value.to_json(),
+            json!("10.1.2.3")
+        );
+        assert_eq!(
+            get(&vars, "env").unwrap().value.to_json(),
+            json!({"HOME": "/root"})
+        );
+        assert_eq!(
+            get(&vars, "members").unwrap().value.to_json()[2],
             json!({"name": "consul-2", "ordinal": 2, "fqdn": "consul-2.consul.default.svc.cluster.local", "is_self": true})
         );
         assert_eq!(
-            get(&vars, "members").unwrap().value[0]["is_self"],
+            get(&vars, "members").unwrap().value.to_json()[0]["is_self"],
             json!(false)
         );
     }
@@ -225,7 +272,7 @@ mod tests {
         assert!(get(&render, "pod_ip").is_none());
         let dry = variables(&id, &[], &[], UnknownPodIp::Placeholder).unwrap();
         let pod_ip = get(&dry, "pod_ip").unwrap();
-        assert_eq!(pod_ip.value, json!("192.0.2.2"));
+        assert_eq!(pod_ip.value.to_json(), json!("192.0.2.2"));
         assert!(pod_ip.source.contains("placeholder"));
     }
 
@@ -234,7 +281,10 @@ mod tests {
         let id = identity("consul-0", 1, None);
         let sets = [("datacenter".to_string(), "eu-1".to_string())];
         let vars = variables(&id, &sets, &[], UnknownPodIp::Undefined).unwrap();
-        assert_eq!(get(&vars, "datacenter").unwrap().value, json!("eu-1"));
+        assert_eq!(
+            get(&vars, "datacenter").unwrap().value.to_json(),
+            json!("eu-1")
+        );
         assert_eq!(get(&vars, "datacenter").unwrap().source, "flag --set");
         for name in BUILT_IN {
             let err = variables(

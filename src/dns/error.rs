@@ -26,6 +26,8 @@ pub enum WaitError {
     NoNameserver { path: String },
     /// hickory refused the server list (exit 2).
     Client { servers: String, why: String },
+    /// The open-file limit (`ulimit -n`) is too low for the wait, even raised (exit 2).
+    TooFewFiles { limit: u64, needed: u64 },
     /// `--wait N` with N outside `1..=replicas` (exit 2).
     CountOutOfRange { n: usize, replicas: usize },
 }
@@ -51,6 +53,10 @@ impl fmt::Display for WaitError {
             WaitError::Client { servers, why } => {
                 write!(f, "cannot set up a DNS client for {servers}: {why}")
             }
+            WaitError::TooFewFiles { limit, needed } => write!(
+                f,
+                "the open-file limit (ulimit -n) is {limit}; the DNS wait needs {needed}"
+            ),
             WaitError::CountOutOfRange { n, replicas } => write!(
                 f,
                 "--wait {n}: a count must be from 1 to the replica count {replicas}"
@@ -71,6 +77,9 @@ impl WaitError {
                 "add a line such as `nameserver 10.96.0.10`, or give the server with --nameserver IP[:PORT]"
                     .to_string(),
             ),
+            WaitError::TooFewFiles { needed, .. } => Some(format!(
+                "raise the container's file limit to at least {needed} (ulimit -n, or the runtime's default), or use --wait none"
+            )),
             WaitError::CountOutOfRange { replicas, .. } => Some(format!(
                 "use a number from 1 to {replicas}, or all, quorum, preceding, self or none"
             )),
@@ -188,12 +197,18 @@ impl TimeoutCause {
     }
 }
 
+/// At most 5 addresses and a count of the rest: a name with thousands of stale records
+/// must not make a 23 KB log or exit line.
 pub(super) fn addr_list(addresses: &[IpAddr]) -> String {
-    addresses
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    let shown: Vec<String> = addresses.iter().take(5).map(ToString::to_string).collect();
+    name_list_of(&shown, addresses.len())
+}
+
+fn name_list_of(shown: &[String], total: usize) -> String {
+    match total.saturating_sub(shown.len()) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
 }
 
 /// A duration for people, to the millisecond: `1s 250ms`, `5m`.
@@ -300,6 +315,19 @@ mod tests {
             ),
             "{message}"
         );
+    }
+
+    #[test]
+    fn long_address_lists_are_cut() {
+        let many: Vec<IpAddr> = (0..2000u32)
+            .map(|i| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)))
+            .collect();
+        let text = addr_list(&many);
+        assert_eq!(
+            text,
+            "10.0.0.0, 10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4 and 1995 more"
+        );
+        assert_eq!(addr_list(&many[..2]), "10.0.0.0, 10.0.0.1");
     }
 
     #[test]

@@ -87,12 +87,50 @@ pub fn wait(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome>
     if settings.policy == WaitPolicy::None {
         return Ok(WaitOutcome::Met { resolved: 0 });
     }
+    ensure_file_limit(target.members.replicas() as usize)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| WaitError::Runtime(format!("cannot start the DNS wait: {e}")))?;
     // Dropping the runtime on return cancels whatever is still in flight.
     runtime.block_on(wait_or_signal(target, settings))
+}
+
+/// File descriptors a wait on `names` names needs: the runtime's own few, the signal pipes,
+/// and a socket per name in flight (two, with TCP after a truncated answer).
+fn files_needed(names: usize) -> u64 {
+    16 + 2 * names.min(pacing::NAMES_IN_FLIGHT) as u64
+}
+
+/// Raises the soft open-file limit to [`files_needed`] when it is lower (any process may, up
+/// to its hard limit); refuses to start when the hard limit is lower too, with a message
+/// that says so, rather than failing later in ways that look like DNS trouble.
+fn ensure_file_limit(names: usize) -> std::result::Result<(), WaitError> {
+    let needed = files_needed(names);
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Ok(());
+    }
+    if limit.rlim_cur >= needed {
+        return Ok(());
+    }
+    let raised = libc::rlimit {
+        rlim_cur: needed.min(limit.rlim_max),
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit only reads the struct it is given.
+    let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0;
+    if ok && raised.rlim_cur >= needed {
+        return Ok(());
+    }
+    Err(WaitError::TooFewFiles {
+        limit: limit.rlim_max,
+        needed,
+    })
 }
 
 async fn wait_or_signal(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome> {

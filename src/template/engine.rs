@@ -62,7 +62,13 @@ pub struct Renderer {
 pub(super) const CAPTURE: &str = "__peerconf_capture";
 
 impl Renderer {
+    /// A renderer for a JSON context (tests and fuzz targets build one this way).
     pub fn new(syntax: &Syntax, context: &Json) -> Result<Renderer> {
+        Renderer::with_context(syntax, json_to_value(context))
+    }
+
+    /// A renderer for a context of minijinja values (see [`super::context_of`]).
+    pub fn with_context(syntax: &Syntax, context: Value) -> Result<Renderer> {
         let config = SyntaxConfig::builder()
             .variable_delimiters(syntax.variable.0.clone(), syntax.variable.1.clone())
             .block_delimiters(syntax.block.0.clone(), syntax.block.1.clone())
@@ -97,7 +103,7 @@ impl Renderer {
         });
         Ok(Renderer {
             env: RefCell::new(env),
-            context: json_to_value(context),
+            context,
             syntax: syntax.clone(),
             probe,
             fuel_left: Cell::new(FUEL),

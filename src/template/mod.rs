@@ -5,6 +5,7 @@
 //! most (the ConfigMap limit), UTF-8 only, a fuel budget for execution, and no loader, so a
 //! template can neither read files nor include other templates.
 
+mod context;
 mod engine;
 mod json;
 mod mode;
@@ -12,6 +13,7 @@ mod source;
 
 use std::fmt;
 
+pub use context::context_of;
 pub use engine::{MAX_OUTPUT_BYTES, Renderer, Syntax, engine_in_use};
 pub use mode::{Format, Mode, mode_of};
 pub use source::{TemplateFile, TemplateSource, load};
