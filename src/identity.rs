@@ -13,6 +13,13 @@ use crate::resolv_conf::ResolvConf;
 pub const SERVICE_ACCOUNT_NAMESPACE: &str =
     "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
+/// Does this process run in a Kubernetes pod? (The kubelet sets KUBERNETES_SERVICE_HOST and
+/// mounts the service-account files, unless a pod opts out of both.)
+pub fn in_pod() -> bool {
+    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+        || Path::new(SERVICE_ACCOUNT_NAMESPACE).exists()
+}
+
 /// Where the kernel keeps the host name (a pod's host name is its pod name).
 const KERNEL_HOSTNAME: &str = "/proc/sys/kernel/hostname";
 

@@ -41,6 +41,7 @@ fn settings(server: SocketAddr, policy: &str) -> WaitSettings {
         resolv_conf: ResolvConf::read(Path::new("/nonexistent/resolv.conf")),
         max_interval: Duration::from_millis(100),
         max_qps: 100,
+        in_cluster: true,
     }
 }
 

@@ -178,6 +178,7 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
         resolv_conf: identity.resolv_conf.clone(),
         max_interval: args.wait.max_interval,
         max_qps: args.wait.max_qps,
+        in_cluster: crate::identity::in_pod(),
     };
     Ok(RenderPlan {
         identity,

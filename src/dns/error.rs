@@ -153,6 +153,8 @@ pub enum TimeoutCause {
     OrderedReady,
     /// Some peers never appeared.
     PeersMissing,
+    /// Names did not resolve, and this is no Kubernetes pod.
+    OffCluster,
 }
 
 impl TimeoutCause {
@@ -162,10 +164,13 @@ impl TimeoutCause {
         resolved: &[bool],
         self_stale: bool,
         server_trouble: bool,
+        in_cluster: bool,
     ) -> TimeoutCause {
         let me = req.self_ordinal();
         if server_trouble {
             TimeoutCause::ServerUnreachable
+        } else if !in_cluster {
+            TimeoutCause::OffCluster
         } else if req.needs_self() && !resolved[me] && self_stale {
             TimeoutCause::StaleOwnRecord
         } else if req.needs_self() && !resolved[me] {
@@ -180,8 +185,14 @@ impl TimeoutCause {
     pub fn hint(self) -> &'static str {
         match self {
             TimeoutCause::ServerUnreachable => {
-                "check that the DNS server is reachable from the pod: --nameserver, or the \
-                 nameserver lines of --resolv-conf"
+                "no DNS server ever answered (every query failed or timed out): check that \
+                 the DNS server is reachable from the pod: --nameserver, or the nameserver \
+                 lines of --resolv-conf"
+            }
+            TimeoutCause::OffCluster => {
+                "this does not run in a Kubernetes pod (no KUBERNETES_SERVICE_HOST, no \
+                 service-account files): publish the names in the DNS server that \
+                 --nameserver names, or skip the wait with --wait none"
             }
             TimeoutCause::StaleOwnRecord => {
                 "the DNS record of this pod's name still holds an old pod's IP: check the \
@@ -283,7 +294,7 @@ mod tests {
             |me| Members::new("a", "a.b.svc.c", &Sourced::new(3, Source::Default), me).unwrap();
         let quorum = Requirement::new(WaitPolicy::Quorum, &members(0)).unwrap();
         let cause = |req: &Requirement, resolved: &[bool], stale: bool, trouble: bool| {
-            TimeoutCause::of(req, resolved, stale, trouble).hint()
+            TimeoutCause::of(req, resolved, stale, trouble, true).hint()
         };
         assert!(
             cause(&quorum, &[false, true, false], false, false)
@@ -296,6 +307,21 @@ mod tests {
         );
         let all = Requirement::new(WaitPolicy::All, &members(0)).unwrap();
         assert!(cause(&all, &[true, true, false], false, false).contains("--on-timeout continue"));
+        // Off a cluster, the Kubernetes advice gives way; a silent server is still named.
+        let off = |resolved: &[bool], trouble: bool| {
+            TimeoutCause::of(&quorum, resolved, false, trouble, false)
+        };
+        assert_eq!(off(&[false, true, false], false), TimeoutCause::OffCluster);
+        assert_eq!(off(&[true, false, false], false), TimeoutCause::OffCluster);
+        assert_eq!(
+            off(&[false, false, false], true),
+            TimeoutCause::ServerUnreachable
+        );
+        assert!(
+            TimeoutCause::OffCluster
+                .hint()
+                .contains("not run in a Kubernetes pod")
+        );
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub struct WaitSettings {
     pub resolv_conf: ResolvConf,
     pub max_interval: Duration,
     pub max_qps: u32,
+    /// Does this run in a Kubernetes pod? Off a cluster (a laptop, CI) the advice about
+    /// Services and pod management policies does not apply, and the hints say so instead.
+    pub in_cluster: bool,
 }
 
 /// Who to wait for.
@@ -257,7 +260,7 @@ impl Run<'_> {
             );
             let elapsed = now - self.start;
             // The hints read meaning into DNS answers: none before a server has answered.
-            let hints = if self.answered {
+            let hints = if self.answered && settings.in_cluster {
                 self.hints.take_due(
                     &self.req,
                     self.progress.resolved(),
@@ -439,6 +442,7 @@ impl Run<'_> {
                 self.progress.resolved(),
                 self.self_stale.is_some(),
                 server_trouble.is_some(),
+                self.settings.in_cluster,
             ),
             server_trouble,
         };
