@@ -77,6 +77,10 @@ impl Renderer {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_fuel(Some(FUEL));
+        // `{{ pod_ip | host }}`, `{{ pod_ip | hostport(2380) }}`: IPv6 in brackets (see
+        // [`super::address`]).
+        env.add_filter("host", super::address::host_filter);
+        env.add_filter("hostport", super::address::hostport_filter);
         let probe = Arc::new(Mutex::new(None));
         let p = Arc::clone(&probe);
         env.add_function(CAPTURE, move |value: Value| {

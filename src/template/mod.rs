@@ -5,6 +5,7 @@
 //! most (the ConfigMap limit), UTF-8 only, a fuel budget for execution, and no loader, so a
 //! template can neither read files nor include other templates.
 
+mod address;
 mod engine;
 mod json;
 mod mode;
