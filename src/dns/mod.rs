@@ -265,7 +265,7 @@ impl Run<'_> {
                     needed = self.req.needed(),
                     pending = %name_list(&self.peer_names(&next), 10),
                     next_try = %short(pause),
-                    dns_negative_ttl = self.negative_ttl.map(short).as_deref(),
+                    dns_negative_ttl = self.negative_ttl.map(|ttl| tracing::field::display(short(ttl))),
                     "still waiting for peers' DNS names"
                 );
             }

@@ -177,7 +177,7 @@ impl Renderer {
     ) -> TemplateError {
         let unknown = self.unknown_names(source);
         let undefined = EngineCause::Undefined {
-            pod_ip: unknown.iter().any(|name| name == "pod_ip"),
+            pod_ip: unknown.iter().any(|name| is_pod_address(name)),
         };
         let cause = match e.kind() {
             minijinja::ErrorKind::UndefinedError => undefined,
@@ -215,6 +215,12 @@ impl Renderer {
         names.sort();
         names
     }
+}
+
+/// The variables that hold this pod's addresses: undefined while POD_IP/POD_IPS are unset (or,
+/// for `pod_ipv4`/`pod_ipv6`, when the pod has no address of that family).
+pub(super) fn is_pod_address(name: &str) -> bool {
+    matches!(name, "pod_ip" | "pod_ips" | "pod_ipv4" | "pod_ipv6")
 }
 
 thread_local! {

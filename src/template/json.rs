@@ -15,7 +15,7 @@ use minijinja::Value;
 use minijinja::value::ValueKind;
 use serde_json::Value as Json;
 
-use super::engine::{CAPTURE, Renderer};
+use super::engine::{CAPTURE, Renderer, is_pod_address};
 use super::{EngineCause, TemplateError};
 
 type Result<T> = std::result::Result<T, TemplateError>;
@@ -104,7 +104,10 @@ impl Renderer {
                 at: at.to_string(),
                 expr: expr.trim().to_string(),
                 cause: EngineCause::Undefined {
-                    pod_ip: self.unknown_names(&wrapped).iter().any(|n| n == "pod_ip"),
+                    pod_ip: self
+                        .unknown_names(&wrapped)
+                        .iter()
+                        .any(|n| is_pod_address(n)),
                 },
             });
         }
