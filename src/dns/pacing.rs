@@ -8,7 +8,7 @@
 //! several caches: CoreDNS runs as several replicas behind one Service IP, each with its own
 //! cache and its own remaining TTL, and a query that lands on another replica can see the
 //! record at once. Measured through unbound (e2e scenario `caching-resolver`, negative TTL 5 s,
-//! `--max-interval` 1 s): the inits saw the records 0.08-0.62 s after unbound started serving
+//! `--max-interval` 1 s): the inits saw the records 0.08-0.91 s after unbound started serving
 //! them, so pacing by the TTL could gain at most one interval with a single cache, and could
 //! lose up to a whole TTL behind several. A cached NXDOMAIN costs the server next to nothing,
 //! and `--max-qps` bounds the rate either way. See docs/caching-dns.md.
