@@ -136,7 +136,7 @@ def policy(base, docs, version):
               f"{where}: REPLICAS env == spec.replicas ({replicas})",
               f"REPLICAS={env.get('REPLICAS', {}).get('value')!r}")
         for var, path in [("POD_NAMESPACE", "metadata.namespace"), ("POD_NAME", "metadata.name"),
-                          ("POD_IP", "status.podIP")]:
+                          ("POD_IP", "status.podIP"), ("POD_IPS", "status.podIPs")]:
             got = env.get(var, {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
             check(got == path, f"{where}: {var} from the downward API ({path})", f"got {got}")
         args = init.get("args", [])

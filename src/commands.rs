@@ -53,7 +53,7 @@ fn render(plan: &RenderPlan) -> Result<()> {
     let dry_run = plan.target == Target::Stdout;
     if identity.pod_ip.is_none() && dry_run {
         tracing::warn!(
-            pod_ip = %documentation_ip(identity.ordinal.value),
+            pod_ip = %documentation_ip(identity.members.index()),
             "POD_IP is not set: this dry run uses a documentation address as pod_ip"
         );
     }
@@ -76,7 +76,10 @@ fn render(plan: &RenderPlan) -> Result<()> {
     let staged = output::stage(&outputs, plan.mode)?;
     let target = WaitTarget {
         members: identity.members.clone(),
-        self_ip: identity.pod_ip.as_ref().map(|ip| ip.value),
+        self_ips: identity
+            .pod_ips
+            .as_ref()
+            .map_or_else(Vec::new, |ips| ips.value.clone()),
     };
     if let WaitOutcome::TimedOut { unresolved } = dns::wait(&target, &plan.wait)? {
         tracing::warn!(

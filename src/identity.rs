@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use crate::members::{MAX_REPLICAS, Members};
+use crate::members::{MAX_REPLICAS, MAX_START_ORDINAL, Members};
 use crate::resolv_conf::ResolvConf;
 
 /// The service-account namespace file a pod gets mounted (kubectl reads the same).
@@ -31,6 +31,8 @@ pub enum Source {
     File(PathBuf),
     Derived(&'static str),
     Default,
+    /// A documentation address standing in for an unknown pod IP (dry run, `check`).
+    Placeholder,
 }
 
 impl fmt::Display for Source {
@@ -41,6 +43,9 @@ impl fmt::Display for Source {
             Source::File(path) => write!(f, "file {}", path.display()),
             Source::Derived(from) => write!(f, "derived from {from}"),
             Source::Default => f.write_str("default"),
+            Source::Placeholder => f.write_str(
+                "placeholder: the IP is unknown here, so a documentation address (RFC 5737/3849) stands in",
+            ),
         }
     }
 }
@@ -75,6 +80,10 @@ pub struct Inputs {
     pub service: Option<Sourced<String>>,
     pub cluster_domain: Option<Sourced<String>>,
     pub pod_ip: Option<Sourced<IpAddr>>,
+    /// `spec.ordinals.start`; 0 when absent.
+    pub start_ordinal: Option<Sourced<u32>>,
+    /// `status.podIPs`: every address of a dual-stack pod.
+    pub pod_ips: Option<Sourced<Vec<IpAddr>>>,
 }
 
 /// Facts about the machine the defaults come from. Real paths in production, temp files in
@@ -107,9 +116,15 @@ pub struct Identity {
     pub statefulset: Sourced<String>,
     pub ordinal: Sourced<u32>,
     pub replicas: Sourced<u32>,
+    /// The first ordinal (`spec.ordinals.start`).
+    pub start_ordinal: Sourced<u32>,
     pub service: Sourced<String>,
     pub cluster_domain: Sourced<String>,
+    /// The primary pod IP (`status.podIP`): `--pod-ip`, else the first of `--pod-ips`.
     pub pod_ip: Option<Sourced<IpAddr>>,
+    /// Every address of this pod, the primary first, at most one per family: `--pod-ips`,
+    /// else `[pod_ip]`. Some exactly when `pod_ip` is.
+    pub pod_ips: Option<Sourced<Vec<IpAddr>>>,
     /// Every member of the StatefulSet, this pod among them.
     pub members: Members,
 }
@@ -119,7 +134,7 @@ pub struct Identity {
 pub enum PodNameFallback {
     /// `$HOSTNAME`, then the kernel host name (a pod's host name is its name).
     HostName,
-    /// No fallback: `check` renders ordinal 0 when only `--statefulset` is given.
+    /// No fallback: `check` renders the first ordinal when only `--statefulset` is given.
     FirstOrdinal,
 }
 
@@ -132,13 +147,17 @@ impl Identity {
     ) -> Result<Identity, IdentityError> {
         let replicas = inputs.replicas.ok_or(IdentityError::ReplicasMissing)?;
         crate::members::check_replicas(&replicas)?;
+        let start_ordinal = inputs
+            .start_ordinal
+            .unwrap_or_else(|| Sourced::new(0, Source::Default));
         let namespace = inputs.namespace.unwrap_or_else(|| namespace_default(host));
         check_label("namespace", &namespace)?;
         let pod_name = match (inputs.pod_name, fallback, &inputs.statefulset) {
             (Some(pod), _, _) => pod,
-            (None, PodNameFallback::FirstOrdinal, Some(sts)) => {
-                Sourced::new(format!("{}-0", sts.value), Source::Derived("statefulset"))
-            }
+            (None, PodNameFallback::FirstOrdinal, Some(sts)) => Sourced::new(
+                format!("{}-{}", sts.value, start_ordinal.value),
+                Source::Derived("statefulset and start_ordinal"),
+            ),
             (None, _, _) => host_pod_name(host)?,
         };
         let (statefulset, ordinal) = statefulset_and_ordinal(&pod_name, inputs.statefulset)?;
@@ -151,16 +170,25 @@ impl Identity {
             "{}.{}.svc.{}",
             service.value, namespace.value, cluster_domain.value
         );
-        let members = Members::new(&statefulset.value, &service_fqdn, &replicas, ordinal)?;
+        let members = Members::new(
+            &statefulset.value,
+            &service_fqdn,
+            &replicas,
+            &start_ordinal,
+            ordinal,
+        )?;
+        let (pod_ip, pod_ips) = pod_addresses(inputs.pod_ip, inputs.pod_ips)?;
         Ok(Identity {
             namespace,
             pod_name,
             statefulset,
             ordinal: Sourced::new(ordinal, Source::Derived("pod_name")),
             replicas,
+            start_ordinal,
             service,
             cluster_domain,
-            pod_ip: inputs.pod_ip,
+            pod_ip,
+            pod_ips,
             members,
         })
     }
@@ -175,10 +203,63 @@ impl Identity {
         );
         other.ordinal = Sourced::new(ordinal, Source::Derived("check's ordinal loop"));
         if ordinal != self.ordinal.value {
-            other.pod_ip = None;
+            // Another member's IPs are unknown: stand-ins of this pod's address families.
+            let stand_ins = self
+                .pod_ips
+                .as_ref()
+                .map(|_| documentation_ips(other.members.index(), self.families()));
+            other.pod_ip = stand_ins
+                .as_ref()
+                .map(|ips| Sourced::new(ips[0], Source::Placeholder));
+            other.pod_ips = stand_ins.map(|ips| Sourced::new(ips, Source::Placeholder));
         }
         other
     }
+
+    /// The address families of this pod's known IPs (IPv4, IPv6); both false when unknown.
+    pub fn families(&self) -> (bool, bool) {
+        let ips = self.pod_ips.as_ref().map_or(&[][..], |ips| &ips.value[..]);
+        (
+            ips.iter().any(IpAddr::is_ipv4),
+            ips.iter().any(IpAddr::is_ipv6),
+        )
+    }
+}
+
+/// The primary pod IP and the list of all of them, from `--pod-ip` and `--pod-ips`: the
+/// primary is `--pod-ip`, else the first of `--pod-ips`; the list is `--pod-ips`, else the
+/// primary alone. Kubernetes' `status.podIPs` holds the primary first and at most one address
+/// per family, so a list that does not is refused, as is a `--pod-ip` missing from it.
+#[allow(clippy::type_complexity)]
+fn pod_addresses(
+    pod_ip: Option<Sourced<IpAddr>>,
+    pod_ips: Option<Sourced<Vec<IpAddr>>>,
+) -> Result<(Option<Sourced<IpAddr>>, Option<Sourced<Vec<IpAddr>>>), IdentityError> {
+    let Some(list) = pod_ips else {
+        let all = pod_ip
+            .as_ref()
+            .map(|ip| Sourced::new(vec![ip.value], Source::Derived("pod_ip")));
+        return Ok((pod_ip, all));
+    };
+    let v4 = list.value.iter().filter(|ip| ip.is_ipv4()).count();
+    let v6 = list.value.len() - v4;
+    if list.value.is_empty() || v4 > 1 || v6 > 1 {
+        return Err(IdentityError::BadPodIps(list));
+    }
+    let primary = match pod_ip {
+        Some(ip) if !list.value.contains(&ip.value) => {
+            return Err(IdentityError::PodIpNotInPodIps {
+                pod_ip: ip,
+                pod_ips: list,
+            });
+        }
+        Some(ip) => ip,
+        None => Sourced::new(list.value[0], Source::Derived("pod_ips")),
+    };
+    // The primary first, as the downward API lists them.
+    let mut ordered = vec![primary.value];
+    ordered.extend(list.value.iter().filter(|&&ip| ip != primary.value));
+    Ok((Some(primary), Some(Sourced::new(ordered, list.source))))
 }
 
 /// The service-account namespace file, else `default` (as kubectl does).
@@ -255,10 +336,19 @@ pub enum IdentityError {
         statefulset: String,
         replicas: u32,
     },
-    OrdinalNotBelowReplicas {
+    /// The pod's ordinal is not in `start..start+replicas`.
+    OrdinalOutOfRange {
         ordinal: u32,
         pod_name: String,
         replicas: Sourced<u32>,
+        start: Sourced<u32>,
+    },
+    StartOrdinalOutOfRange(Sourced<u32>),
+    /// `--pod-ips` is empty, or holds two addresses of one family.
+    BadPodIps(Sourced<Vec<IpAddr>>),
+    PodIpNotInPodIps {
+        pod_ip: Sourced<IpAddr>,
+        pod_ips: Sourced<Vec<IpAddr>>,
     },
     BadClusterDomain(Sourced<String>, String),
     FqdnTooLong(String),
@@ -311,14 +401,52 @@ impl fmt::Display for IdentityError {
                 f,
                 "member name '{name}' (StatefulSet '{statefulset}', {replicas} replicas) is longer than 63 characters, so it cannot be a DNS label"
             ),
-            OrdinalNotBelowReplicas {
+            OrdinalOutOfRange {
                 ordinal,
                 pod_name,
                 replicas,
-            } => write!(
+                start,
+            } if start.value == 0 => write!(
                 f,
                 "ordinal {ordinal} of pod '{pod_name}' is not below --replicas {} ({})",
                 replicas.value, replicas.source
+            ),
+            OrdinalOutOfRange {
+                ordinal,
+                pod_name,
+                replicas,
+                start,
+            } => {
+                let stem = pod_name.rsplit_once('-').map_or("", |(stem, _)| stem);
+                write!(
+                    f,
+                    "ordinal {ordinal} of pod '{pod_name}' is not a member: with --start-ordinal {} ({}) \
+                     and --replicas {} ({}) the members are {stem}-{} .. {stem}-{}",
+                    start.value,
+                    start.source,
+                    replicas.value,
+                    replicas.source,
+                    start.value,
+                    u64::from(start.value) + u64::from(replicas.value) - 1
+                )
+            }
+            StartOrdinalOutOfRange(start) => write!(
+                f,
+                "--start-ordinal {} ({}) is over {MAX_START_ORDINAL}, the largest spec.ordinals.start",
+                start.value, start.source
+            ),
+            BadPodIps(ips) => write!(
+                f,
+                "pod IPs '{}' ({}) are not a pod's addresses: give one or two, at most one IPv4 and one IPv6",
+                ip_list(&ips.value),
+                ips.source
+            ),
+            PodIpNotInPodIps { pod_ip, pod_ips } => write!(
+                f,
+                "pod IP {} is not among the pod IPs '{}' ({})",
+                pod_ip.quoted(),
+                ip_list(&pod_ips.value),
+                pod_ips.source
             ),
             BadClusterDomain(domain, why) => write!(
                 f,
@@ -357,8 +485,21 @@ impl IdentityError {
             MemberNameTooLong { .. } => {
                 "shorten the StatefulSet name: the pod names <statefulset>-<ordinal> must fit in 63 characters"
             }
-            OrdinalNotBelowReplicas { .. } => {
+            OrdinalOutOfRange { start, .. } if start.value == 0 => {
                 "REPLICAS must equal the StatefulSet's spec.replicas; change both together when scaling"
+            }
+            OrdinalOutOfRange { .. } => {
+                "REPLICAS must equal the StatefulSet's spec.replicas and PEERCONF_START_ORDINAL its \
+                 spec.ordinals.start; change them together"
+            }
+            StartOrdinalOutOfRange(_) => {
+                "set PEERCONF_START_ORDINAL to the StatefulSet's spec.ordinals.start"
+            }
+            BadPodIps(_) => {
+                "set POD_IPS from the downward API (fieldRef status.podIPs): comma-separated, the primary first"
+            }
+            PodIpNotInPodIps { .. } => {
+                "set POD_IP from status.podIP and POD_IPS from status.podIPs (the primary is the first of them)"
             }
             BadClusterDomain(..) => "use the cluster's DNS domain, e.g. cluster.local",
             FqdnTooLong(_) => "shorten the StatefulSet, Service, namespace or cluster domain",
@@ -368,27 +509,60 @@ impl IdentityError {
     }
 }
 
-/// A stand-in pod IP for dry runs and `check`: distinct per ordinal, and from the ranges
-/// reserved for documentation (RFC 5737, then RFC 3849) so it can never reach a real host.
-pub fn documentation_ip(ordinal: u32) -> IpAddr {
-    const RANGES: [[u8; 3]; 3] = [[192, 0, 2], [198, 51, 100], [203, 0, 113]];
-    let index = ordinal as usize / 254;
-    if let Some(prefix) = RANGES.get(index) {
-        let host = (ordinal % 254 + 1) as u8;
-        IpAddr::V4(Ipv4Addr::new(prefix[0], prefix[1], prefix[2], host))
+fn ip_list(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// IPv4 documentation addresses (RFC 5737): three /24s, 762 hosts.
+const V4_DOCUMENTATION: [[u8; 3]; 3] = [[192, 0, 2], [198, 51, 100], [203, 0, 113]];
+const V4_DOCUMENTATION_HOSTS: u32 = 3 * 254;
+
+/// A stand-in pod IP for dry runs and `check`, for the member at 0-based `index`: distinct per
+/// member, and from the ranges reserved for documentation (RFC 5737, then RFC 3849) so it can
+/// never reach a real host. IPv4 for the first 762 members, then IPv6.
+pub fn documentation_ip(index: u32) -> IpAddr {
+    if index < V4_DOCUMENTATION_HOSTS {
+        IpAddr::V4(documentation_ipv4(index))
     } else {
-        let n = ordinal + 1;
-        IpAddr::V6(Ipv6Addr::new(
-            0x2001,
-            0xdb8,
-            0,
-            0,
-            0,
-            0,
-            (n >> 16) as u16,
-            n as u16,
-        ))
+        IpAddr::V6(documentation_ipv6(index))
     }
+}
+
+/// An IPv4 documentation address for member `index`; distinct for the first 762 members, then
+/// the same ones again.
+pub fn documentation_ipv4(index: u32) -> Ipv4Addr {
+    let n = index % V4_DOCUMENTATION_HOSTS;
+    let prefix = V4_DOCUMENTATION[(n / 254) as usize];
+    Ipv4Addr::new(prefix[0], prefix[1], prefix[2], (n % 254 + 1) as u8)
+}
+
+/// An IPv6 documentation address (`2001:db8::/32`) for member `index`, distinct per member.
+pub fn documentation_ipv6(index: u32) -> Ipv6Addr {
+    let n = u64::from(index) + 1;
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, (n >> 16) as u16, n as u16)
+}
+
+/// Stand-in addresses for member `index` of the given families `(ipv4, ipv6)` (both when
+/// neither is given), the primary first: [`documentation_ip`] when its family is wanted.
+pub fn documentation_ips(index: u32, (v4, v6): (bool, bool)) -> Vec<IpAddr> {
+    let (v4, v6) = if v4 || v6 { (v4, v6) } else { (true, true) };
+    let four = IpAddr::V4(documentation_ipv4(index));
+    let six = IpAddr::V6(documentation_ipv6(index));
+    let primary = documentation_ip(index);
+    let mut ips = Vec::with_capacity(2);
+    if (primary.is_ipv4() && v4) || (primary.is_ipv6() && v6) {
+        ips.push(primary);
+    }
+    for ip in [four, six] {
+        let wanted = if ip.is_ipv4() { v4 } else { v6 };
+        if wanted && !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    ips
 }
 
 fn host_pod_name(host: &Host) -> Result<Sourced<String>, IdentityError> {
@@ -773,5 +947,157 @@ mod tests {
         assert_eq!(documentation_ip(762).to_string(), "2001:db8::2fb");
         let all: std::collections::HashSet<_> = (0..MAX_REPLICAS).map(documentation_ip).collect();
         assert_eq!(all.len(), MAX_REPLICAS as usize);
+        let all_v6: std::collections::HashSet<_> =
+            (0..MAX_REPLICAS).map(documentation_ipv6).collect();
+        assert_eq!(all_v6.len(), MAX_REPLICAS as usize);
+        assert!(
+            all_v6
+                .iter()
+                .all(|ip| ip.segments()[..2] == [0x2001, 0xdb8])
+        );
+        assert_eq!(documentation_ipv4(762), documentation_ipv4(0));
+        let show = |ips: Vec<IpAddr>| {
+            ips.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            show(documentation_ips(1, (false, false))),
+            "192.0.2.2 2001:db8::2"
+        );
+        assert_eq!(show(documentation_ips(1, (true, false))), "192.0.2.2");
+        assert_eq!(show(documentation_ips(1, (false, true))), "2001:db8::2");
+        assert_eq!(
+            show(documentation_ips(762, (true, true))),
+            "2001:db8::2fb 192.0.2.1"
+        );
+    }
+
+    fn ips(list: &str) -> Option<Sourced<Vec<IpAddr>>> {
+        let ips = list.split(',').map(|ip| ip.parse().unwrap()).collect();
+        Some(Sourced::new(ips, Source::Env("POD_IPS".into())))
+    }
+
+    fn ip(text: &str) -> Option<Sourced<IpAddr>> {
+        Some(Sourced::new(
+            text.parse().unwrap(),
+            Source::Env("POD_IP".into()),
+        ))
+    }
+
+    #[test]
+    fn pod_ips_give_the_primary_and_every_family() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = host_without_files(dir.path());
+        let resolve = |pod_ip, pod_ips| {
+            let mut given = inputs("db-0", 3);
+            given.pod_ip = pod_ip;
+            given.pod_ips = pod_ips;
+            Identity::resolve(given, &host, PodNameFallback::HostName)
+        };
+        // POD_IPS alone: the primary is its first address.
+        let id = resolve(None, ips("fd00::5,10.0.0.5")).unwrap();
+        assert_eq!(id.pod_ip.as_ref().unwrap().value.to_string(), "fd00::5");
+        assert_eq!(
+            id.pod_ip.as_ref().unwrap().source,
+            Source::Derived("pod_ips")
+        );
+        assert_eq!(id.families(), (true, true));
+        // POD_IP names the primary; the list is put in that order.
+        let id = resolve(ip("10.0.0.5"), ips("fd00::5,10.0.0.5")).unwrap();
+        assert_eq!(id.pod_ip.unwrap().value.to_string(), "10.0.0.5");
+        assert_eq!(ip_list(&id.pod_ips.unwrap().value), "10.0.0.5,fd00::5");
+        // POD_IP alone: a list of one.
+        let id = resolve(ip("fd00::5"), None).unwrap();
+        assert_eq!(ip_list(&id.pod_ips.as_ref().unwrap().value), "fd00::5");
+        assert_eq!(id.families(), (false, true));
+        // Refused: two of one family, an empty list, a POD_IP not among them.
+        for (pod_ip, pod_ips, want) in [
+            (
+                None,
+                ips("10.0.0.5,10.0.0.6"),
+                "at most one IPv4 and one IPv6",
+            ),
+            (
+                None,
+                ips("fd00::5,fd00::6"),
+                "at most one IPv4 and one IPv6",
+            ),
+            (
+                None,
+                Some(Sourced::new(vec![], Source::Env("POD_IPS".into()))),
+                "give one or two",
+            ),
+            (
+                ip("10.0.0.9"),
+                ips("10.0.0.5,fd00::5"),
+                "pod IP '10.0.0.9' (env POD_IP) is not among the pod IPs '10.0.0.5,fd00::5' (env POD_IPS)",
+            ),
+        ] {
+            let err = Error::from(resolve(pod_ip, pod_ips).unwrap_err());
+            assert_eq!(err.kind(), crate::error::Kind::Usage);
+            assert!(err.to_string().contains(want), "{err}");
+            assert!(err.hint().unwrap().contains("status.podIPs"), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn check_gives_other_members_stand_ins_of_the_same_families() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = host_without_files(dir.path());
+        let mut given = inputs("db-0", 3);
+        given.pod_ip = ip("fd00::5");
+        let id = Identity::resolve(given, &host, PodNameFallback::HostName).unwrap();
+        let other = id.for_ordinal(2);
+        assert_eq!(
+            other.pod_ip.as_ref().unwrap().value.to_string(),
+            "2001:db8::3"
+        );
+        assert_eq!(other.pod_ip.as_ref().unwrap().source, Source::Placeholder);
+        assert_eq!(other.families(), (false, true));
+        assert_eq!(
+            id.for_ordinal(0).pod_ips,
+            id.pod_ips,
+            "the own ordinal keeps its IPs"
+        );
+        let unknown = Identity::resolve(inputs("db-0", 3), &host, PodNameFallback::HostName)
+            .unwrap()
+            .for_ordinal(1);
+        assert!(unknown.pod_ip.is_none() && unknown.pod_ips.is_none());
+    }
+
+    #[test]
+    fn a_start_ordinal_is_the_first_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = host_without_files(dir.path());
+        let start = |n| {
+            Some(Sourced::new(
+                n,
+                Source::Env("PEERCONF_START_ORDINAL".into()),
+            ))
+        };
+        let mut given = inputs("zk-3", 3);
+        given.start_ordinal = start(1);
+        let id = Identity::resolve(given.clone(), &host, PodNameFallback::HostName).unwrap();
+        assert_eq!((id.ordinal.value, id.members.index()), (3, 2));
+        // check with only --statefulset starts at the first real ordinal.
+        given.pod_name = None;
+        given.statefulset = flag("zk", "--statefulset");
+        let id = Identity::resolve(given, &host, PodNameFallback::FirstOrdinal).unwrap();
+        assert_eq!(id.pod_name.value, "zk-1");
+        for (pod, code_hint) in [
+            ("zk-0", "spec.ordinals.start"),
+            ("zk-4", "spec.ordinals.start"),
+        ] {
+            let mut given = inputs(pod, 3);
+            given.start_ordinal = start(1);
+            let err = Identity::resolve(given, &host, PodNameFallback::HostName).unwrap_err();
+            assert!(
+                err.to_string().contains("the members are zk-1 .. zk-3"),
+                "{err}"
+            );
+            assert!(err.hint().unwrap().contains(code_hint));
+        }
     }
 }

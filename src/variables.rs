@@ -4,16 +4,20 @@
 use serde_json::{Value, json};
 
 use crate::error::UsageError;
-use crate::identity::{Identity, Sourced, documentation_ip};
+use std::net::IpAddr;
+
+use crate::identity::{Identity, Source, Sourced, documentation_ips};
 use crate::logging::printable;
 use crate::members::Members;
 
 /// The built-in variable names; a `--set` key may not shadow one.
-pub const BUILT_IN: [&str; 14] = [
+pub const BUILT_IN: [&str; 19] = [
     "namespace",
     "pod_name",
     "statefulset",
     "ordinal",
+    "start_ordinal",
+    "index",
     "replicas",
     "quorum",
     "service",
@@ -21,17 +25,21 @@ pub const BUILT_IN: [&str; 14] = [
     "cluster_domain",
     "pod_fqdn",
     "pod_ip",
+    "pod_ips",
+    "pod_ipv4",
+    "pod_ipv6",
     "peers",
     "members",
     "env",
 ];
 
-/// What to do about `pod_ip` when POD_IP is not set.
+/// What to do about `pod_ip` (and `pod_ips`, `pod_ipv4`, `pod_ipv6`) when neither POD_IP nor
+/// POD_IPS is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnknownPodIp {
-    /// `render`: leave it undefined, so a template that uses it fails with a hint.
+    /// `render`: leave them undefined, so a template that uses one fails with a hint.
     Undefined,
-    /// `--dry-run` and `check`: a documentation address, distinct per ordinal.
+    /// `--dry-run` and `check`: documentation addresses of both families, distinct per member.
     Placeholder,
 }
 
@@ -81,6 +89,12 @@ pub fn variables(
         sourced("pod_name", &id.pod_name),
         sourced("statefulset", &id.statefulset),
         sourced("ordinal", &id.ordinal),
+        sourced("start_ordinal", &id.start_ordinal),
+        var(
+            "index",
+            json!(m.index()),
+            "derived from ordinal - start_ordinal",
+        ),
         sourced("replicas", &id.replicas),
         var("quorum", json!(m.quorum()), "derived from replicas/2+1"),
         sourced("service", &id.service),
@@ -96,14 +110,23 @@ pub fn variables(
             "derived from pod_name and service_fqdn",
         ),
     ];
-    match (&id.pod_ip, unknown_pod_ip) {
-        (Some(ip), _) => vars.push(var("pod_ip", json!(ip.value.to_string()), &ip.source)),
-        (None, UnknownPodIp::Placeholder) => vars.push(var(
-            "pod_ip",
-            json!(documentation_ip(id.ordinal.value).to_string()),
-            "placeholder: POD_IP is not set, so a documentation address (RFC 5737/3849) stands in",
-        )),
-        (None, UnknownPodIp::Undefined) => {}
+    let known = match (&id.pod_ip, &id.pod_ips) {
+        (Some(ip), Some(ips)) => Some((ip.clone(), ips.clone())),
+        _ => None,
+    };
+    let addresses = match (known, unknown_pod_ip) {
+        (Some(known), _) => Some(known),
+        (None, UnknownPodIp::Placeholder) => {
+            let ips = documentation_ips(m.index(), (false, false));
+            Some((
+                Sourced::new(ips[0], Source::Placeholder),
+                Sourced::new(ips, Source::Placeholder),
+            ))
+        }
+        (None, UnknownPodIp::Undefined) => None,
+    };
+    if let Some((ip, ips)) = addresses {
+        vars.extend(address_variables(&ip, &ips));
     }
     vars.push(Variable {
         name: "peers".into(),
@@ -132,14 +155,44 @@ pub fn variables(
     Ok(vars)
 }
 
+/// `pod_ip`, `pod_ips`, and `pod_ipv4` / `pod_ipv6` for the families the pod has (a family it
+/// lacks stays undefined, so a template that needs it fails instead of rendering a wrong one).
+fn address_variables(ip: &Sourced<IpAddr>, ips: &Sourced<Vec<IpAddr>>) -> Vec<Variable> {
+    let text = |ip: &IpAddr| json!(ip.to_string());
+    let mut vars = vec![
+        var("pod_ip", text(&ip.value), &ip.source),
+        var(
+            "pod_ips",
+            Value::Array(ips.value.iter().map(text).collect()),
+            &ips.source,
+        ),
+    ];
+    if let Some(v4) = ips.value.iter().find(|ip| ip.is_ipv4()) {
+        vars.push(var(
+            "pod_ipv4",
+            text(v4),
+            "derived from pod_ips (its IPv4 address)",
+        ));
+    }
+    if let Some(v6) = ips.value.iter().find(|ip| ip.is_ipv6()) {
+        vars.push(var(
+            "pod_ipv6",
+            text(v6),
+            "derived from pod_ips (its IPv6 address)",
+        ));
+    }
+    vars
+}
+
 /// `members`: one object per member, in ordinal order.
 fn member_list(m: &Members) -> Value {
     let me = m.ordinal();
     Value::Array(
         m.ordinals()
-            .map(
-                |i| json!({"name": m.name(i), "ordinal": i, "fqdn": m.fqdn(i), "is_self": i == me}),
-            )
+            .zip(0u32..)
+            .map(|(i, index)| {
+                json!({"name": m.name(i), "ordinal": i, "index": index, "fqdn": m.fqdn(i), "is_self": i == me})
+            })
             .collect(),
     )
 }
@@ -211,6 +264,16 @@ mod tests {
     use crate::resolv_conf::ResolvConf;
 
     fn identity(pod: &str, replicas: u32, ip: Option<&str>) -> Identity {
+        identity_with(pod, replicas, ip, None, None)
+    }
+
+    fn identity_with(
+        pod: &str,
+        replicas: u32,
+        ip: Option<&str>,
+        ips: Option<&str>,
+        start: Option<u32>,
+    ) -> Identity {
         let dir = tempfile::tempdir().unwrap();
         let host = Host {
             service_account_namespace: dir.path().join("none"),
@@ -222,6 +285,11 @@ mod tests {
             pod_name: Some(Sourced::new(pod.into(), Source::Env("POD_NAME".into()))),
             replicas: Some(Sourced::new(replicas, Source::Env("REPLICAS".into()))),
             pod_ip: ip.map(|ip| Sourced::new(ip.parse().unwrap(), Source::Env("POD_IP".into()))),
+            pod_ips: ips.map(|ips| {
+                let list = ips.split(',').map(|ip| ip.parse().unwrap()).collect();
+                Sourced::new(list, Source::Env("POD_IPS".into()))
+            }),
+            start_ordinal: start.map(|n| Sourced::new(n, Source::Flag("--start-ordinal".into()))),
             ..Inputs::default()
         };
         Identity::resolve(inputs, &host, PodNameFallback::HostName).unwrap()
@@ -233,7 +301,13 @@ mod tests {
 
     #[test]
     fn every_built_in_is_present_with_its_type_and_source() {
-        let id = identity("consul-2", 3, Some("10.1.2.3"));
+        let id = identity_with(
+            "consul-2",
+            3,
+            Some("10.1.2.3"),
+            Some("10.1.2.3,fd00::3"),
+            None,
+        );
         let vars = variables(
             &id,
             &[],
@@ -252,12 +326,31 @@ mod tests {
             json!("10.1.2.3")
         );
         assert_eq!(
+            get(&vars, "pod_ips").unwrap().value.to_json(),
+            json!(["10.1.2.3", "fd00::3"])
+        );
+        assert_eq!(get(&vars, "pod_ips").unwrap().source, "env POD_IPS");
+        assert_eq!(
+            get(&vars, "pod_ipv4").unwrap().value.to_json(),
+            json!("10.1.2.3")
+        );
+        assert_eq!(
+            get(&vars, "pod_ipv6").unwrap().value.to_json(),
+            json!("fd00::3")
+        );
+        assert_eq!(
+            get(&vars, "start_ordinal").unwrap().value.to_json(),
+            json!(0)
+        );
+        assert_eq!(get(&vars, "start_ordinal").unwrap().source, "default");
+        assert_eq!(get(&vars, "index").unwrap().value.to_json(), json!(2));
+        assert_eq!(
             get(&vars, "env").unwrap().value.to_json(),
             json!({"HOME": "/root"})
         );
         assert_eq!(
             get(&vars, "members").unwrap().value.to_json()[2],
-            json!({"name": "consul-2", "ordinal": 2, "fqdn": "consul-2.consul.default.svc.cluster.local", "is_self": true})
+            json!({"name": "consul-2", "ordinal": 2, "index": 2, "fqdn": "consul-2.consul.default.svc.cluster.local", "is_self": true})
         );
         assert_eq!(
             get(&vars, "members").unwrap().value.to_json()[0]["is_self"],
@@ -269,11 +362,68 @@ mod tests {
     fn unknown_pod_ip_is_undefined_in_render_and_a_placeholder_elsewhere() {
         let id = identity("consul-1", 3, None);
         let render = variables(&id, &[], &[], UnknownPodIp::Undefined).unwrap();
-        assert!(get(&render, "pod_ip").is_none());
+        for name in ["pod_ip", "pod_ips", "pod_ipv4", "pod_ipv6"] {
+            assert!(get(&render, name).is_none(), "{name}");
+        }
         let dry = variables(&id, &[], &[], UnknownPodIp::Placeholder).unwrap();
         let pod_ip = get(&dry, "pod_ip").unwrap();
         assert_eq!(pod_ip.value.to_json(), json!("192.0.2.2"));
         assert!(pod_ip.source.contains("placeholder"));
+        // Stand-ins of both families, so that any template renders in a dry run and in check.
+        assert_eq!(
+            get(&dry, "pod_ips").unwrap().value.to_json(),
+            json!(["192.0.2.2", "2001:db8::2"])
+        );
+        assert_eq!(
+            get(&dry, "pod_ipv6").unwrap().value.to_json(),
+            json!("2001:db8::2")
+        );
+    }
+
+    #[test]
+    fn a_family_the_pod_lacks_stays_undefined() {
+        let id = identity("db-0", 1, Some("fd00::7"));
+        for mode in [UnknownPodIp::Undefined, UnknownPodIp::Placeholder] {
+            let vars = variables(&id, &[], &[], mode).unwrap();
+            assert_eq!(
+                get(&vars, "pod_ips").unwrap().value.to_json(),
+                json!(["fd00::7"])
+            );
+            assert_eq!(
+                get(&vars, "pod_ipv6").unwrap().value.to_json(),
+                json!("fd00::7")
+            );
+            assert!(get(&vars, "pod_ipv4").is_none());
+        }
+    }
+
+    #[test]
+    fn a_start_ordinal_gives_real_ordinals_and_indexes_from_zero() {
+        let id = identity_with("zk-3", 3, None, None, Some(1));
+        let vars = variables(&id, &[], &[], UnknownPodIp::Placeholder).unwrap();
+        assert_eq!(get(&vars, "ordinal").unwrap().value.to_json(), json!(3));
+        assert_eq!(
+            get(&vars, "start_ordinal").unwrap().value.to_json(),
+            json!(1)
+        );
+        assert_eq!(get(&vars, "index").unwrap().value.to_json(), json!(2));
+        let members = &get(&vars, "members").unwrap().value.to_json();
+        let pairs: Vec<(u64, u64)> = members
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["ordinal"].as_u64().unwrap(), m["index"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(pairs, [(1, 0), (2, 1), (3, 2)]);
+        assert_eq!(
+            get(&vars, "peers").unwrap().value.to_json()[0],
+            json!("zk-1.zk.default.svc.cluster.local")
+        );
+        // The stand-in pod IP goes by index (2 here), so members keep distinct ones.
+        assert_eq!(
+            get(&vars, "pod_ip").unwrap().value.to_json(),
+            json!("192.0.2.3")
+        );
     }
 
     #[test]

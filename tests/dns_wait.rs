@@ -24,11 +24,23 @@ fn peer(i: usize) -> String {
 }
 
 fn target(replicas: usize, me: usize, pod_ip: Option<&str>) -> WaitTarget {
+    target_from(0, replicas, me, pod_ip.into_iter().collect())
+}
+
+/// Pod `web-<me>` of the members `web-<start>` .. `web-<start+replicas-1>`, with these IPs.
+fn target_from(start: u32, replicas: usize, me: usize, pod_ips: Vec<&str>) -> WaitTarget {
     let replicas = Sourced::new(replicas as u32, Source::Default);
+    let start = Sourced::new(start, Source::Default);
     WaitTarget {
-        members: Members::new("web", "web.default.svc.cluster.local", &replicas, me as u32)
-            .unwrap(),
-        self_ip: pod_ip.map(|ip| ip.parse().unwrap()),
+        members: Members::new(
+            "web",
+            "web.default.svc.cluster.local",
+            &replicas,
+            &start,
+            me as u32,
+        )
+        .unwrap(),
+        self_ips: pod_ips.iter().map(|ip| ip.parse().unwrap()).collect(),
     }
 }
 
@@ -395,6 +407,114 @@ async fn a_stale_ipv6_own_record_counts_only_once_it_holds_the_pod_ip() {
     dns.add(&peer(0), "fd00::1").await;
     let result = outcome(wait, Duration::from_secs(2)).await;
     assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 1 });
+}
+
+// ---- IPv6-only and dual-stack pods ------------------------------------------------------------
+
+#[tokio::test]
+async fn an_ipv6_only_wait_against_a_server_on_ipv6_loopback_keeps_the_stale_guard() {
+    // The server listens on [::1] only; every record is AAAA; the own name first holds an old
+    // pod's IPv6 address.
+    let dns = TestDns::start_v6(ZONE).await;
+    assert!(dns.addr.is_ipv6(), "{}", dns.addr);
+    dns.add(&peer(0), "fd00::10").await;
+    dns.add(&peer(1), "fd00::99").await;
+    dns.add(&peer(2), "fd00::12").await;
+    let wait = start_wait(target(3, 1, Some("fd00::11")), settings(dns.addr, "all"));
+    dns.await_queries_of(&peer(1), RecordType::AAAA, 0, 2).await;
+    assert_still_waiting(&dns, &peer(1), &wait).await;
+    dns.remove(&peer(1), RecordType::AAAA).await;
+    dns.add(&peer(1), "fd00::11").await;
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 3 });
+    // The peers resolved once each (A: no data, then AAAA); only the own name was asked again.
+    for i in [0, 2] {
+        assert_eq!(dns.count(&peer(i), RecordType::AAAA), 1, "{}", peer(i));
+    }
+    assert!(dns.count(&peer(1), RecordType::AAAA) >= 3);
+}
+
+#[tokio::test]
+async fn a_dual_stack_pod_is_matched_by_either_family() {
+    let dns = TestDns::start_v6(ZONE).await;
+    let pod_ips = vec!["10.0.0.1", "fd00::1"];
+    let self_only = || {
+        start_wait(
+            target_from(0, 1, 0, pod_ips.clone()),
+            settings(dns.addr, "self"),
+        )
+    };
+    // Only the IPv6 record exists (A: no data, so AAAA is asked): it holds one of the IPs.
+    dns.add(&peer(0), "fd00::1").await;
+    assert_eq!(
+        outcome(self_only(), Duration::from_secs(2)).await.unwrap(),
+        WaitOutcome::Met { resolved: 1 }
+    );
+    // Only the IPv4 record: one query, it counts.
+    dns.remove(&peer(0), RecordType::AAAA).await;
+    dns.add(&peer(0), "10.0.0.1").await;
+    let before = dns.count(&peer(0), RecordType::AAAA);
+    assert_eq!(
+        outcome(self_only(), Duration::from_secs(2)).await.unwrap(),
+        WaitOutcome::Met { resolved: 1 }
+    );
+    assert_eq!(dns.count(&peer(0), RecordType::AAAA), before);
+    // A stale A record, a current AAAA record: the AAAA answer counts.
+    dns.remove(&peer(0), RecordType::A).await;
+    dns.add(&peer(0), "10.0.0.9").await;
+    dns.add(&peer(0), "fd00::1").await;
+    assert_eq!(
+        outcome(self_only(), Duration::from_secs(2)).await.unwrap(),
+        WaitOutcome::Met { resolved: 1 }
+    );
+    // Both stale: it waits, and the exit-4 message names both of this pod's IPs.
+    dns.remove(&peer(0), RecordType::AAAA).await;
+    dns.add(&peer(0), "fd00::9").await;
+    let mut s = settings(dns.addr, "self");
+    s.timeout = Duration::from_millis(400);
+    let err = dns::wait_for_peers(&target_from(0, 1, 0, pod_ips.clone()), &s)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::PeersUnresolved);
+    assert!(
+        err.message()
+            .contains("stale 10.0.0.9, fd00::9, not to this pod's IPs 10.0.0.1, fd00::1"),
+        "{err}"
+    );
+}
+
+// ---- start ordinals --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_start_ordinal_waits_for_its_members_and_asks_for_no_other_name() {
+    // spec.ordinals.start 1, 3 replicas: web-1, web-2, web-3.
+    let dns = TestDns::start(ZONE).await;
+    for i in 0..5 {
+        dns.add(&peer(i), &format!("10.0.0.{}", i + 1)).await;
+    }
+    dns.remove(&peer(3), RecordType::A).await;
+    let wait = start_wait(target_from(1, 3, 3, vec![]), settings(dns.addr, "all"));
+    assert_still_waiting(&dns, &peer(3), &wait).await;
+    dns.add(&peer(3), "10.0.0.4").await;
+    let result = outcome(wait, Duration::from_secs(2)).await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 3 });
+    // `preceding` from web-2: web-1 and itself.
+    let result = dns::wait_for_peers(
+        &target_from(1, 3, 2, vec![]),
+        &settings(dns.addr, "preceding"),
+    )
+    .await;
+    assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 2 });
+    for outside in [0, 4] {
+        assert_eq!(
+            dns.count(&peer(outside), RecordType::A),
+            0,
+            "{}",
+            peer(outside)
+        );
+    }
+    assert_eq!(dns.count(&peer(1), RecordType::A), 2);
+    assert_eq!(dns.count(&peer(2), RecordType::A), 2);
 }
 
 // ---- broken servers --------------------------------------------------------------------------
@@ -927,6 +1047,52 @@ mod binary {
             assert!(line.contains(&format!("10.0.0.{}", i + 1)), "{line}");
             assert!(line.contains("elapsed="), "{line}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_negative_ttl_of_nxdomain_answers_is_logged_once_summarised_and_hinted() {
+        // The test server's NXDOMAIN answers carry its SOA: 300 s of negative caching, far
+        // above --max-interval (100 ms). A second server's SOA allows 0 s: never mentioned.
+        let (caching, not_caching) = (
+            TestDns::start(ZONE).await,
+            TestDns::start_with_negative_ttl(ZONE, 0).await,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let args = ["--wait", "all", "--dry-run", "--timeout", "10500ms"];
+        let (slow, quiet) = tokio::join!(
+            finish(
+                render(dir.path(), caching.addr, &args).spawn().unwrap(),
+                Duration::from_secs(20)
+            ),
+            finish(
+                render(dir.path(), not_caching.addr, &args).spawn().unwrap(),
+                Duration::from_secs(20)
+            ),
+        );
+        let stderr = text(&slow.stderr);
+        assert_eq!(code(slow.status), 4, "{stderr}");
+        let said: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("may cache 'no such name' for up to 5m"))
+            .collect();
+        // One log line (although every round got NXDOMAIN), and the hint.
+        assert_eq!(said.len(), 2, "{stderr}");
+        assert!(
+            said[0].contains("INFO") && said[0].contains("negative_ttl=5m"),
+            "{stderr}"
+        );
+        assert!(said[1].starts_with("peerconf: hint:"), "{stderr}");
+        assert!(said[1].contains("docs/caching-dns.md"), "{stderr}");
+        let summary = stderr
+            .lines()
+            .find(|l| l.contains("still waiting for peers' DNS names"))
+            .unwrap_or_else(|| panic!("no summary after 10 s: {stderr}"));
+        assert!(summary.contains("dns_negative_ttl=5m"), "{summary}");
+
+        let stderr = text(&quiet.stderr);
+        assert_eq!(code(quiet.status), 4, "{stderr}");
+        assert!(!stderr.contains("no such name' for up to"), "{stderr}");
+        assert!(!stderr.contains("dns_negative_ttl"), "{stderr}");
     }
 
     #[tokio::test]

@@ -157,6 +157,11 @@ struct IdentityArgs {
     #[arg(long, env = "REPLICAS", value_parser = parse_count)]
     replicas: Option<u32>,
 
+    /// First ordinal: the members are <statefulset>-N .. <statefulset>-(N+replicas-1). Keep it
+    /// equal to the StatefulSet's spec.ordinals.start [default: 0].
+    #[arg(long, env = "PEERCONF_START_ORDINAL", value_name = "N")]
+    start_ordinal: Option<u32>,
+
     /// Governing (headless) Service name [default: the StatefulSet name].
     #[arg(long, env = "PEERCONF_SERVICE")]
     service: Option<String>,
@@ -169,6 +174,11 @@ struct IdentityArgs {
     /// This pod's IP (set POD_IP from the downward API's status.podIP).
     #[arg(long, env = "POD_IP")]
     pod_ip: Option<IpAddr>,
+
+    /// All of this pod's IPs, comma-separated, the primary first (set POD_IPS from the
+    /// downward API's status.podIPs); a dual-stack pod has one of each family.
+    #[arg(long, env = "POD_IPS", value_name = "IP,...", value_delimiter = ',')]
+    pod_ips: Option<Vec<IpAddr>>,
 
     /// Extra string variable for the template, KEY=VALUE (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]

@@ -130,6 +130,8 @@ impl Given<'_> {
                 service: self.sourced("service", &args.service),
                 cluster_domain: self.sourced("cluster_domain", &args.cluster_domain),
                 pod_ip: self.sourced("pod_ip", &args.pod_ip),
+                start_ordinal: self.sourced("start_ordinal", &args.start_ordinal),
+                pod_ips: self.sourced("pod_ips", &args.pod_ips),
             },
             sets: args.set.clone(),
             resolv_conf: ResolvConf::read(&args.resolv_conf),

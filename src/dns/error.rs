@@ -68,7 +68,7 @@ impl fmt::Display for WaitError {
 impl WaitError {
     pub(crate) fn hint(&self) -> Option<String> {
         match self {
-            WaitError::Unresolved(report) => Some(report.cause.hint().to_string()),
+            WaitError::Unresolved(report) => Some(report.hint()),
             WaitError::ResolvConf { .. } => Some(
                 "mount the pod's resolv.conf there, or give the server with --nameserver IP[:PORT]"
                     .to_string(),
@@ -91,12 +91,13 @@ impl WaitError {
     }
 }
 
-/// This pod's own name, while it resolves only to addresses other than the pod IP.
+/// This pod's own name, while it resolves only to addresses other than the pod's IPs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaleSelf {
     pub name: String,
     pub addresses: Vec<IpAddr>,
-    pub pod_ip: IpAddr,
+    /// This pod's IPs (one, or one per family).
+    pub pod_ips: Vec<IpAddr>,
 }
 
 /// What a timed-out wait reached: the exit-4 message (or the `continue` warning).
@@ -110,7 +111,26 @@ pub struct TimeoutReport {
     pub stale_self: Option<StaleSelf>,
     /// The servers and their last problem, when no server ever answered.
     pub server_trouble: Option<(String, Problem)>,
+    /// How long the DNS server may cache "no such name" (the SOA's negative TTL), when that is
+    /// longer than `--max-interval` (see [`super::negative_ttl_matters`]).
+    pub negative_ttl: Option<Duration>,
     pub cause: TimeoutCause,
+}
+
+impl TimeoutReport {
+    /// The cause's hint, and the DNS server's negative caching when it slowed the wait.
+    pub fn hint(&self) -> String {
+        match self.negative_ttl {
+            Some(ttl) => format!(
+                "{}; also, the DNS server may cache 'no such name' for up to {}, so a record \
+                 published meanwhile shows only once that expires: lower the negative TTL of the \
+                 cluster zone (docs/caching-dns.md)",
+                self.cause.hint(),
+                short(ttl)
+            ),
+            None => self.cause.hint().to_string(),
+        }
+    }
 }
 
 impl fmt::Display for TimeoutReport {
@@ -128,12 +148,17 @@ impl fmt::Display for TimeoutReport {
             write!(f, " (no DNS server gave an answer: {servers}: {problem})")?;
         }
         if let Some(stale) = &self.stale_self {
+            let ips = if stale.pod_ips.len() == 1 {
+                "IP"
+            } else {
+                "IPs"
+            };
             write!(
                 f,
-                " ({} resolves only to the stale {}, not to this pod's IP {})",
+                " ({} resolves only to the stale {}, not to this pod's {ips} {})",
                 stale.name,
                 addr_list(&stale.addresses),
-                stale.pod_ip
+                addr_list(&stale.pod_ips)
             )?;
         }
         Ok(())
@@ -166,7 +191,7 @@ impl TimeoutCause {
         server_trouble: bool,
         in_cluster: bool,
     ) -> TimeoutCause {
-        let me = req.self_ordinal();
+        let me = req.self_index();
         if server_trouble {
             TimeoutCause::ServerUnreachable
         } else if !in_cluster {
@@ -249,6 +274,7 @@ mod tests {
             unresolved: unresolved.iter().map(|s| s.to_string()).collect(),
             stale_self: None,
             server_trouble: None,
+            negative_ttl: None,
             cause: TimeoutCause::PeersMissing,
         }
     }
@@ -277,7 +303,7 @@ mod tests {
         stale.stale_self = Some(StaleSelf {
             name: "a.svc".into(),
             addresses: vec!["10.0.0.9".parse().unwrap()],
-            pod_ip: "10.0.0.1".parse().unwrap(),
+            pod_ips: vec!["10.0.0.1".parse().unwrap()],
         });
         let message = stale.to_string();
         assert!(
@@ -290,8 +316,13 @@ mod tests {
 
     #[test]
     fn the_cause_is_the_most_specific_one() {
-        let members =
-            |me| Members::new("a", "a.b.svc.c", &Sourced::new(3, Source::Default), me).unwrap();
+        let members = |me| {
+            let (replicas, start) = (
+                Sourced::new(3, Source::Default),
+                Sourced::new(0, Source::Default),
+            );
+            Members::new("a", "a.b.svc.c", &replicas, &start, me).unwrap()
+        };
         let quorum = Requirement::new(WaitPolicy::Quorum, &members(0)).unwrap();
         let cause = |req: &Requirement, resolved: &[bool], stale: bool, trouble: bool| {
             TimeoutCause::of(req, resolved, stale, trouble, true).hint()
@@ -354,6 +385,34 @@ mod tests {
             "10.0.0.0, 10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4 and 1995 more"
         );
         assert_eq!(addr_list(&many[..2]), "10.0.0.0, 10.0.0.1");
+    }
+
+    #[test]
+    fn a_long_negative_ttl_is_named_in_the_message_hint() {
+        let mut r = report(WaitPolicy::All, 1, 3, Duration::from_secs(20), &["b.svc"]);
+        assert!(!r.hint().contains("cache"), "{}", r.hint());
+        r.negative_ttl = Some(Duration::from_secs(30));
+        let hint = r.hint();
+        assert!(
+            hint.starts_with(TimeoutCause::PeersMissing.hint()),
+            "{hint}"
+        );
+        assert!(
+            hint.contains("may cache 'no such name' for up to 30s"),
+            "{hint}"
+        );
+        assert!(hint.contains("docs/caching-dns.md"), "{hint}");
+        // A dual-stack pod's stale own record names both of its IPs.
+        r.stale_self = Some(StaleSelf {
+            name: "a.svc".into(),
+            addresses: vec!["10.0.0.9".parse().unwrap()],
+            pod_ips: vec!["10.0.0.1".parse().unwrap(), "fd00::1".parse().unwrap()],
+        });
+        assert!(
+            r.to_string()
+                .ends_with("not to this pod's IPs 10.0.0.1, fd00::1)"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -66,8 +66,9 @@ pub struct WaitSettings {
 pub struct WaitTarget {
     /// The StatefulSet's members, this pod among them.
     pub members: Members,
-    /// This pod's IP, when known: its own name counts only once it resolves to it.
-    pub self_ip: Option<IpAddr>,
+    /// This pod's IPs (POD_IPS, else POD_IP), empty when unknown: its own name counts only
+    /// once it resolves to one of them, of either family.
+    pub self_ips: Vec<IpAddr>,
 }
 
 /// How the wait ended, when it did not fail.
@@ -81,6 +82,14 @@ pub enum WaitOutcome {
 
 /// How often a summary line is logged while the wait goes on.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+/// Does a DNS server's negative-caching TTL matter to the wait? Only when it is longer than
+/// `--max-interval`: then a cached "no such name" can hide a new record for longer than the
+/// wait's own pause between rounds. The wait does not pace its queries by it (see
+/// [`pacing`]): it only says so, once in the log, in its summaries, and in the exit-4 hint.
+pub fn negative_ttl_matters(ttl: Duration, max_interval: Duration) -> bool {
+    ttl > max_interval
+}
 
 /// The entry point `render` calls: builds a current-thread tokio runtime, runs
 /// [`wait_for_peers`] in a `tokio::select!` against SIGTERM and SIGINT, and maps those to
@@ -186,6 +195,7 @@ pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Res
         start,
         deadline,
         self_stale: None,
+        negative_ttl: None,
         answered: false,
         last_problem: None,
         hints: Hints::default(),
@@ -211,6 +221,9 @@ struct Run<'a> {
     cost: Vec<Option<u8>>,
     /// The addresses this pod's own name resolves to while none of them is the pod IP.
     self_stale: Option<Vec<IpAddr>>,
+    /// The longest negative-caching TTL a server has reported, once it matters
+    /// ([`negative_ttl_matters`]); logged once when first seen.
+    negative_ttl: Option<Duration>,
     /// Has any server given a usable answer (addresses, NXDOMAIN or no data) yet?
     answered: bool,
     /// The last server problem seen.
@@ -281,6 +294,7 @@ impl Run<'_> {
                     needed = self.req.needed(),
                     pending = %name_list(&self.peer_names(&next), 10),
                     next_try = %short(pause),
+                    dns_negative_ttl = self.negative_ttl.map(|ttl| tracing::field::display(short(ttl))),
                     "still waiting for peers' DNS names"
                 );
             }
@@ -297,13 +311,18 @@ impl Run<'_> {
         let mut in_flight = JoinSet::new();
         let resolver = self.resolver.clone();
         let names = self.names.clone();
-        let (self_ordinal, self_ip) = (self.self_ordinal(), self.target.self_ip);
-        let spawn = move |set: &mut JoinSet<(usize, (Answer, u8))>, i: usize| {
+        let self_index = self.self_index();
+        let self_ips: std::sync::Arc<[IpAddr]> = self.target.self_ips.clone().into();
+        let spawn = move |set: &mut JoinSet<(usize, query::Asked)>, i: usize| {
             let resolver = resolver.clone();
             let name = names[i].clone();
-            // The stale-record guard: the own name's answer must hold the pod IP.
-            let must_hold = if i == self_ordinal { self_ip } else { None };
-            set.spawn(async move { (i, query::ask(&resolver, name, must_hold).await) });
+            // The stale-record guard: the own name's answer must hold one of the pod's IPs.
+            let must_hold = if i == self_index {
+                self_ips.clone()
+            } else {
+                [].into()
+            };
+            set.spawn(async move { (i, query::ask(&resolver, name, &must_hold).await) });
         };
         for i in queue.by_ref().take(pacing::NAMES_IN_FLIGHT) {
             spawn(&mut in_flight, i);
@@ -323,13 +342,14 @@ impl Run<'_> {
                 }
             };
             let Some(joined) = joined else { break };
-            let (i, (answer, queries)) = match joined {
+            let (i, asked) = match joined {
                 Ok(done) => done,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(_) => continue,
             };
-            self.cost[i] = Some(queries);
-            self.record(i, answer, &mut problems);
+            self.cost[i] = Some(asked.queries);
+            self.note_negative_ttl(asked.negative_ttl);
+            self.record(i, asked.answer, &mut problems);
             if self.req.is_met_by(&self.progress) {
                 break;
             }
@@ -340,23 +360,45 @@ impl Run<'_> {
         self.report_problems(problems);
     }
 
+    /// Logs, once, that the server caches "no such name" for longer than the wait's pause.
+    fn note_negative_ttl(&mut self, ttl: Option<u32>) {
+        let Some(ttl) = ttl.map(|secs| Duration::from_secs(u64::from(secs))) else {
+            return;
+        };
+        if !negative_ttl_matters(ttl, self.settings.max_interval) {
+            return;
+        }
+        if self.negative_ttl.is_none() {
+            info!(
+                server = %self.servers,
+                negative_ttl = %short(ttl),
+                "the DNS server may cache 'no such name' for up to {}: a peer published after \
+                 it answered NXDOMAIN is seen only once that answer expires (see \
+                 docs/caching-dns.md)",
+                short(ttl)
+            );
+        }
+        self.negative_ttl = self.negative_ttl.max(Some(ttl));
+    }
+
     fn record(&mut self, i: usize, answer: Answer, problems: &mut Vec<(usize, Problem)>) {
-        let peer = self.target.members.fqdn(i as u32);
-        let is_self = i == self.self_ordinal();
+        let peer = self.target.members.fqdn(self.target.members.ordinal_at(i));
+        let is_self = i == self.self_index();
         if !matches!(answer, Answer::Failed(_)) {
             self.answered = true;
         }
         match answer {
             Answer::Addresses(addresses) => {
+                let pod_ips = &self.target.self_ips;
                 if is_self
-                    && let Some(pod_ip) = self.target.self_ip
-                    && !addresses.contains(&pod_ip)
+                    && !pod_ips.is_empty()
+                    && !pod_ips.iter().any(|ip| addresses.contains(ip))
                 {
                     if self.self_stale.as_ref() != Some(&addresses) {
                         warn!(
                             peer = %peer,
                             addresses = %addr_list(&addresses),
-                            pod_ip = %pod_ip,
+                            pod_ips = %addr_list(pod_ips),
                             "own name resolves to a stale address, not this pod's IP; waiting for the new record"
                         );
                     }
@@ -417,11 +459,11 @@ impl Run<'_> {
 
     fn timed_out(&self) -> Result<WaitOutcome> {
         let unresolved = self.peer_names(&self.req.to_ask(self.progress.resolved()));
-        let stale_self = match (&self.self_stale, self.target.self_ip) {
-            (Some(addresses), Some(pod_ip)) => Some(StaleSelf {
+        let stale_self = match (&self.self_stale, &self.target.self_ips[..]) {
+            (Some(addresses), pod_ips) if !pod_ips.is_empty() => Some(StaleSelf {
                 name: self.target.members.pod_fqdn(),
                 addresses: addresses.clone(),
-                pod_ip,
+                pod_ips: pod_ips.to_vec(),
             }),
             _ => None,
         };
@@ -437,6 +479,7 @@ impl Run<'_> {
             timeout: self.settings.timeout,
             unresolved,
             stale_self,
+            negative_ttl: self.negative_ttl,
             cause: TimeoutCause::of(
                 &self.req,
                 self.progress.resolved(),
@@ -458,8 +501,9 @@ impl Run<'_> {
         }
     }
 
-    fn self_ordinal(&self) -> usize {
-        self.target.members.ordinal() as usize
+    /// This pod's member index: the wait counts members 0..replicas.
+    fn self_index(&self) -> usize {
+        self.target.members.index() as usize
     }
 
     fn resolved_count(&self) -> usize {
@@ -469,7 +513,7 @@ impl Run<'_> {
     fn peer_names(&self, ordinals: &[usize]) -> Vec<String> {
         ordinals
             .iter()
-            .map(|&i| self.target.members.fqdn(i as u32))
+            .map(|&i| self.target.members.fqdn(self.target.members.ordinal_at(i)))
             .collect()
     }
 }

@@ -61,11 +61,13 @@ impl fmt::Display for WaitPolicy {
 /// How long the wait runs before a hint about a likely deadlock is logged.
 pub const HINT_AFTER: Duration = Duration::from_secs(30);
 
-/// What a policy asks for, for one pod of one StatefulSet.
+/// What a policy asks for, for one pod of one StatefulSet. Members are counted by their
+/// 0-based index ([`Members::index`]), so `preceding` means the members from the StatefulSet's
+/// start ordinal up to this pod, whatever that start is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requirement {
-    self_ordinal: usize,
-    /// Per ordinal: must this name resolve?
+    self_index: usize,
+    /// Per member index: must this name resolve?
     mandatory: Vec<bool>,
     /// How many names must resolve in all, the mandatory ones included.
     needed: usize,
@@ -73,11 +75,11 @@ pub struct Requirement {
 
 impl Requirement {
     /// Error (exit 2): a policy count `N` is not in `1..=replicas`. ([`Members`] has
-    /// checked that this pod's ordinal is below the replica count.)
+    /// checked that this pod is a member.)
     pub fn new(policy: WaitPolicy, members: &Members) -> Result<Self, WaitError> {
         let replicas = members.replicas() as usize;
-        let self_ordinal = members.ordinal() as usize;
-        let only_self = |i: usize| i == self_ordinal;
+        let self_index = members.index() as usize;
+        let only_self = |i: usize| i == self_index;
         let (mandatory, needed): (Vec<bool>, usize) = match policy {
             WaitPolicy::All => (vec![true; replicas], replicas),
             WaitPolicy::Quorum => (
@@ -85,8 +87,8 @@ impl Requirement {
                 members.quorum() as usize,
             ),
             WaitPolicy::Preceding => (
-                (0..replicas).map(|i| i <= self_ordinal).collect(),
-                self_ordinal + 1,
+                (0..replicas).map(|i| i <= self_index).collect(),
+                self_index + 1,
             ),
             WaitPolicy::SelfOnly => ((0..replicas).map(only_self).collect(), 1),
             WaitPolicy::None => (vec![false; replicas], 0),
@@ -99,7 +101,7 @@ impl Requirement {
             }
         };
         Ok(Requirement {
-            self_ordinal,
+            self_index,
             mandatory,
             needed,
         })
@@ -114,13 +116,14 @@ impl Requirement {
         self.mandatory.len()
     }
 
-    pub fn self_ordinal(&self) -> usize {
-        self.self_ordinal
+    /// This pod's member index.
+    pub fn self_index(&self) -> usize {
+        self.self_index
     }
 
     /// Must this pod's own name resolve? (Every policy but `none`.)
     pub fn needs_self(&self) -> bool {
-        self.mandatory[self.self_ordinal]
+        self.mandatory[self.self_index]
     }
 
     /// Is the policy met by what `progress` has counted? The same as [`Requirement::is_met`]
@@ -164,8 +167,8 @@ impl Requirement {
     /// True when the policy cannot be met by this pod and the lower ordinals alone, i.e.
     /// when it deadlocks under `podManagementPolicy: OrderedReady`.
     pub fn needs_higher_ordinal(&self) -> bool {
-        self.mandatory[self.self_ordinal + 1..].iter().any(|&m| m)
-            || self.needed > self.self_ordinal + 1
+        self.mandatory[self.self_index + 1..].iter().any(|&m| m)
+            || self.needed > self.self_index + 1
     }
 }
 
@@ -249,16 +252,13 @@ impl Hints {
         if elapsed < HINT_AFTER || req.is_met(resolved) {
             return due;
         }
-        let self_ordinal = req.self_ordinal();
-        if !self.publish_not_ready_shown
-            && req.needs_self()
-            && !resolved[self_ordinal]
-            && !self_stale
+        let self_index = req.self_index();
+        if !self.publish_not_ready_shown && req.needs_self() && !resolved[self_index] && !self_stale
         {
             self.publish_not_ready_shown = true;
             due.push(Hint::PublishNotReadyAddresses);
         }
-        let higher_resolved = resolved[self_ordinal + 1..].iter().any(|&r| r);
+        let higher_resolved = resolved[self_index + 1..].iter().any(|&r| r);
         if !self.ordered_ready_shown && req.needs_higher_ordinal() && !higher_resolved {
             self.ordered_ready_shown = true;
             due.push(Hint::OrderedReadyDeadlock);
@@ -304,7 +304,8 @@ mod tests {
 
     fn members(replicas: usize, me: usize) -> Members {
         let replicas = Sourced::new(replicas as u32, Source::Default);
-        Members::new("a", "a.b.svc.c", &replicas, me as u32).unwrap()
+        let start = Sourced::new(0, Source::Default);
+        Members::new("a", "a.b.svc.c", &replicas, &start, me as u32).unwrap()
     }
 
     fn req(policy: WaitPolicy, replicas: usize, me: usize) -> Requirement {
@@ -360,6 +361,25 @@ mod tests {
         let first = req(WaitPolicy::Preceding, 5, 0);
         assert_eq!(first.to_ask(&set("00000")), vec![0]);
         assert!(first.is_met(&set("10000")));
+    }
+
+    #[test]
+    fn preceding_counts_from_the_start_ordinal() {
+        // zk-1 .. zk-3 (spec.ordinals.start 1): zk-2 waits for zk-1 and itself, zk-1 for itself.
+        let members = |ordinal| {
+            let replicas = Sourced::new(3, Source::Default);
+            let start = Sourced::new(1, Source::Flag("--start-ordinal".into()));
+            Members::new("zk", "zk.d.svc.c", &replicas, &start, ordinal).unwrap()
+        };
+        let second = Requirement::new(WaitPolicy::Preceding, &members(2)).unwrap();
+        assert_eq!((second.self_index(), second.needed()), (1, 2));
+        assert_eq!(second.to_ask(&set("000")), vec![0, 1]);
+        let first = Requirement::new(WaitPolicy::Preceding, &members(1)).unwrap();
+        assert_eq!(first.to_ask(&set("000")), vec![0]);
+        // Every other policy counts members the same way: the last one needs no higher one.
+        let last = Requirement::new(WaitPolicy::All, &members(3)).unwrap();
+        assert!(!last.needs_higher_ordinal());
+        assert_eq!(last.to_ask(&set("000")), vec![0, 1, 2]);
     }
 
     #[test]

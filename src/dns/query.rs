@@ -225,35 +225,69 @@ pub fn combine(a: Answer, aaaa: Answer) -> Answer {
     }
 }
 
+/// The negative-caching TTL a "no such name" or "no data" answer carries: the SOA in its
+/// authority section, min(SOA TTL, SOA minimum) (RFC 2308). A caching server hands out the
+/// remaining time of its cached answer, so this is how long it may still hide a new record.
+/// None for any other answer, or without an SOA (dnsmasq's `--local` zones send none).
+pub fn negative_ttl(result: &std::result::Result<Lookup, NetError>) -> Option<u32> {
+    match result {
+        Err(NetError::Dns(DnsError::NoRecordsFound(no_records))) => no_records.negative_ttl,
+        _ => None,
+    }
+}
+
 /// Does the A answer leave the question open, so that the AAAA record must be asked for too?
 ///
-/// - Addresses: no, they count; unless `must_hold` (the pod IP, for this pod's own name, when
-///   known) is not among them: an IPv6 pod IP, or a stale A record, whose AAAA answer may
-///   hold it (a dual-stack record).
+/// - Addresses: no, they count; unless `must_hold` (the pod's IPs, for this pod's own name,
+///   when known) is not empty and none of them is among them: an IPv6 pod IP, or a stale A
+///   record, whose AAAA answer may hold one (a dual-stack record).
 /// - No data: yes. The name exists without an A record: an IPv6-only peer.
 /// - NXDOMAIN: no. The name has no record of any type (RFC 8020), AAAA included.
 /// - A server problem: no. The next round asks again; an AAAA query now would most likely
 ///   fail the same way, and after a timeout it would double the round's length.
-pub fn needs_aaaa(a: &Answer, must_hold: Option<IpAddr>) -> bool {
+pub fn needs_aaaa(a: &Answer, must_hold: &[IpAddr]) -> bool {
     match a {
-        Answer::Addresses(addresses) => must_hold.is_some_and(|ip| !addresses.contains(&ip)),
+        Answer::Addresses(addresses) => {
+            !must_hold.is_empty() && !must_hold.iter().any(|ip| addresses.contains(ip))
+        }
         Answer::Absent(Absence::NoData) => true,
         Answer::Absent(Absence::NxDomain) | Answer::Failed(_) => false,
     }
 }
 
+/// What one round's worth of DNS for one name found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    /// Both answers combined when both were asked.
+    pub answer: Answer,
+    /// Queries sent (1 or 2), for the query budget.
+    pub queries: u8,
+    /// The longest [`negative_ttl`] of the answers.
+    pub negative_ttl: Option<u32>,
+}
+
 /// One round's worth of DNS for one name: its A query, then its AAAA query when
-/// [`needs_aaaa`] says so. Returns the answer (both combined when both were asked) and how
-/// many queries were sent (1 or 2), for the query budget.
+/// [`needs_aaaa`] says so.
 ///
-/// `must_hold`: the pod IP when `name` is this pod's own name and the IP is known.
-pub async fn ask(resolver: &TokioResolver, name: Name, must_hold: Option<IpAddr>) -> (Answer, u8) {
-    let a = classify(&resolver.lookup(name.clone(), RecordType::A).await);
+/// `must_hold`: the pod's IPs when `name` is this pod's own name and they are known; empty
+/// otherwise.
+pub async fn ask(resolver: &TokioResolver, name: Name, must_hold: &[IpAddr]) -> Asked {
+    let result = resolver.lookup(name.clone(), RecordType::A).await;
+    let (a, a_ttl) = (classify(&result), negative_ttl(&result));
     if !needs_aaaa(&a, must_hold) {
-        return (a, 1);
+        return Asked {
+            answer: a,
+            queries: 1,
+            negative_ttl: a_ttl,
+        };
     }
-    let aaaa = classify(&resolver.lookup(name, RecordType::AAAA).await);
-    (combine(a, aaaa), 2)
+    let result = resolver.lookup(name, RecordType::AAAA).await;
+    let (aaaa, aaaa_ttl) = (classify(&result), negative_ttl(&result));
+    Asked {
+        answer: combine(a, aaaa),
+        queries: 2,
+        negative_ttl: a_ttl.max(aaaa_ttl),
+    }
 }
 
 #[cfg(test)]
@@ -331,6 +365,19 @@ mod tests {
     }
 
     #[test]
+    fn the_negative_ttl_comes_from_the_soa_of_an_absent_answer() {
+        let mut nx = NoRecords::new(Query::query(name(), RecordType::A), ResponseCode::NXDomain);
+        let bare = NetError::Dns(DnsError::NoRecordsFound(nx.clone()));
+        assert_eq!(negative_ttl(&Err(bare)), None);
+        nx.negative_ttl = Some(30);
+        assert_eq!(
+            negative_ttl(&Err(NetError::Dns(DnsError::NoRecordsFound(nx)))),
+            Some(30)
+        );
+        assert_eq!(negative_ttl(&Err(NetError::Timeout)), None);
+    }
+
+    #[test]
     fn errors_tell_absence_from_server_problems() {
         let cases = [
             (
@@ -395,15 +442,17 @@ mod tests {
         let v6: IpAddr = "fd00::1".parse().unwrap();
         let found = Answer::Addresses(vec![v4]);
         // A peer's addresses count as they are.
-        assert!(!needs_aaaa(&found, None));
-        // The own name holding the pod IP: done.
-        assert!(!needs_aaaa(&found, Some(v4)));
+        assert!(!needs_aaaa(&found, &[]));
+        // The own name holding the pod IP (or one of a dual-stack pod's): done.
+        assert!(!needs_aaaa(&found, &[v4]));
+        assert!(!needs_aaaa(&found, &[v6, v4]));
         // The own name without the pod IP: a stale A record, or an IPv6 pod IP.
-        assert!(needs_aaaa(&Answer::Addresses(vec![stale_v4]), Some(v4)));
-        assert!(needs_aaaa(&found, Some(v6)));
+        assert!(needs_aaaa(&Answer::Addresses(vec![stale_v4]), &[v4]));
+        assert!(needs_aaaa(&Answer::Addresses(vec![stale_v4]), &[v4, v6]));
+        assert!(needs_aaaa(&found, &[v6]));
         // The name exists without an A record: it may have an AAAA record.
-        assert!(needs_aaaa(&Answer::Absent(Absence::NoData), None));
-        assert!(needs_aaaa(&Answer::Absent(Absence::NoData), Some(v6)));
+        assert!(needs_aaaa(&Answer::Absent(Absence::NoData), &[]));
+        assert!(needs_aaaa(&Answer::Absent(Absence::NoData), &[v6]));
         // NXDOMAIN: no record of any type. A server problem: the next round asks again.
         for settled in [
             Answer::Absent(Absence::NxDomain),
@@ -411,8 +460,8 @@ mod tests {
             Answer::Failed(Problem::ServFail),
             Answer::Failed(Problem::NoConnection),
         ] {
-            assert!(!needs_aaaa(&settled, None), "{settled:?}");
-            assert!(!needs_aaaa(&settled, Some(v6)), "{settled:?}");
+            assert!(!needs_aaaa(&settled, &[]), "{settled:?}");
+            assert!(!needs_aaaa(&settled, &[v6]), "{settled:?}");
         }
     }
 

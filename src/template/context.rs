@@ -33,7 +33,7 @@ pub fn context_of(vars: &[Variable]) -> Value {
 #[derive(Debug)]
 struct PeerList(Members);
 
-/// `members`: `{name, ordinal, fqdn, is_self}` per member, in ordinal order.
+/// `members`: `{name, ordinal, index, fqdn, is_self}` per member, in ordinal order.
 #[derive(Debug)]
 struct MemberList(Members);
 
@@ -66,6 +66,7 @@ impl Object for MemberList {
         let entry: BTreeMap<&str, Value> = [
             ("name", Value::from(self.0.name(ordinal))),
             ("ordinal", Value::from(ordinal)),
+            ("index", Value::from(ordinal - self.0.start())),
             ("fqdn", Value::from(self.0.fqdn(ordinal))),
             ("is_self", Value::from(ordinal == self.0.ordinal())),
         ]

@@ -93,6 +93,10 @@ impl Renderer {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_fuel(Some(FUEL));
+        // `{{ pod_ip | host }}`, `{{ pod_ip | hostport(2380) }}`: IPv6 in brackets (see
+        // [`super::address`]).
+        env.add_filter("host", super::address::host_filter);
+        env.add_filter("hostport", super::address::hostport_filter);
         let probe = Arc::new(Mutex::new(None));
         let p = Arc::clone(&probe);
         env.add_function(CAPTURE, move |value: Value| {
@@ -196,7 +200,9 @@ impl Renderer {
     ) -> TemplateError {
         let unknown = self.unknown_names(source);
         let undefined = EngineCause::Undefined {
-            pod_ip: unknown == ["pod_ip"],
+            // Only when the pod's addresses are all that is missing; else the list of
+            // variables (`peerconf explain`) helps more.
+            pod_ip: !unknown.is_empty() && unknown.iter().all(|name| is_pod_address(name)),
         };
         let cause = match e.kind() {
             minijinja::ErrorKind::UndefinedError => undefined,
@@ -308,6 +314,12 @@ pub(super) fn output_limit_error() -> minijinja::Error {
             MAX_OUTPUT_BYTES / 1024 / 1024
         ),
     )
+}
+
+/// The variables that hold this pod's addresses: undefined while POD_IP/POD_IPS are unset (or,
+/// for `pod_ipv4`/`pod_ipv6`, when the pod has no address of that family).
+pub(super) fn is_pod_address(name: &str) -> bool {
+    matches!(name, "pod_ip" | "pod_ips" | "pod_ipv4" | "pod_ipv6")
 }
 
 thread_local! {

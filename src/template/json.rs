@@ -15,7 +15,7 @@ use minijinja::Value;
 use minijinja::value::ValueKind;
 use serde_json::Value as Json;
 
-use super::engine::{CAPTURE, MAX_OUTPUT_BYTES, Renderer};
+use super::engine::{CAPTURE, MAX_OUTPUT_BYTES, Renderer, is_pod_address};
 use super::{EngineCause, TemplateError};
 
 type Result<T> = std::result::Result<T, TemplateError>;
@@ -110,7 +110,10 @@ impl Renderer {
                 at: at.to_string(),
                 expr: expr.trim().to_string(),
                 cause: EngineCause::Undefined {
-                    pod_ip: self.unknown_names(&wrapped) == ["pod_ip"],
+                    pod_ip: {
+                        let unknown = self.unknown_names(&wrapped);
+                        !unknown.is_empty() && unknown.iter().all(|n| is_pod_address(n))
+                    },
                 },
             });
         }

@@ -5,6 +5,7 @@
 //! most (the ConfigMap limit), UTF-8 only, a fuel budget for execution, and no loader, so a
 //! template can neither read files nor include other templates.
 
+mod address;
 mod context;
 mod engine;
 mod json;
@@ -247,7 +248,7 @@ impl TemplateError {
 impl EngineCause {
     fn hint(&self) -> Option<String> {
         Some(match self {
-            EngineCause::Undefined { pod_ip: true } => "pod_ip is unknown: set the env POD_IP from the downward API (fieldRef status.podIP), or pass --pod-ip".to_string(),
+            EngineCause::Undefined { pod_ip: true } => "pod_ip is unknown: set the env POD_IP from the downward API (fieldRef status.podIP), or pass --pod-ip; pod_ipv4 and pod_ipv6 need a pod address of that family (POD_IPS from status.podIPs for a dual-stack pod)".to_string(),
             EngineCause::Undefined { pod_ip: false } => "run 'peerconf explain' to list the variables; add your own with --set KEY=VALUE, or use `x | default(...)`".to_string(),
             EngineCause::OutOfFuel => "the template runs too many steps (a runaway or deeply nested loop?); simplify it".to_string(),
             EngineCause::Syntax((start, end)) => {

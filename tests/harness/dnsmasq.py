@@ -1,5 +1,8 @@
 """dnsmasq as the harnesses' real DNS server: one zone, kept local, records from a hosts directory.
 
+With `auth_ttl=N` it serves the zone authoritatively instead (`--auth-zone`): NXDOMAIN then carries
+the zone's SOA with a negative TTL of N s, which a caching resolver in front of it honours.
+
 With `--local=/ZONE/ --no-resolv --no-hosts` a name of the zone that no file lists is NXDOMAIN.
 Records live in `--hostsdir` files of `IP NAME` lines, read through inotify: a file renamed into
 place is served by the very next query, dot-files are ignored, a deleted file makes the name
@@ -23,7 +26,7 @@ class Dnsmasq:
     constructor returns; Failure, with its stderr, if it does not answer within 5 s."""
 
     def __init__(self, sup: Supervisor, name, addr, port, hostsdir: Path, zone="cluster.local",
-                 query_log: Path | None = None, extra=()):
+                 query_log: Path | None = None, extra=(), auth_ttl: int | None = None):
         self.addr, self.port, self.zone = addr, port, zone
         self.hostsdir = Path(hostsdir)
         self.hostsdir.mkdir(parents=True, exist_ok=True)
@@ -31,9 +34,16 @@ class Dnsmasq:
         self.query_log = query_log
         self.argv = [
             shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-            "--pid-file=", f"--listen-address={addr}", "--bind-interfaces", f"--port={port}",
-            "--no-resolv", "--no-hosts", f"--local=/{zone}/", f"--hostsdir={self.hostsdir}",
+            "--pid-file=", f"--listen-address={addr}", f"--port={port}",
+            "--no-resolv", "--no-hosts", f"--hostsdir={self.hostsdir}",
         ]
+        if auth_ttl is None:
+            self.argv += ["--bind-interfaces", f"--local=/{zone}/"]
+        else:
+            # Authoritative for the zone: NXDOMAIN carries the zone's SOA, whose negative TTL (and
+            # every record's TTL) is auth_ttl, so a caching resolver in front caches "no such name".
+            self.argv += ["--bind-dynamic", f"--auth-zone={zone}", f"--auth-server=ns.{zone},{addr}",
+                          f"--auth-ttl={auth_ttl}"]
         if query_log is not None:
             self.argv += ["--log-queries", f"--log-facility={query_log}"]
         self.argv += list(extra)

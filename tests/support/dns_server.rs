@@ -1,4 +1,5 @@
-//! A real DNS server inside the test process: hickory-server on 127.0.0.1:0, UDP and TCP,
+//! A real DNS server inside the test process: hickory-server on 127.0.0.1:0 (or [::1]:0), UDP
+//! and TCP,
 //! serving an in-memory zone whose records a test adds and removes while peerconf waits,
 //! and logging every query it receives (name, type, time).
 
@@ -120,21 +121,39 @@ enum ServerKind {
     ServFail(Server<Logging<ServFail>>),
 }
 
-async fn sockets() -> (UdpSocket, TcpListener, SocketAddr) {
+async fn sockets(loopback: IpAddr) -> (UdpSocket, TcpListener, SocketAddr) {
     // The same port for UDP and TCP: bind UDP on :0, then TCP on that port (retry if taken).
     for _ in 0..20 {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+        let udp = UdpSocket::bind(SocketAddr::new(loopback, 0))
+            .await
+            .expect("bind UDP");
         let addr = udp.local_addr().unwrap();
         if let Ok(tcp) = TcpListener::bind(addr).await {
             return (udp, tcp, addr);
         }
     }
-    panic!("no free port for both UDP and TCP on 127.0.0.1");
+    panic!("no free port for both UDP and TCP on {loopback}");
 }
 
 impl TestDns {
-    /// Serves the zone `origin` (e.g. `default.svc.cluster.local`), empty but for its SOA.
+    /// Serves the zone `origin` (e.g. `default.svc.cluster.local`), empty but for its SOA, on
+    /// 127.0.0.1.
     pub async fn start(origin: &str) -> TestDns {
+        TestDns::start_on(origin, IpAddr::from([127, 0, 0, 1]), TTL).await
+    }
+
+    /// The same, on the IPv6 loopback address `::1`.
+    pub async fn start_v6(origin: &str) -> TestDns {
+        TestDns::start_on(origin, IpAddr::from(std::net::Ipv6Addr::LOCALHOST), TTL).await
+    }
+
+    /// On 127.0.0.1, with this negative-caching TTL (the SOA's TTL and minimum) instead of
+    /// [`TTL`].
+    pub async fn start_with_negative_ttl(origin: &str, negative_ttl: u32) -> TestDns {
+        TestDns::start_on(origin, IpAddr::from([127, 0, 0, 1]), negative_ttl).await
+    }
+
+    async fn start_on(origin: &str, loopback: IpAddr, negative_ttl: u32) -> TestDns {
         let origin = Name::from_ascii(format!("{origin}.")).unwrap();
         let mut zone =
             InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
@@ -145,9 +164,10 @@ impl TestDns {
             3600,
             600,
             86400,
-            TTL,
+            negative_ttl,
         );
-        assert!(zone.upsert_mut(Record::from_rdata(origin.clone(), TTL, RData::SOA(soa)), 1));
+        let soa = Record::from_rdata(origin.clone(), negative_ttl, RData::SOA(soa));
+        assert!(zone.upsert_mut(soa, 1));
         let zone = Arc::new(zone);
         let mut catalog = Catalog::new();
         catalog.upsert(
@@ -155,7 +175,7 @@ impl TestDns {
             vec![zone.clone() as Arc<dyn ZoneHandler>],
         );
         let log = Arc::new(QueryLog::default());
-        let (udp, tcp, addr) = sockets().await;
+        let (udp, tcp, addr) = sockets(loopback).await;
         let mut server = Server::new(Logging {
             inner: catalog,
             log: log.clone(),
@@ -174,7 +194,7 @@ impl TestDns {
     /// A server that answers SERVFAIL to everything (and logs what it was asked).
     pub async fn start_servfail() -> TestDns {
         let log = Arc::new(QueryLog::default());
-        let (udp, tcp, addr) = sockets().await;
+        let (udp, tcp, addr) = sockets(IpAddr::from([127, 0, 0, 1])).await;
         let mut server = Server::new(Logging {
             inner: ServFail,
             log: log.clone(),
@@ -235,8 +255,20 @@ impl TestDns {
     /// Waits (up to 5 s) until the server has seen `more` further A queries for `name`
     /// than `before`; panics otherwise.
     pub async fn await_queries(&self, name: &str, before: usize, more: usize) {
+        self.await_queries_of(name, RecordType::A, before, more)
+            .await;
+    }
+
+    /// The same for queries of `record_type`.
+    pub async fn await_queries_of(
+        &self,
+        name: &str,
+        record_type: RecordType,
+        before: usize,
+        more: usize,
+    ) {
         let give_up = Instant::now() + Duration::from_secs(5);
-        while self.count(name, RecordType::A) < before + more {
+        while self.count(name, record_type) < before + more {
             assert!(
                 Instant::now() < give_up,
                 "the server saw no further query for {name}"

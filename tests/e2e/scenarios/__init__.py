@@ -1,7 +1,7 @@
 """The e2e scenarios, in the order the suite runs them: (name, function(Cluster)). Each module
 holds one scenario; the first line of its function's docstring is the scenario's title."""
 
-from . import consul_flow, etcd_cluster, pod_new_ip, scale_3_to_5, zookeeper_dir
+from . import caching_resolver, consul_flow, etcd_cluster, ipv6_pods, pod_new_ip, scale_3_to_5, zookeeper_dir
 
 SCENARIOS = [
     ("consul-flow", consul_flow.run),
@@ -9,4 +9,6 @@ SCENARIOS = [
     ("pod-new-ip", pod_new_ip.run),
     ("scale-3-to-5", scale_3_to_5.run),
     ("zookeeper-dir", zookeeper_dir.run),
+    ("caching-resolver", caching_resolver.run),
+    ("ipv6-pods", ipv6_pods.run),
 ]
