@@ -68,6 +68,13 @@ impl Inputs {
         );
         write("garbage.conf", b"\xff\xfe\x00nameserver banana\n\x01");
         write("a-file", b"not a directory");
+        write("repeated-key.json", br#"{"a": "{{ nosuch }}", "a": 2}"#);
+        fs::create_dir(p.join("fifo-configmap")).unwrap();
+        write("fifo-configmap/good.cfg", b"x={{ ordinal }}\n");
+        for fifo in ["a-fifo", "fifo-configmap/pipe"] {
+            let made = Command::new("mkfifo").arg(p.join(fifo)).status().unwrap();
+            assert!(made.success(), "mkfifo {fifo}");
+        }
         Inputs { dir }
     }
 
@@ -162,6 +169,28 @@ fn template_cases(i: &Inputs) -> Vec<Case> {
             &["nope.json", "no such file or directory"],
         )
         .set("--template", i.path("nope.json")),
+        Case::new(
+            "a key repeated in a JSON template",
+            3,
+            &["$: the key \"a\" appears twice"],
+        )
+        .set("--template", i.path("repeated-key.json")),
+        Case::new(
+            "a FIFO in the template directory",
+            3,
+            &["pipe", "not a regular file"],
+        )
+        .set("--template", i.path("fifo-configmap"))
+        .set("--output", "{out}"),
+        Case::new(
+            "stdin that only looks like JSON, no output name",
+            3,
+            &["stdin", "no output name to choose JSON or text mode by"],
+        )
+        .set("--template", "-")
+        .unset("--output")
+        .arg("--dry-run")
+        .stdin(br#"{"a": {{ replicas }}}"#),
         Case::new(
             "template is not JSON",
             3,
@@ -261,6 +290,18 @@ fn identity_cases(_: &Inputs) -> Vec<Case> {
             .unset("--replicas")
             .env("REPLICAS", "0"),
         Case::new("replicas over 10000", 2, &["--replicas", "10001"]).set("--replicas", "10001"),
+        Case::new("replicas with a sign", 2, &["--replicas", "'+3'"]).set("--replicas", "+3"),
+        Case::new("REPLICAS with a sign", 2, &["--replicas", "'+3'"])
+            .unset("--replicas")
+            .env("REPLICAS", "+3"),
+        Case::new("start ordinal with a sign", 2, &["--start-ordinal", "'+1'"])
+            .set("--start-ordinal", "+1"),
+        Case::new(
+            "cluster domain with two trailing dots",
+            2,
+            &["cluster domain 'cluster.local.'"],
+        )
+        .set("--cluster-domain", "cluster.local.."),
         Case::new("REPLICAS not a number", 2, &["--replicas", "three"])
             .unset("--replicas")
             .env("REPLICAS", "three"),
@@ -370,6 +411,18 @@ fn output_cases(i: &Inputs) -> Vec<Case> {
             .set("--template", i.path("half-bad-configmap"))
             .output(i.path("a-file")),
         Case::new("mode not octal", 2, &["'0999' is not an octal file mode"]).set("--mode", "0999"),
+        Case::new("mode with setuid", 2, &["'4755'", "setuid"]).set("--mode", "4755"),
+        Case::new("mode with sticky bit", 2, &["'01777'", "sticky"]).set("--mode", "01777"),
+        Case::new("mode with a sign", 2, &["'+640'"]).set("--mode", "+640"),
+        Case::new("mode 0o with a sign", 2, &["'0o+7'"]).set("--mode", "0o+7"),
+        Case::new("output is a FIFO", 5, &["a-fifo", "is a FIFO"]).set("--output", i.path("a-fifo")),
+        Case::new("output with a trailing slash", 5, &["names no file"])
+            .output("{out}/config.json/"),
+        Case::new("output name too long", 5, &["longer than 255 bytes"])
+            .output(format!("{{out}}/{}", "n".repeat(256))),
+        Case::new("output is the template", 2, &["overwrite its own source"])
+            .set("--template", i.path("good.json"))
+            .set("--output", i.path("good.json")),
         Case::new("PEERCONF_MODE symbolic", 2, &["'rw-r-----'"]).env("PEERCONF_MODE", "rw-r-----"),
         Case::new("no output and no dry run", 2, &["--output is required"]).unset("--output"),
         Case::new("empty output path", 2, &["--output"]).set("--output", ""),
@@ -385,6 +438,8 @@ fn wait_flag_cases(i: &Inputs) -> Vec<Case> {
         )
         .set("--wait", "sometimes"),
         Case::new("wait count zero", 2, &["'0' is not a wait policy"]).set("--wait", "0"),
+        Case::new("zero timeout", 2, &["'0s' would give up before the first query"])
+            .set("--timeout", "0s"),
         Case::new(
             "wait count over replicas",
             2,

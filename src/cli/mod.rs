@@ -159,7 +159,7 @@ struct IdentityArgs {
 
     /// First ordinal: the members are <statefulset>-N .. <statefulset>-(N+replicas-1). Keep it
     /// equal to the StatefulSet's spec.ordinals.start [default: 0].
-    #[arg(long, env = "PEERCONF_START_ORDINAL", value_name = "N")]
+    #[arg(long, env = "PEERCONF_START_ORDINAL", value_name = "N", value_parser = parse_count)]
     start_ordinal: Option<u32>,
 
     /// Governing (headless) Service name [default: the StatefulSet name].

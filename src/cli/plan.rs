@@ -79,7 +79,10 @@ fn clap_error(e: clap::Error) -> Parsed {
         }
         _ => {}
     }
-    let body = text.split("\nUsage:").next().unwrap_or(&text).trim();
+    let body = text.split("\nUsage:").next().unwrap_or(&text);
+    // The hint line says where help is; clap's own pointer would only repeat it.
+    let body = body.replace("For more information, try '--help'.", "");
+    let body = body.trim();
     let command = std::env::args().nth(1).filter(|a| {
         super::command()
             .get_subcommands()
