@@ -415,7 +415,8 @@ fn output_cases(i: &Inputs) -> Vec<Case> {
         Case::new("mode with sticky bit", 2, &["'01777'", "sticky"]).set("--mode", "01777"),
         Case::new("mode with a sign", 2, &["'+640'"]).set("--mode", "+640"),
         Case::new("mode 0o with a sign", 2, &["'0o+7'"]).set("--mode", "0o+7"),
-        Case::new("output is a FIFO", 5, &["a-fifo", "is a FIFO"]).set("--output", i.path("a-fifo")),
+        Case::new("output is a FIFO", 5, &["a-fifo", "is a FIFO"])
+            .set("--output", i.path("a-fifo")),
         Case::new("output with a trailing slash", 5, &["names no file"])
             .output("{out}/config.json/"),
         Case::new("output name too long", 5, &["longer than 255 bytes"])
@@ -438,8 +439,12 @@ fn wait_flag_cases(i: &Inputs) -> Vec<Case> {
         )
         .set("--wait", "sometimes"),
         Case::new("wait count zero", 2, &["'0' is not a wait policy"]).set("--wait", "0"),
-        Case::new("zero timeout", 2, &["'0s' would give up before the first query"])
-            .set("--timeout", "0s"),
+        Case::new(
+            "zero timeout",
+            2,
+            &["'0s' would give up before the first query"],
+        )
+        .set("--timeout", "0s"),
         Case::new(
             "wait count over replicas",
             2,

@@ -54,10 +54,10 @@ pub fn stage(files: &[OutputFile], mode: u32) -> Result<Staged> {
     for file in files {
         check_target(&file.path)?;
     }
-    {
-        let _lock = lock_directory(&dir)?;
-        remove_stale(&dir)?;
-    }
+    // Under the directory lock: another peerconf's clean-up must not see one of these temp
+    // files between its creation and its lock.
+    let _lock = lock_directory(&dir)?;
+    remove_stale(&dir)?;
     let mut staged = Vec::with_capacity(files.len());
     for file in files {
         staged.push((stage_one(&dir, file, mode)?, file.path.clone()));

@@ -212,9 +212,15 @@ fn too_large() -> String {
     )
 }
 
-/// Charges `bytes` (at least one per value: a digit, a quote, a comma) against `room`.
+/// What one JSON value costs in memory besides its text: the `Value` itself, and for an
+/// object's entry its key and slot.
+const VALUE_COST: usize = 32;
+const ENTRY_COST: usize = 48;
+
+/// Charges `bytes` plus a value's own cost against `room`, which thereby bounds both the
+/// text and the memory of the result.
 fn charge(room: &mut usize, bytes: usize) -> std::result::Result<(), String> {
-    *room = room.checked_sub(bytes.max(1)).ok_or_else(too_large)?;
+    *room = room.checked_sub(bytes + VALUE_COST).ok_or_else(too_large)?;
     Ok(())
 }
 
@@ -226,9 +232,13 @@ fn value_to_json_at(
     if depth > 64 {
         return Err("nests too deeply to become JSON".to_string());
     }
-    if let Some(len) = value.len() {
-        // Each item costs at least one byte: refuse a huge sequence before iterating it.
-        if len > *room {
+    let container = matches!(
+        value.kind(),
+        ValueKind::Seq | ValueKind::Iterable | ValueKind::Map
+    );
+    if let Some(len) = value.len().filter(|_| container) {
+        // Each item costs at least a value: refuse a huge sequence before iterating it.
+        if len.saturating_mul(VALUE_COST) > *room {
             return Err(too_large());
         }
     }
@@ -289,7 +299,7 @@ fn value_to_json_at(
                     Some(s) => s.to_string(),
                     None => key.to_string(),
                 };
-                charge(room, key.len() + 3)?;
+                charge(room, key.len() + ENTRY_COST)?;
                 map.insert(key, value_to_json_at(&item, depth + 1, room)?);
             }
             Json::Object(map)

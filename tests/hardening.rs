@@ -1,0 +1,449 @@
+//! Process-level promises of peerconf under a hostile environment (issue 11): devices and
+//! FIFOs are never replaced, output problems fail before the DNS wait, a directory's files
+//! are all or nothing, memory is bounded for template bombs, broken stdout/stderr and tiny
+//! file limits give documented exit codes, and concurrent writers of one target both
+//! succeed with one complete document.
+//!
+//! Some need root (a private mount namespace, a tiny tmpfs, another user): CI runs as root.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{BIN, code, configmap, listing, stderr, stdout};
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `peerconf render` of `template` for pod db-0 of 1, with extra arguments.
+fn render(template: &Path, extra: &[&str]) -> Command {
+    let mut cmd = support::peerconf();
+    cmd.args(["render", "--template"])
+        .arg(template)
+        .args([
+            "--pod-name",
+            "db-0",
+            "--replicas",
+            "1",
+            "--pod-ip",
+            "10.0.0.7",
+            "--resolv-conf",
+            "/nonexistent/resolv.conf",
+            "--log-level",
+            "error",
+        ])
+        .args(extra)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// A wait that can never end well: an unreachable server, a long timeout. A test that
+/// finishes fast with it shows the failure came before the wait.
+const LONG_WAIT: [&str; 6] = [
+    "--wait",
+    "all",
+    "--nameserver",
+    "127.0.0.1:9",
+    "--timeout",
+    "60s",
+];
+
+fn run_timed(cmd: &mut Command) -> (Output, Duration) {
+    let start = Instant::now();
+    let out = cmd.output().expect("run peerconf");
+    (out, start.elapsed())
+}
+
+fn template(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("t.cfg");
+    fs::write(&path, "node={{ pod_name }}\n").unwrap();
+    path
+}
+
+/// Runs `script` with `sh` in a private mount namespace (as root), the binary as $BIN.
+fn in_mount_namespace(script: &str) -> Output {
+    Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script])
+        .env("BIN", BIN)
+        .stdin(Stdio::null())
+        .output()
+        .expect("unshare")
+}
+
+#[test]
+fn a_device_is_never_replaced() {
+    if !is_root() {
+        eprintln!("needs root (a device node in a private mount namespace)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let t = template(dir.path());
+    let script = format!(
+        "mount -t tmpfs none {d}/dev && mknod {d}/dev/null c 1 3 && \
+         \"$BIN\" render --template {t} --pod-name db-0 --replicas 1 --pod-ip 10.0.0.7 \
+           --resolv-conf /nonexistent --wait none --output {d}/dev/null; echo rc=$?; \
+         test -c {d}/dev/null && echo still-a-device",
+        d = dir.path().display(),
+        t = t.display()
+    );
+    fs::create_dir(dir.path().join("dev")).unwrap();
+    let out = in_mount_namespace(&script);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("is a device, not a regular file"), "{text}");
+    assert!(text.contains("rc=5"), "{text}");
+    assert!(text.contains("still-a-device"), "{text}");
+}
+
+#[test]
+fn a_full_disk_fails_before_the_wait_and_writes_nothing() {
+    if !is_root() {
+        eprintln!("needs root (a tiny tmpfs)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.cfg");
+    fs::write(&t, "{{ 'x' * 100000 }}\n").unwrap();
+    let script = format!(
+        "mkdir {d}/small && mount -t tmpfs -o size=64k none {d}/small && \
+         dd if=/dev/zero of={d}/small/filler bs=4k count=1000 2>/dev/null || true; \
+         start=$(date +%s%N); \
+         \"$BIN\" render --template {t} --pod-name db-0 --replicas 1 --pod-ip 10.0.0.7 \
+           --resolv-conf /nonexistent --wait all --nameserver 127.0.0.1:9 --timeout 60s \
+           --output {d}/small/config.cfg; echo rc=$?; \
+         echo ms=$(( ($(date +%s%N) - start) / 1000000 )); ls -A {d}/small",
+        d = dir.path().display(),
+        t = t.display()
+    );
+    let out = in_mount_namespace(&script);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("rc=5"), "{text}");
+    assert!(text.contains("No space left on device"), "{text}");
+    let ms: u64 = text
+        .split("ms=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(ms < 30_000, "failed only after the wait: {ms} ms");
+    // Only the filler: no config, no temp file.
+    assert!(stdout(&out).trim_end().ends_with("filler"), "{text}");
+}
+
+#[test]
+fn an_unwritable_directory_fails_before_the_wait() {
+    if !is_root() {
+        eprintln!("needs root (to run as another user)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let t = template(dir.path());
+    let locked = dir.path().join("locked");
+    fs::create_dir(&locked).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&t, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid",
+        "65532",
+        "--regid",
+        "65532",
+        "--clear-groups",
+        BIN,
+    ])
+    .args(["render", "--template"])
+    .arg(&t)
+    .args([
+        "--pod-name",
+        "db-0",
+        "--replicas",
+        "1",
+        "--pod-ip",
+        "10.0.0.7",
+        "--resolv-conf",
+        "/nonexistent",
+    ])
+    .args(LONG_WAIT)
+    .arg("--output")
+    .arg(locked.join("config.cfg"))
+    .env_clear()
+    .stdin(Stdio::null());
+    let (out, took) = run_timed(&mut cmd);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        took < Duration::from_secs(30),
+        "failed after the wait: {took:?}"
+    );
+    assert!(listing(&locked).is_empty());
+}
+
+#[test]
+fn a_mount_point_among_the_targets_leaves_the_old_set_whole() {
+    if !is_root() {
+        eprintln!("needs root (a bind mount in a private mount namespace)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("configmap");
+    fs::create_dir(&mount).unwrap();
+    configmap(
+        &mount,
+        &[("a.cfg", "new a {{ ordinal }}\n"), ("b.cfg", "new b\n")],
+    );
+    let out_dir = dir.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    fs::write(out_dir.join("a.cfg"), "old a\n").unwrap();
+    fs::write(out_dir.join("b.cfg"), "old b\n").unwrap();
+    fs::write(dir.path().join("pinned"), "pinned\n").unwrap();
+    // b.cfg is a mount point in the namespace: it can be neither kept for a roll-back (a
+    // hard link across mounts) nor renamed over. (The roll-back after a failed rename is
+    // tested in src/output/atomic.rs.)
+    let script = format!(
+        "mount --bind {d}/pinned {o}/b.cfg && \
+         \"$BIN\" render --template {m} --pod-name db-0 --replicas 1 --pod-ip 10.0.0.7 \
+           --resolv-conf /nonexistent --wait none --output {o}; echo rc=$?",
+        d = dir.path().display(),
+        o = out_dir.display(),
+        m = mount.display()
+    );
+    let out = in_mount_namespace(&script);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("rc=5"), "{text}");
+    assert!(text.contains("nothing was replaced"), "{text}");
+    assert_eq!(
+        fs::read_to_string(out_dir.join("a.cfg")).unwrap(),
+        "old a\n"
+    );
+    assert_eq!(
+        fs::read_to_string(out_dir.join("b.cfg")).unwrap(),
+        "old b\n"
+    );
+    assert_eq!(listing(&out_dir), ["a.cfg", "b.cfg"]);
+}
+
+#[test]
+fn a_tiny_file_limit_is_a_clear_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = template(dir.path());
+    let mut cmd = Command::new("prlimit");
+    cmd.args(["--nofile=6:6", BIN])
+        .args(["render", "--template"])
+        .arg(&t)
+        .args([
+            "--pod-name",
+            "db-0",
+            "--replicas",
+            "1",
+            "--resolv-conf",
+            "/nonexistent",
+            "--dry-run",
+            "--wait",
+            "self",
+            "--nameserver",
+            "127.0.0.1:9",
+        ])
+        .env_clear()
+        .stdin(Stdio::null());
+    let out = cmd.output().unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the open-file limit (ulimit -n) is 6"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("internal error"));
+}
+
+#[test]
+fn broken_stdout_and_stderr_give_documented_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = template(dir.path());
+    let shell = |redirect: &str| {
+        let script = format!(
+            "\"$BIN\" render --template {} --pod-name db-0 --replicas 1 --resolv-conf /nonexistent --dry-run {redirect}",
+            t.display()
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .env("BIN", BIN)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // A full stderr (the logs) does not stop the render: exit 0, output printed.
+    let out = shell("2>/dev/full");
+    assert_eq!(code(&out), 0);
+    assert_eq!(stdout(&out), "node=db-0\n");
+    // A full stdout: the dry run did not deliver, exit 5.
+    let out = shell(">/dev/full; echo rc=$? >&2");
+    assert!(
+        stderr(&out).contains("cannot write to stdout"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("rc=5"), "{}", stderr(&out));
+    // A reader that stops early (EPIPE) is no error: exit 0, no death by SIGPIPE.
+    let big = dir.path().join("big.cfg");
+    fs::write(&big, "{{ 'x' * 1000000 }}\n").unwrap();
+    let script = format!(
+        "\"$BIN\" render --template {} --pod-name db-0 --replicas 1 --resolv-conf /nonexistent --dry-run --log-level error | head -c1 >/dev/null; echo rc=${{PIPESTATUS:-}}",
+        big.display()
+    );
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            &script.replace("echo rc=${PIPESTATUS:-}", "echo rc=${PIPESTATUS[0]}"),
+        ])
+        .env("BIN", BIN)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("rc=0"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn template_bombs_fail_with_exit_3_within_a_64_mib_data_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let bombs = [
+        ("a.cfg", "{{ peers * 10**7 }}"),
+        ("b.cfg", "{{ {'a': peers * 10**7} }}"),
+        ("c.cfg", "{{ (peers * 10**7) | join(',') }}"),
+        (
+            "d.cfg",
+            "{% for i in range(9) %}{{ peers * 10**6 }}{% endfor %}",
+        ),
+        ("e.json", r#"{"a": "{{ [1] * 10**8 }}"}"#),
+        ("f.json", r#"{"a": "{{ (members * 10**6) | tojson }}"}"#),
+        ("g.cfg", "{{ range(10**6) | list }}"),
+    ];
+    for (name, text) in bombs {
+        let path = dir.path().join(name);
+        fs::write(&path, text).unwrap();
+        let mut cmd = Command::new("prlimit");
+        cmd.args(["--data=67108864", BIN])
+            .args(["render", "--template"])
+            .arg(&path)
+            .args([
+                "--pod-name",
+                "db-2",
+                "--replicas",
+                "3",
+                "--resolv-conf",
+                "/nonexistent",
+                "--dry-run",
+                "--log-level",
+                "error",
+            ])
+            .env_clear()
+            .stdin(Stdio::null());
+        let out = cmd.output().unwrap();
+        assert_eq!(code(&out), 3, "{text}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("16 MiB") || err.contains("fuel") || err.contains("too many"),
+            "{text}: {err}"
+        );
+    }
+}
+
+#[test]
+fn concurrent_writers_of_one_target_both_succeed_with_one_complete_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.cfg");
+    // Big enough that the two writes overlap.
+    fs::write(&t, "BEGIN {{ v }}\n{{ (v ~ '\\n') * 20000 }}END {{ v }}\n").unwrap();
+    let target = dir.path().join("out.cfg");
+    for round in 0..30 {
+        let spawn = |v: &str| {
+            render(&t, &["--wait", "none", "--output"])
+                .arg(&target)
+                .args(["--set", &format!("v={v}-{round}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn("aaaa"), spawn("bbbb"));
+        for child in [a, b] {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(code(&out), 0, "round {round}: {}", stderr(&out));
+        }
+        let text = fs::read_to_string(&target).unwrap();
+        let first = text.lines().next().unwrap().trim_start_matches("BEGIN ");
+        assert!(
+            text.ends_with(&format!("END {first}\n")) && text.lines().count() == 20002,
+            "round {round}: not one complete document"
+        );
+    }
+    assert_eq!(
+        listing(dir.path()),
+        ["out.cfg", "t.cfg"],
+        "no temp file left"
+    );
+}
+
+#[test]
+fn boolean_env_values_people_write_all_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = template(dir.path());
+    for value in ["1", "yes", "true", "on"] {
+        let out = render(&t, &[])
+            .env("PEERCONF_DRY_RUN", value)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "PEERCONF_DRY_RUN={value}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "node=db-0\n");
+    }
+}
+
+#[test]
+fn json_on_stdin_is_rendered_as_json() {
+    let mut child = support::peerconf()
+        .args([
+            "render",
+            "--template",
+            "-",
+            "--pod-name",
+            "consul-0",
+            "--replicas",
+            "3",
+            "--resolv-conf",
+            "/nonexistent",
+            "--dry-run",
+            "--log-level",
+            "error",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"bootstrap_expect": "{{ replicas }}", "retry_join": "{{ peers }}"}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["bootstrap_expect"], 3);
+    assert_eq!(doc["retry_join"].as_array().unwrap().len(), 3);
+}
