@@ -3,7 +3,9 @@
 # default 30) on the nightly toolchain (libFuzzer + AddressSanitizer), starting from the
 # committed seed corpus fuzz/corpus/<target>/ and the dictionary fuzz/dict/jinja.dict.
 # Fails on any crash: a panic (a broken invariant), a hang (-timeout), or memory over
-# -rss_limit_mb. The crashing input is left in fuzz/artifacts/<target>/.
+# -rss_limit_mb, or a single allocation over 64 MB (-malloc_limit_mb: the memory invariant,
+# a success or a clean error within a fixed budget). The crashing input is left in
+# fuzz/artifacts/<target>/.
 #
 # Idempotent: installs cargo-fuzz (cargo install --locked) only when it is missing; new
 # corpus entries go to a scratch directory, so the committed seeds stay as they are.
@@ -33,7 +35,7 @@ for target in $(cargo +nightly fuzz list); do
     mkdir -p "$scratch/$target"
     log "fuzz $target for ${seconds}s (seeds: fuzz/corpus/$target)"
     if cargo +nightly fuzz run "$target" "$scratch/$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
+        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=64 \
         -dict=dict/jinja.dict -print_final_stats=1 >"$scratch/$target.log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$scratch/$target.log")
         ok "$target: ${runs:-?} executions, no crash"

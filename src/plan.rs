@@ -21,9 +21,9 @@ pub struct Globals {
 /// One command, ready to run.
 #[derive(Debug, Clone)]
 pub enum Plan {
-    Render(RenderPlan),
-    Check(CheckPlan),
-    Explain(ExplainPlan),
+    Render(Box<RenderPlan>),
+    Check(Box<CheckPlan>),
+    Explain(Box<ExplainPlan>),
 }
 
 /// Who this pod is, before defaults and validation.

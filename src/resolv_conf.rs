@@ -24,6 +24,8 @@ struct Contents {
     /// not hide it: the kubelet writes the cluster domain into `search` only.)
     search: Vec<String>,
     nameservers: Vec<IpAddr>,
+    /// The lines the parser could not read, as it describes them: skipped, as libc does.
+    ignored: Vec<String>,
 }
 
 impl ResolvConf {
@@ -44,6 +46,11 @@ impl ResolvConf {
             path: path.to_path_buf(),
             contents: Ok(parse(text.as_bytes())),
         }
+    }
+
+    /// The lines that were skipped because they could not be read, described.
+    pub fn ignored(&self) -> &[String] {
+        self.contents.as_ref().map_or(&[], |c| &c.ignored)
     }
 
     pub fn path(&self) -> &Path {
@@ -92,8 +99,8 @@ impl ResolvConf {
 }
 
 fn parse(bytes: &[u8]) -> Contents {
-    // Lines the parser cannot read are skipped, as libc skips them.
-    let (config, _errors) = resolv_conf::Config::parse_with_errors(bytes);
+    // Lines the parser cannot read are skipped, as libc skips them (and reported).
+    let (config, errors) = resolv_conf::Config::parse_with_errors(bytes);
     Contents {
         search: config
             .get_search()
@@ -102,6 +109,7 @@ fn parse(bytes: &[u8]) -> Contents {
             .map(|entry| entry.trim_end_matches('.').to_string())
             .collect(),
         nameservers: config.nameservers.iter().map(IpAddr::from).collect(),
+        ignored: errors.iter().map(ToString::to_string).collect(),
     }
 }
 
@@ -160,6 +168,17 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(servers, ["10.96.0.10:53", "[fd00::a]:53"]);
+    }
+
+    #[test]
+    fn a_line_it_cannot_read_is_skipped_not_fatal() {
+        let text = "search ok.example b_d..entry\nnameserver banana\nnameserver 10.96.0.10\n";
+        let conf = ResolvConf::from_text(Path::new("/etc/resolv.conf"), text);
+        assert_eq!(
+            conf.nameservers().unwrap(),
+            ["10.96.0.10:53".parse().unwrap()]
+        );
+        assert_eq!(conf.ignored().len(), 1, "{:?}", conf.ignored());
     }
 
     #[test]

@@ -50,9 +50,9 @@ pub fn parse() -> Parsed {
         command: sub,
     };
     let plan = match cli.command {
-        Command::Render(args) => render(&args, &given).map(Plan::Render),
-        Command::Check(args) => check(&args, &given).map(Plan::Check),
-        Command::Explain(args) => Ok(Plan::Explain(explain(&args, &given))),
+        Command::Render(args) => render(&args, &given).map(|p| Plan::Render(Box::new(p))),
+        Command::Check(args) => check(&args, &given).map(|p| Plan::Check(Box::new(p))),
+        Command::Explain(args) => Ok(Plan::Explain(Box::new(explain(&args, &given)))),
     };
     Parsed::Run(globals, Box::new(plan))
 }

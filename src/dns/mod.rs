@@ -177,6 +177,11 @@ pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Res
         .map(|i| target.members.dns_name(i))
         .collect::<std::result::Result<std::sync::Arc<[Name]>, _>>()?;
     let servers = query::nameservers(&settings.nameservers, &settings.resolv_conf)?;
+    if settings.nameservers.is_empty() {
+        for line in settings.resolv_conf.ignored() {
+            warn!(resolv_conf = %settings.resolv_conf.path().display(), problem = %line, "ignored a resolv.conf line it cannot read, as libc does");
+        }
+    }
     let resolver = query::build_resolver(&servers)?;
     let start = Instant::now();
     // A timeout too large for the clock (e.g. `--timeout 1000years`) means no deadline.
