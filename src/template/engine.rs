@@ -84,6 +84,7 @@ impl Renderer {
         let mut env = Environment::new();
         env.set_syntax(config);
         env.add_filter("tojson", tojson);
+        env.add_filter("join", join);
         env.set_formatter(|out, state, value| {
             if !fits_output(value, MAX_OUTPUT_BYTES) {
                 return Err(output_limit_error());
@@ -337,6 +338,49 @@ fn tojson(value: Value) -> std::result::Result<String, minijinja::Error> {
         )
     })?;
     Ok(json.to_string())
+}
+
+/// minijinja's `join`, after a check that the result can fit the output limit: the builtin
+/// is bounded by fuel, but only after it has built tens of megabytes (`(peers * 10**7) |
+/// join(',')` took 1 s and 34 MB); this refuses it before it starts.
+fn join(
+    state: &mut minijinja::State,
+    value: &Value,
+    joiner: Option<minijinja::value::StringInput<'_>>,
+    attribute: Option<&str>,
+    kwargs: minijinja::value::Kwargs,
+) -> std::result::Result<Value, minijinja::Error> {
+    let separator = joiner.as_ref().map_or(0, |j| j.as_str().len());
+    if attribute.is_none() && !join_fits(value, separator) {
+        return Err(output_limit_error());
+    }
+    minijinja::filters::join(state, value, joiner, attribute, kwargs)
+}
+
+/// Could `value`'s items joined with a `separator`-byte separator fit the output limit? Walks
+/// the items only until the answer is no.
+fn join_fits(value: &Value, separator: usize) -> bool {
+    if value.as_str().is_some() {
+        return true;
+    }
+    let Some(len) = value.len() else { return true };
+    let Some(mut room) = len
+        .saturating_sub(1)
+        .checked_mul(separator)
+        .and_then(|needed| MAX_OUTPUT_BYTES.checked_sub(needed))
+    else {
+        return false;
+    };
+    let Ok(items) = value.try_iter() else {
+        return true;
+    };
+    for item in items {
+        match room.checked_sub(item.as_str().map_or(1, str::len)) {
+            Some(left) => room = left,
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Marks that the template engine is running on `name`, until dropped, so that the panic
