@@ -13,6 +13,9 @@ mod source;
 use std::fmt;
 
 pub use engine::{MAX_OUTPUT_BYTES, Renderer, Syntax, engine_in_use};
+pub(crate) use json::json_to_value;
+#[cfg(feature = "schema")]
+pub(crate) use json::push_key;
 pub use mode::{Format, Mode, mode_of};
 pub use source::{TemplateFile, TemplateSource, load};
 
