@@ -39,8 +39,8 @@ fn report(cases: &[Case]) -> String {
             let _ = write!(
                 xml,
                 "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.6}\"",
-                escape(&format!("replicas-{count}.{}", case.pod)),
-                escape(&case.file),
+                escape(&format!("replicas-{count}.{}", case.pod), true),
+                escape(&case.file, true),
                 case.seconds
             );
             if case.passed() {
@@ -52,8 +52,8 @@ fn report(cases: &[Case]) -> String {
                 let _ = writeln!(
                     xml,
                     "      <error type=\"template\" message=\"{}\">{}</error>",
-                    escape(error),
-                    escape(error)
+                    escape(error, true),
+                    escape(error, false)
                 );
             }
             for failure in &case.failures {
@@ -66,8 +66,8 @@ fn report(cases: &[Case]) -> String {
                     xml,
                     "      <failure type=\"{}\" message=\"{}\">{}</failure>",
                     failure.kind,
-                    escape(&failure.message),
-                    escape(&body)
+                    escape(&failure.message, true),
+                    escape(&body, false)
                 );
             }
             xml.push_str("    </testcase>\n");
@@ -106,9 +106,10 @@ impl Totals {
     }
 }
 
-/// Text for an XML attribute or element: the five entities escaped, and the characters XML
+/// Text for an XML attribute (`attr`: line breaks as character references, so they survive
+/// attribute normalisation) or element: the five entities escaped, and the characters XML
 /// 1.0 cannot hold at all (most control characters) written as `\u{..}`.
-fn escape(text: &str) -> String {
+fn escape(text: &str, attr: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -117,7 +118,8 @@ fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
+            '\n' if attr => out.push_str("&#10;"),
+            '\n' => out.push('\n'),
             '\t' | '\r' => {
                 let _ = write!(out, "&#{};", c as u32);
             }
@@ -137,7 +139,7 @@ mod tests {
     #[test]
     fn escaping_keeps_xml_well_formed() {
         assert_eq!(
-            escape("a<b & \"c\" 'd'>\n\u{1}"),
+            escape("a<b & \"c\" 'd'>\n\u{1}", true),
             "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;&#10;\\u{1}"
         );
     }

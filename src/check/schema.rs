@@ -167,7 +167,11 @@ mod with_validator {
             Some(keyword) => format!("#{fragment}/{keyword}"),
             None => format!("#{fragment}"),
         };
-        out.push(format!("{path}: {} (rule {rule})", error.kind));
+        let problem = match error.kind {
+            boon::ErrorKind::FalseSchema => "not allowed here (the schema forbids it)".to_string(),
+            ref kind => kind.to_string(),
+        };
+        out.push(format!("{path}: {problem} (rule {rule})"));
     }
 }
 
