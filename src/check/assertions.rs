@@ -276,6 +276,9 @@ fn describe(e: &minijinja::Error) -> String {
 
 /// A value as a failure shows it: strings quoted, long values cut.
 fn show(value: &Value) -> String {
+    if value.kind() == minijinja::value::ValueKind::Bool {
+        return value.is_true().to_string();
+    }
     let text = format!("{value:?}");
     if text.chars().count() <= MAX_SHOWN {
         return text;
@@ -442,5 +445,6 @@ mod tests {
         );
         assert_eq!(show(&Value::from("a")), "\"a\"");
         assert_eq!(show(&Value::from(3)), "3");
+        assert_eq!(show(&Value::from(false)), "false");
     }
 }
