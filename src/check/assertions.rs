@@ -306,7 +306,7 @@ fn operands(expr: &str) -> Vec<String> {
         }
     }
     // Comparisons: symbols first (outside strings and brackets), then the word operators.
-    for (at, op) in top_level_symbols(expr) {
+    if let Some((at, op)) = first_top_level_symbol(expr) {
         return split_at(expr, &[(at, at + op.len())]);
     }
     for (i, (at, word)) in tokens.iter().enumerate() {
@@ -386,21 +386,16 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'.'
 }
 
-/// Comparison symbols at the top level (the first of each position), in order.
-fn top_level_symbols(expr: &str) -> Vec<(usize, &'static str)> {
-    let mut found = Vec::new();
-    let mut skip_until = 0;
+/// The first comparison symbol at the top level, with its offset.
+fn first_top_level_symbol(expr: &str) -> Option<(usize, &'static str)> {
+    let mut found = None;
     walk_top_level(expr, |i| {
-        let rest = &expr[i..];
-        if i < skip_until {
-            return;
-        }
-        for op in ["==", "!=", "<=", ">=", "<", ">"] {
-            if rest.starts_with(op) {
-                found.push((i, op));
-                skip_until = i + op.len();
-                return;
-            }
+        if found.is_none() {
+            let rest = &expr[i..];
+            found = ["==", "!=", "<=", ">=", "<", ">"]
+                .into_iter()
+                .find(|op| rest.starts_with(op))
+                .map(|op| (i, op));
         }
     });
     found
@@ -443,7 +438,7 @@ mod tests {
             shown.len() < 300 && shown.ends_with("(1002 characters)"),
             "{shown}"
         );
-        assert_eq!(show(&Value::from("a")), "\"a\"");
+        assert_eq!(show(&Value::from("a")), "'a'");
         assert_eq!(show(&Value::from(3)), "3");
         assert_eq!(show(&Value::from(false)), "false");
     }

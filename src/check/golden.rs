@@ -21,8 +21,10 @@ pub(super) struct Tree {
 }
 
 impl Tree {
-    pub fn new(dir: &PathBuf) -> Tree {
-        Tree { dir: dir.clone() }
+    pub fn new(dir: &Path) -> Tree {
+        Tree {
+            dir: dir.to_path_buf(),
+        }
     }
 
     pub fn path(&self, replicas: u32, pod: &str, file: &str) -> PathBuf {
@@ -78,7 +80,7 @@ pub(super) struct Golden {
 }
 
 impl Golden {
-    pub fn new(dir: &PathBuf, update: bool) -> Golden {
+    pub fn new(dir: &Path, update: bool) -> Golden {
         Golden {
             tree: Tree::new(dir),
             update,

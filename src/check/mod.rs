@@ -163,9 +163,9 @@ pub fn run(plan: &CheckPlan) -> Result<()> {
     }
     let golden = plan
         .golden
-        .as_ref()
+        .as_deref()
         .map(|dir| golden::Golden::new(dir, plan.update));
-    let output_dir = plan.output_dir.as_ref().map(golden::Tree::new);
+    let output_dir = plan.output_dir.as_deref().map(golden::Tree::new);
 
     let env = variables::process_env();
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
