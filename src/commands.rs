@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use crate::cli::{self, Parsed};
 use crate::dns::{self, WaitOutcome, WaitTarget, name_list};
-use crate::error::{self, Result, TemplateError, UsageError};
+use crate::error::{self, Result, UsageError};
 use crate::identity::{Identity, PodNameFallback, documentation_ip};
 use crate::logging;
 use crate::output::{self, Target};
-use crate::plan::{CheckPlan, ExplainPlan, Plan, RenderPlan, TemplatePlan};
-use crate::template::{self, Mode, Renderer};
+use crate::plan::{ExplainPlan, Plan, RenderPlan, TemplatePlan};
+use crate::template::{self, Renderer};
 use crate::variables::{self, UnknownPodIp, Variable};
 
 /// The process entry point: parse, run, and turn any error into its report and exit code.
@@ -30,7 +30,7 @@ pub fn run() -> ExitCode {
     logging::init(globals.log_format, globals.log_level);
     let result = plan.and_then(|plan| match plan {
         Plan::Render(plan) => render(&plan),
-        Plan::Check(plan) => check(&plan),
+        Plan::Check(plan) => crate::check::run(&plan),
         Plan::Explain(plan) => explain(&plan),
     });
     match result {
@@ -108,67 +108,6 @@ fn print_rendered(rendered: &[(String, String)]) -> Result<()> {
         out.push_str(text);
     }
     Ok(output::print(out.as_bytes())?)
-}
-
-fn check(plan: &CheckPlan) -> Result<()> {
-    let ids = &plan.identity;
-    let identity = Identity::resolve(
-        ids.inputs.clone(),
-        &ids.host(),
-        PodNameFallback::FirstOrdinal,
-    )?;
-    let files = template::load(&plan.template.source)?;
-    let env = variables::process_env();
-    if identity.pod_ip.is_none() {
-        tracing::warn!("POD_IP is not set: each ordinal gets a documentation address as pod_ip");
-    }
-    let mut stdout = std::io::stdout().lock();
-    let (mut failed, mut total) = (0usize, 0usize);
-    for ordinal in identity.members.ordinals() {
-        let member = identity.for_ordinal(ordinal);
-        let vars = variables::variables(&member, &ids.sets, &env, UnknownPodIp::Placeholder)?;
-        let renderer = renderer(&plan.template, &vars)?;
-        for file in &files {
-            total += 1;
-            let mode = template::mode_of(plan.template.format, file, None)?;
-            let label = if file.key.is_empty() {
-                "stdin"
-            } else {
-                &file.key
-            };
-            let pod = &member.pod_name.value;
-            let line = match renderer
-                .render(file, mode)
-                .and_then(|text| validate(&text, mode, label))
-            {
-                Ok(bytes) => format!("ok    {pod}  {label}  ({bytes} bytes)"),
-                Err(e) => {
-                    failed += 1;
-                    format!("FAIL  {pod}  {label}  {e}")
-                }
-            };
-            let _ = writeln!(stdout, "{line}");
-        }
-    }
-    let _ = stdout.flush();
-    if failed > 0 {
-        return Err(TemplateError::CheckFailed { failed, total }.into());
-    }
-    Ok(())
-}
-
-/// A rendered JSON document must parse (JSON mode builds it, but a text-mode `.json` file
-/// can still be broken).
-fn validate(text: &str, mode: Mode, label: &str) -> std::result::Result<usize, TemplateError> {
-    if mode == Mode::Json || label.ends_with(".json") {
-        serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
-            TemplateError::NotJsonResult {
-                label: label.to_string(),
-                why: e.to_string(),
-            }
-        })?;
-    }
-    Ok(text.len())
 }
 
 fn explain(plan: &ExplainPlan) -> Result<()> {

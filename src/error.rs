@@ -14,6 +14,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
+pub use crate::check::CheckError;
 pub use crate::dns::WaitError;
 pub use crate::identity::IdentityError;
 pub use crate::output::OutputError;
@@ -30,6 +31,9 @@ pub enum Kind {
     PeersUnresolved,
     /// The output could not be written (exit 5).
     Output,
+    /// `check`: every render succeeded, but an assertion, a schema or a golden file did not
+    /// hold (exit 6).
+    Expectation,
     /// A bug: something panicked outside the template engine (exit 70, EX_SOFTWARE).
     Internal,
     /// SIGINT arrived while waiting (exit 130).
@@ -40,11 +44,12 @@ pub enum Kind {
 
 /// The documented exit codes, in the order `--help` lists them ([`Kind::exit_code`] gives
 /// each kind's number; a test checks that every kind is here, once).
-pub const EXIT_CODES: [(Kind, &str); 7] = [
+pub const EXIT_CODES: [(Kind, &str); 8] = [
     (Kind::Usage, "usage/identity"),
     (Kind::Template, "template"),
     (Kind::PeersUnresolved, "peers unresolved"),
     (Kind::Output, "output"),
+    (Kind::Expectation, "check expectation failed"),
     (Kind::Internal, "internal error (a bug)"),
     (Kind::Interrupted, "interrupted by SIGINT"),
     (Kind::Terminated, "stopped by SIGTERM"),
@@ -58,6 +63,7 @@ impl Kind {
             Kind::Template => 3,
             Kind::PeersUnresolved => 4,
             Kind::Output => 5,
+            Kind::Expectation => 6,
             Kind::Internal => 70,
             Kind::Interrupted => 130,
             Kind::Terminated => 143,
@@ -177,6 +183,7 @@ pub enum Failure {
     Template(TemplateError),
     Wait(WaitError),
     Output(OutputError),
+    Check(CheckError),
     /// A panic outside the template engine: a bug.
     Internal(String),
 }
@@ -204,6 +211,7 @@ impl Error {
                 Kind::PeersUnresolved
             }
             Output(_) => Kind::Output,
+            Check(e) => e.kind(),
             Internal(_) => Kind::Internal,
         }
     }
@@ -226,6 +234,7 @@ impl Error {
             Failure::Template(e) => e.hint(),
             Failure::Wait(e) => e.hint(),
             Failure::Output(e) => e.hint(),
+            Failure::Check(e) => e.hint(),
             Failure::Internal(_) => Some(
                 "this is a bug in peerconf; please report it with the command line".to_string(),
             ),
@@ -272,6 +281,7 @@ impl fmt::Display for Error {
             Failure::Template(e) => e.fmt(f),
             Failure::Wait(e) => e.fmt(f),
             Failure::Output(e) => e.fmt(f),
+            Failure::Check(e) => e.fmt(f),
             Failure::Internal(payload) => write!(f, "internal error: {payload}"),
         }
     }
@@ -289,7 +299,7 @@ macro_rules! from_area {
     )*};
 }
 from_area!(UsageError => Usage, IdentityError => Identity, TemplateError => Template,
-    WaitError => Wait, OutputError => Output);
+    WaitError => Wait, OutputError => Output, CheckError => Check);
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -328,6 +338,7 @@ mod tests {
             (Kind::Template, 3),
             (Kind::PeersUnresolved, 4),
             (Kind::Output, 5),
+            (Kind::Expectation, 6),
             (Kind::Interrupted, 130),
             (Kind::Terminated, 143),
             (Kind::Internal, 70),
@@ -340,7 +351,7 @@ mod tests {
         assert_eq!(
             exit_code_help(),
             "Exit codes: 0 ok, 2 usage/identity, 3 template, 4 peers unresolved, 5 output, \
-             70 internal error (a bug), 130 interrupted by SIGINT, 143 stopped by SIGTERM."
+             6 check expectation failed, 70 internal error (a bug), 130 interrupted by SIGINT, 143 stopped by SIGTERM."
         );
     }
 

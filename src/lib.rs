@@ -8,6 +8,7 @@
 //!
 //! Public modules are the ones the integration tests and fuzz targets drive directly.
 
+mod check;
 mod cli;
 mod commands;
 pub mod dns;

@@ -4,8 +4,11 @@
 //! Every input keeps where it came from (flag, env variable, file, default), so errors and
 //! `explain` can name it.
 
+use crate::check::SchemaSpec;
+use std::path::PathBuf;
+
 use crate::dns::WaitSettings;
-use crate::identity::{Host, Inputs};
+use crate::identity::{Host, Inputs, Sourced};
 use crate::logging::LogFormat;
 use crate::output::Target;
 use crate::resolv_conf::ResolvConf;
@@ -67,8 +70,23 @@ pub struct RenderPlan {
 
 #[derive(Debug, Clone)]
 pub struct CheckPlan {
+    /// The identity inputs; `inputs.replicas` is unused: each count of `replicas` replaces it.
     pub identity: IdentityPlan,
+    /// `--replicas 3,5,7` (repeatable): every count to check, in the order given, each once.
+    pub replicas: Vec<Sourced<u32>>,
     pub template: TemplatePlan,
+    /// `--assert EXPR`, in order.
+    pub asserts: Vec<String>,
+    /// `--schema [KEY=]FILE`, in order.
+    pub schemas: Vec<SchemaSpec>,
+    /// `--golden DIR`.
+    pub golden: Option<PathBuf>,
+    /// `--update`: rewrite the golden files instead of comparing.
+    pub update: bool,
+    /// `--output-dir DIR`.
+    pub output_dir: Option<PathBuf>,
+    /// `--junit PATH`.
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

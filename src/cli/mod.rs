@@ -45,7 +45,15 @@ fn command() -> clap::Command {
     for name in ["render", "check", "explain"] {
         cmd = cmd.mut_subcommand(name, |sub| sub.after_help(help.clone()));
     }
-    cmd
+    // `check` takes a list of counts (one identity per count), where the other commands take one.
+    cmd.mut_subcommand("check", |sub| {
+        sub.mut_arg("replicas", |arg| {
+            arg.action(clap::ArgAction::Append)
+                .value_delimiter(',')
+                .value_name("N[,N...]")
+                .help("Replica counts to check, e.g. 3,5,7 (repeatable; each 1..=10000): every ordinal of each")
+        })
+    })
 }
 
 /// Greedy word wrap at `width` columns.
@@ -279,6 +287,33 @@ struct CheckArgs {
 
     #[command(flatten)]
     syntax: SyntaxArgs,
+
+    /// Expression that must be true after each render (repeatable), with every template
+    /// variable plus `config` (the parsed result), `file` (its name) and `files` (every key's).
+    #[arg(long = "assert", value_name = "EXPR")]
+    assert: Vec<String>,
+
+    /// JSON Schema (draft 7 or 2020-12) every JSON result must satisfy; KEY=FILE for one key
+    /// of a ConfigMap directory (repeatable).
+    #[arg(long, value_name = "[KEY=]FILE", value_parser = parse_schema)]
+    schema: Vec<crate::check::SchemaSpec>,
+
+    /// Compare every result with DIR/replicas-<N>/<pod-name>/<file>.
+    #[arg(long, value_name = "DIR")]
+    golden: Option<PathBuf>,
+
+    /// Write (or rewrite) the --golden files instead of comparing, and remove those no
+    /// render produces any more.
+    #[arg(long, requires = "golden")]
+    update: bool,
+
+    /// Also write every rendered file to DIR/replicas-<N>/<pod-name>/<file>.
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+
+    /// Write a JUnit XML report (one test case per pod and file) to PATH.
+    #[arg(long, value_name = "PATH")]
+    junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -330,6 +365,28 @@ fn parse_qps(s: &str) -> Result<u32, String> {
 
 /// Octal permission bits, at most 0777: a config file has no use for setuid, setgid or the
 /// sticky bit, and a sign (`+640`) is a typo.
+/// `FILE`, or `KEY=FILE` for one key of a ConfigMap directory. A value that names an
+/// existing file is a FILE even if it contains `=`.
+fn parse_schema(s: &str) -> Result<crate::check::SchemaSpec, String> {
+    let path = std::path::Path::new(s);
+    let spec = match s.split_once('=') {
+        Some((key, file)) if !path.exists() && !key.is_empty() && !key.contains('/') => {
+            crate::check::SchemaSpec {
+                key: Some(key.to_string()),
+                path: PathBuf::from(file),
+            }
+        }
+        _ => crate::check::SchemaSpec {
+            key: None,
+            path: path.to_path_buf(),
+        },
+    };
+    if spec.path.as_os_str().is_empty() {
+        return Err(format!("'{s}' names no schema file: use FILE or KEY=FILE"));
+    }
+    Ok(spec)
+}
+
 fn parse_mode(s: &str) -> Result<u32, String> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
     let octal = !digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));

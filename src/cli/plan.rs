@@ -199,9 +199,28 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
     if identity.inputs.pod_name.is_none() && identity.inputs.statefulset.is_none() {
         return Err(UsageError::CheckNeedsName.into());
     }
+    // `--replicas` is a list in `check` (see `super::command`): every value, each once.
+    let mut replicas: Vec<Sourced<u32>> = Vec::new();
+    for count in given
+        .matches
+        .get_many::<u32>("replicas")
+        .into_iter()
+        .flatten()
+    {
+        if !replicas.iter().any(|r| r.value == *count) {
+            replicas.extend(given.sourced("replicas", &Some(*count)));
+        }
+    }
     Ok(CheckPlan {
         identity,
+        replicas,
         template: template(&args.template, &args.syntax, None),
+        asserts: args.assert.clone(),
+        schemas: args.schema.clone(),
+        golden: args.golden.clone(),
+        update: args.update,
+        output_dir: args.output_dir.clone(),
+        junit: args.junit.clone(),
     })
 }
 

@@ -155,7 +155,7 @@ impl Renderer {
 }
 
 /// `$.key`, or `$["odd key"]` for a key that is not an identifier.
-fn push_key(path: &mut String, key: &str) {
+pub(crate) fn push_key(path: &mut String, key: &str) {
     let plain = key
         .chars()
         .next()
@@ -174,7 +174,7 @@ fn strip_position(message: &str) -> &str {
 }
 
 /// serde_json -> minijinja, done by hand so the template engine needs no serde support.
-pub(super) fn json_to_value(json: &Json) -> Value {
+pub(crate) fn json_to_value(json: &Json) -> Value {
     match json {
         Json::Null => Value::from(()),
         Json::Bool(b) => Value::from(*b),

@@ -16,6 +16,9 @@ use std::fmt;
 
 pub use context::context_of;
 pub use engine::{MAX_OUTPUT_BYTES, Renderer, Syntax, engine_in_use};
+pub(crate) use json::json_to_value;
+#[cfg(feature = "schema")]
+pub(crate) use json::push_key;
 pub use mode::{Format, Mode, mode_of};
 pub use source::{TemplateFile, TemplateSource, load};
 
