@@ -131,6 +131,8 @@ fuzz_target!(|data: &[u8]| {
         service: given(svc, "--service"),
         cluster_domain: given(domain, "--cluster-domain"),
         pod_ip: None,
+        pod_ips: None,
+        start_ordinal: None,
     };
     let host = Host {
         service_account_namespace: ns_path,
