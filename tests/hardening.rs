@@ -23,24 +23,45 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// The arguments of `peerconf render` of `template` for pod `pod` of `replicas`, with no
+/// resolv.conf and errors-only logging.
+fn render_args(template: &Path, pod: &str, replicas: &str) -> Vec<String> {
+    let mut args: Vec<String> = ["render", "--template"].map(String::from).to_vec();
+    args.push(template.display().to_string());
+    for arg in [
+        "--pod-name",
+        pod,
+        "--replicas",
+        replicas,
+        "--pod-ip",
+        "10.0.0.7",
+        "--resolv-conf",
+        "/nonexistent/resolv.conf",
+        "--log-level",
+        "error",
+    ] {
+        args.push(arg.to_string());
+    }
+    args
+}
+
 /// `peerconf render` of `template` for pod db-0 of 1, with extra arguments.
 fn render(template: &Path, extra: &[&str]) -> Command {
     let mut cmd = support::peerconf();
-    cmd.args(["render", "--template"])
-        .arg(template)
-        .args([
-            "--pod-name",
-            "db-0",
-            "--replicas",
-            "1",
-            "--pod-ip",
-            "10.0.0.7",
-            "--resolv-conf",
-            "/nonexistent/resolv.conf",
-            "--log-level",
-            "error",
-        ])
+    cmd.args(render_args(template, "db-0", "1"))
         .args(extra)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The same render of pod `pod` of `replicas`, run by `wrapper` (`prlimit ...`, `setpriv
+/// ...`) with a clean environment.
+fn wrapped(wrapper: &[&str], template: &Path, pod: &str, replicas: &str) -> Command {
+    let mut cmd = Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..])
+        .arg(BIN)
+        .args(render_args(template, pod, replicas))
+        .env_clear()
         .stdin(Stdio::null());
     cmd
 }
@@ -150,32 +171,22 @@ fn an_unwritable_directory_fails_before_the_wait() {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(&t, fs::Permissions::from_mode(0o644)).unwrap();
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid",
-        "65532",
-        "--regid",
-        "65532",
-        "--clear-groups",
-        BIN,
-    ])
-    .args(["render", "--template"])
-    .arg(&t)
-    .args([
-        "--pod-name",
+    let mut cmd = wrapped(
+        &[
+            "setpriv",
+            "--reuid",
+            "65532",
+            "--regid",
+            "65532",
+            "--clear-groups",
+        ],
+        &t,
         "db-0",
-        "--replicas",
         "1",
-        "--pod-ip",
-        "10.0.0.7",
-        "--resolv-conf",
-        "/nonexistent",
-    ])
-    .args(LONG_WAIT)
-    .arg("--output")
-    .arg(locked.join("config.cfg"))
-    .env_clear()
-    .stdin(Stdio::null());
+    );
+    cmd.args(LONG_WAIT)
+        .arg("--output")
+        .arg(locked.join("config.cfg"));
     let (out, took) = run_timed(&mut cmd);
     assert_eq!(code(&out), 5, "{}", stderr(&out));
     assert!(
@@ -238,25 +249,8 @@ fn a_mount_point_among_the_targets_leaves_the_old_set_whole() {
 fn a_tiny_file_limit_is_a_clear_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let t = template(dir.path());
-    let mut cmd = Command::new("prlimit");
-    cmd.args(["--nofile=6:6", BIN])
-        .args(["render", "--template"])
-        .arg(&t)
-        .args([
-            "--pod-name",
-            "db-0",
-            "--replicas",
-            "1",
-            "--resolv-conf",
-            "/nonexistent",
-            "--dry-run",
-            "--wait",
-            "self",
-            "--nameserver",
-            "127.0.0.1:9",
-        ])
-        .env_clear()
-        .stdin(Stdio::null());
+    let mut cmd = wrapped(&["prlimit", "--nofile=6:6"], &t, "db-0", "1");
+    cmd.args(["--dry-run", "--wait", "self", "--nameserver", "127.0.0.1:9"]);
     let out = cmd.output().unwrap();
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(
@@ -336,23 +330,8 @@ fn template_bombs_fail_with_exit_3_within_a_64_mib_data_limit() {
     for (name, text) in bombs {
         let path = dir.path().join(name);
         fs::write(&path, text).unwrap();
-        let mut cmd = Command::new("prlimit");
-        cmd.args(["--data=67108864", BIN])
-            .args(["render", "--template"])
-            .arg(&path)
-            .args([
-                "--pod-name",
-                "db-2",
-                "--replicas",
-                "3",
-                "--resolv-conf",
-                "/nonexistent",
-                "--dry-run",
-                "--log-level",
-                "error",
-            ])
-            .env_clear()
-            .stdin(Stdio::null());
+        let mut cmd = wrapped(&["prlimit", "--data=67108864"], &path, "db-2", "3");
+        cmd.arg("--dry-run");
         let out = cmd.output().unwrap();
         assert_eq!(code(&out), 3, "{text}: {}", stderr(&out));
         let err = stderr(&out);
