@@ -3,11 +3,20 @@
 //! StatefulSet's [`Members`] derived from them.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::members::{MAX_REPLICAS, MAX_START_ORDINAL, Members};
+use crate::members::Members;
 use crate::resolv_conf::ResolvConf;
+
+mod error;
+mod names;
+
+pub use error::IdentityError;
+pub use names::{
+    documentation_ip, documentation_ips, documentation_ipv4, documentation_ipv6, split_ordinal,
+    validate_label, validate_subdomain,
+};
 
 /// The service-account namespace file a pod gets mounted (kubectl reads the same).
 pub const SERVICE_ACCOUNT_NAMESPACE: &str =
@@ -317,254 +326,6 @@ fn cluster_domain(
     Ok(domain)
 }
 
-/// Everything that can be wrong with a pod's identity (exit 2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdentityError {
-    ReplicasMissing,
-    ReplicasOutOfRange(Sourced<u32>),
-    NoPodName,
-    NotAnOrdinal(Sourced<String>),
-    StatefulSetMismatch {
-        pod_name: Sourced<String>,
-        statefulset: Sourced<String>,
-    },
-    /// `what` (namespace, statefulset, service) is not an RFC 1123 label, and why.
-    BadLabel(&'static str, Sourced<String>, String),
-    PodNameTooLong(Sourced<String>),
-    MemberNameTooLong {
-        name: String,
-        statefulset: String,
-        replicas: u32,
-    },
-    /// The pod's ordinal is not in `start..start+replicas`.
-    OrdinalOutOfRange {
-        ordinal: u32,
-        pod_name: String,
-        replicas: Sourced<u32>,
-        start: Sourced<u32>,
-    },
-    StartOrdinalOutOfRange(Sourced<u32>),
-    /// `--pod-ips` is empty, or holds two addresses of one family.
-    BadPodIps(Sourced<Vec<IpAddr>>),
-    PodIpNotInPodIps {
-        pod_ip: Sourced<IpAddr>,
-        pod_ips: Sourced<Vec<IpAddr>>,
-    },
-    BadClusterDomain(Sourced<String>, String),
-    FqdnTooLong(String),
-    NotADnsName {
-        name: String,
-        why: String,
-    },
-}
-
-impl fmt::Display for IdentityError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use IdentityError::*;
-        match self {
-            ReplicasMissing => f.write_str("--replicas is required (or the env REPLICAS)"),
-            ReplicasOutOfRange(n) => write!(
-                f,
-                "--replicas: {} is not in 1..={MAX_REPLICAS} ({})",
-                n.value, n.source
-            ),
-            NoPodName => {
-                f.write_str("no pod name: --pod-name, POD_NAME and HOSTNAME are all unset")
-            }
-            NotAnOrdinal(pod) => write!(f, "pod name {} does not end in -<ordinal>", pod.quoted()),
-            StatefulSetMismatch {
-                pod_name,
-                statefulset,
-            } => write!(
-                f,
-                "pod name {} is not <statefulset>-<ordinal> for StatefulSet {}",
-                pod_name.quoted(),
-                statefulset.quoted()
-            ),
-            BadLabel(what, value, why) => {
-                write!(
-                    f,
-                    "{what} {} is not a valid DNS label: {why}",
-                    value.quoted()
-                )
-            }
-            PodNameTooLong(pod) => write!(
-                f,
-                "pod name {} is longer than 63 characters, so it cannot be a DNS label",
-                pod.quoted()
-            ),
-            MemberNameTooLong {
-                name,
-                statefulset,
-                replicas,
-            } => write!(
-                f,
-                "member name '{name}' (StatefulSet '{statefulset}', {replicas} replicas) is longer than 63 characters, so it cannot be a DNS label"
-            ),
-            OrdinalOutOfRange {
-                ordinal,
-                pod_name,
-                replicas,
-                start,
-            } if start.value == 0 => write!(
-                f,
-                "ordinal {ordinal} of pod '{pod_name}' is not below --replicas {} ({})",
-                replicas.value, replicas.source
-            ),
-            OrdinalOutOfRange {
-                ordinal,
-                pod_name,
-                replicas,
-                start,
-            } => {
-                let stem = pod_name.rsplit_once('-').map_or("", |(stem, _)| stem);
-                write!(
-                    f,
-                    "ordinal {ordinal} of pod '{pod_name}' is not a member: with --start-ordinal {} ({}) \
-                     and --replicas {} ({}) the members are {stem}-{} .. {stem}-{}",
-                    start.value,
-                    start.source,
-                    replicas.value,
-                    replicas.source,
-                    start.value,
-                    u64::from(start.value) + u64::from(replicas.value) - 1
-                )
-            }
-            StartOrdinalOutOfRange(start) => write!(
-                f,
-                "--start-ordinal {} ({}) is over {MAX_START_ORDINAL}, the largest spec.ordinals.start",
-                start.value, start.source
-            ),
-            BadPodIps(ips) => write!(
-                f,
-                "pod IPs '{}' ({}) are not a pod's addresses: give one or two, at most one IPv4 and one IPv6",
-                ip_list(&ips.value),
-                ips.source
-            ),
-            PodIpNotInPodIps { pod_ip, pod_ips } => write!(
-                f,
-                "pod IP {} is not among the pod IPs '{}' ({})",
-                pod_ip.quoted(),
-                ip_list(&pod_ips.value),
-                pod_ips.source
-            ),
-            BadClusterDomain(domain, why) => write!(
-                f,
-                "cluster domain {} is not a DNS subdomain: {why}",
-                domain.quoted()
-            ),
-            FqdnTooLong(name) => write!(
-                f,
-                "peer name '{name}' is longer than 253 characters, the DNS limit"
-            ),
-            NotADnsName { name, why } => {
-                write!(f, "peer name '{name}' is not a valid DNS name ({why})")
-            }
-        }
-    }
-}
-
-impl IdentityError {
-    pub(crate) fn hint(&self) -> Option<String> {
-        use IdentityError::*;
-        let hint = match self {
-            ReplicasMissing | ReplicasOutOfRange(_) => {
-                "set REPLICAS to the StatefulSet's spec.replicas, e.g. --replicas 3"
-            }
-            PodNameTooLong(_) => return None,
-            NoPodName => "set POD_NAME from the downward API (fieldRef metadata.name)",
-            NotAnOrdinal(_) => {
-                "a StatefulSet pod is named <statefulset>-<ordinal>, e.g. consul-0; set POD_NAME from metadata.name"
-            }
-            StatefulSetMismatch { .. } => {
-                "the pod name must be the StatefulSet name, a dash and the ordinal"
-            }
-            BadLabel(..) => {
-                "Kubernetes names here are RFC 1123 labels: lower-case a-z, 0-9 and -, at most 63"
-            }
-            MemberNameTooLong { .. } => {
-                "shorten the StatefulSet name: the pod names <statefulset>-<ordinal> must fit in 63 characters"
-            }
-            OrdinalOutOfRange { start, .. } if start.value == 0 => {
-                "REPLICAS must equal the StatefulSet's spec.replicas; change both together when scaling"
-            }
-            OrdinalOutOfRange { .. } => {
-                "REPLICAS must equal the StatefulSet's spec.replicas and PEERCONF_START_ORDINAL its \
-                 spec.ordinals.start; change them together"
-            }
-            StartOrdinalOutOfRange(_) => {
-                "set PEERCONF_START_ORDINAL to the StatefulSet's spec.ordinals.start"
-            }
-            BadPodIps(_) => {
-                "set POD_IPS from the downward API (fieldRef status.podIPs): comma-separated, the primary first"
-            }
-            PodIpNotInPodIps { .. } => {
-                "set POD_IP from status.podIP and POD_IPS from status.podIPs (the primary is the first of them)"
-            }
-            BadClusterDomain(..) => "use the cluster's DNS domain, e.g. cluster.local",
-            FqdnTooLong(_) => "shorten the StatefulSet, Service, namespace or cluster domain",
-            NotADnsName { .. } => "check --pod-name, --service, --namespace and --cluster-domain",
-        };
-        Some(hint.to_string())
-    }
-}
-
-fn ip_list(ips: &[IpAddr]) -> String {
-    ips.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// IPv4 documentation addresses (RFC 5737): three /24s, 762 hosts.
-const V4_DOCUMENTATION: [[u8; 3]; 3] = [[192, 0, 2], [198, 51, 100], [203, 0, 113]];
-const V4_DOCUMENTATION_HOSTS: u32 = 3 * 254;
-
-/// A stand-in pod IP for dry runs and `check`, for the member at 0-based `index`: distinct per
-/// member, and from the ranges reserved for documentation (RFC 5737, then RFC 3849) so it can
-/// never reach a real host. IPv4 for the first 762 members, then IPv6.
-pub fn documentation_ip(index: u32) -> IpAddr {
-    if index < V4_DOCUMENTATION_HOSTS {
-        IpAddr::V4(documentation_ipv4(index))
-    } else {
-        IpAddr::V6(documentation_ipv6(index))
-    }
-}
-
-/// An IPv4 documentation address for member `index`; distinct for the first 762 members, then
-/// the same ones again.
-pub fn documentation_ipv4(index: u32) -> Ipv4Addr {
-    let n = index % V4_DOCUMENTATION_HOSTS;
-    let prefix = V4_DOCUMENTATION[(n / 254) as usize];
-    Ipv4Addr::new(prefix[0], prefix[1], prefix[2], (n % 254 + 1) as u8)
-}
-
-/// An IPv6 documentation address (`2001:db8::/32`) for member `index`, distinct per member.
-pub fn documentation_ipv6(index: u32) -> Ipv6Addr {
-    let n = u64::from(index) + 1;
-    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, (n >> 16) as u16, n as u16)
-}
-
-/// Stand-in addresses for member `index` of the given families `(ipv4, ipv6)` (both when
-/// neither is given), the primary first: [`documentation_ip`] when its family is wanted.
-pub fn documentation_ips(index: u32, (v4, v6): (bool, bool)) -> Vec<IpAddr> {
-    let (v4, v6) = if v4 || v6 { (v4, v6) } else { (true, true) };
-    let four = IpAddr::V4(documentation_ipv4(index));
-    let six = IpAddr::V6(documentation_ipv6(index));
-    let primary = documentation_ip(index);
-    let mut ips = Vec::with_capacity(2);
-    if (primary.is_ipv4() && v4) || (primary.is_ipv6() && v6) {
-        ips.push(primary);
-    }
-    for ip in [four, six] {
-        let wanted = if ip.is_ipv4() { v4 } else { v6 };
-        if wanted && !ips.contains(&ip) {
-            ips.push(ip);
-        }
-    }
-    ips
-}
-
 fn host_pod_name(host: &Host) -> Result<Sourced<String>, IdentityError> {
     if let Some(name) = &host.hostname_env {
         return Ok(Sourced::new(name.clone(), Source::Env("HOSTNAME".into())));
@@ -584,53 +345,6 @@ fn read_trimmed(path: &Path) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
 }
 
-/// Splits `consul-12` into (`consul`, 12). The ordinal is the digits after the last `-`,
-/// in canonical form (no sign, no leading zero), as the StatefulSet controller names pods.
-pub fn split_ordinal(pod_name: &str) -> Option<(&str, u32)> {
-    let (stem, digits) = pod_name.rsplit_once('-')?;
-    if stem.is_empty() || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if digits.len() > 1 && digits.starts_with('0') {
-        return None;
-    }
-    Some((stem, digits.parse().ok()?))
-}
-
-/// An RFC 1123 label: 1-63 of `[a-z0-9-]`, alphanumeric at both ends.
-pub fn validate_label(label: &str) -> std::result::Result<(), String> {
-    if label.is_empty() {
-        return Err("it is empty".into());
-    }
-    if label.len() > 63 {
-        return Err(format!("it is {} characters long, over 63", label.len()));
-    }
-    if let Some(bad) = label
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-    {
-        return Err(format!(
-            "'{}' is not allowed (only a-z, 0-9 and -)",
-            bad.escape_default()
-        ));
-    }
-    if label.starts_with('-') || label.ends_with('-') {
-        return Err("it must start and end with a letter or digit".into());
-    }
-    Ok(())
-}
-
-/// A DNS subdomain (RFC 1123): dot-separated labels, 253 characters at most.
-pub fn validate_subdomain(domain: &str) -> std::result::Result<(), String> {
-    if domain.len() > 253 {
-        return Err(format!("it is {} characters long, over 253", domain.len()));
-    }
-    for label in domain.split('.') {
-        validate_label(label).map_err(|why| format!("label '{label}': {why}"))?;
-    }
-    Ok(())
-}
-
 fn check_label(what: &'static str, value: &Sourced<String>) -> Result<(), IdentityError> {
     validate_label(&value.value).map_err(|why| IdentityError::BadLabel(what, value.clone(), why))
 }
@@ -639,6 +353,8 @@ fn check_label(what: &'static str, value: &Sourced<String>) -> Result<(), Identi
 mod tests {
     use super::*;
     use crate::error::Error;
+    use crate::members::MAX_REPLICAS;
+    use error::ip_list;
 
     fn host_without_files(dir: &Path) -> Host {
         Host {
