@@ -90,6 +90,10 @@ cleanup() {
             fi
         done <"$work/pids"
     fi
+    # Network namespaces the driver created (tests/harness/netns.py records each name first).
+    if [ -f "$work/netns" ]; then
+        while read -r ns; do ip netns delete "$ns" 2>/dev/null || true; done <"$work/netns"
+    fi
     # Mounts exist only in the children's private namespaces; never delete through a mount.
     if grep -qF " $work" /proc/self/mountinfo; then
         say "mounts under $work in this namespace; leaving it in place"

@@ -115,6 +115,12 @@ def main():
     dns.stop()
     sup.stop_all()
     problems = []
+    try:
+        netns_left = k.close()
+    except Exception as e:
+        netns_left = [str(e)]
+    if netns_left:
+        problems.append(f"network namespaces left: {netns_left}")
     alive = [f"{p.name} (pid {p.pid})" for p in sup.procs if p.running()]
     if alive:
         problems.append(f"still running: {alive}")
@@ -131,7 +137,7 @@ def main():
         killed = [p.name for p in sup.procs if p.killed]
         how = f"{len(killed)} of them only by SIGKILL: {killed}" if killed else "all ended or stopped by SIGTERM"
         print(f"ok    cleanup: {len(sup.procs)} processes started and stopped by PID ({how}), "
-              "no mount left, /etc/resolv.conf untouched", flush=True)
+              "no mount or network namespace left, /etc/resolv.conf untouched", flush=True)
     print(f"e2e: total {time.monotonic() - T0:.1f}s", flush=True)
     print(f"e2e: {passed} passed, {failed} failed", flush=True)
     return 1 if failed else 0

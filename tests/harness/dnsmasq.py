@@ -1,5 +1,8 @@
 """dnsmasq as the harnesses' real DNS server: one zone, kept local, records from a hosts directory.
 
+A Dnsmasq may serve inside a network namespace (a harness.netns.Network's node side): it is
+then started through `ip netns exec` and asked from a socket in that namespace.
+
 With `--local=/ZONE/ --no-resolv --no-hosts` a name of the zone that no file lists is NXDOMAIN.
 Records live in `--hostsdir` files of `IP NAME` lines, read through inotify: a file renamed into
 place is served by the very next query, dot-files are ignored, a deleted file makes the name
@@ -23,8 +26,9 @@ class Dnsmasq:
     constructor returns; Failure, with its stderr, if it does not answer within 5 s."""
 
     def __init__(self, sup: Supervisor, name, addr, port, hostsdir: Path, zone="cluster.local",
-                 query_log: Path | None = None, extra=()):
+                 query_log: Path | None = None, extra=(), netns=None):
         self.addr, self.port, self.zone = addr, port, zone
+        self.netns = netns  # a harness.netns.NetNs to serve in (and be asked from), or None
         self.hostsdir = Path(hostsdir)
         self.hostsdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.hostsdir, 0o755)  # dnsmasq reads it as nobody
@@ -37,7 +41,7 @@ class Dnsmasq:
         if query_log is not None:
             self.argv += ["--log-queries", f"--log-facility={query_log}"]
         self.argv += list(extra)
-        self.proc = sup.start(name, self.argv)
+        self.proc = sup.start(name, [*(netns.exec_prefix() if netns else []), *self.argv])
 
         def answers():
             try:
@@ -58,7 +62,7 @@ class Dnsmasq:
         return " ".join(["dnsmasq", *self.argv[1:]])
 
     def resolve(self, name, qtype=dns.A, timeout=1.0):
-        return dns.query(self.server, name, qtype, timeout)
+        return dns.query(self.server, name, qtype, timeout, self.netns)
 
     def publish(self, fqdn, ip, wait=True):
         """Serve fqdn -> ip (replacing any earlier record of that name): a dot-file, renamed into

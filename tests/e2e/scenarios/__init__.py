@@ -2,6 +2,7 @@
 holds one scenario; the first line of its function's docstring is the scenario's title."""
 
 from . import consul_flow, etcd_cluster, pod_new_ip, scale_3_to_5, zookeeper_dir
+from . import zookeeper_ensemble
 
 SCENARIOS = [
     ("consul-flow", consul_flow.run),
@@ -9,4 +10,6 @@ SCENARIOS = [
     ("pod-new-ip", pod_new_ip.run),
     ("scale-3-to-5", scale_3_to_5.run),
     ("zookeeper-dir", zookeeper_dir.run),
+    # Real datastores, each pod in a network namespace of its own (harness.podnet):
+    ("zookeeper-ensemble", zookeeper_ensemble.run),
 ]

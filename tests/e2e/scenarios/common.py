@@ -35,6 +35,24 @@ class Cluster:
         self.repo = repo
         self.workdir = node.workdir
         self.net = net
+        self._podnet = None
+
+    def podnet(self):
+        """The pod network (harness.podnet): pods each in a network namespace of their own, with
+        a 10.<net>.x.y IP and a dnsmasq of that network; created on first use, for the scenarios
+        that run real datastores (which listen on fixed ports, 0.0.0.0 and 127.0.0.1)."""
+        if self._podnet is None:
+            from harness.podnet import PodNet
+            self._podnet = PodNet(self.node.sup, self.workdir, self.node.binary, self.node.image, self.net,
+                                  prefix=f"pce2e{self.net}")
+        return self._podnet
+
+    def close(self):
+        """Delete the pod network (its processes stopped first); the namespaces left, if any."""
+        if self._podnet is None:
+            return []
+        self._podnet.close()
+        return self._podnet.leftovers()
 
     def ip(self, subnet, host):
         return f"127.{self.net}.{subnet}.{host}"
