@@ -110,6 +110,13 @@ def main():
         finally:
             for p in sup.procs[first_proc:]:
                 p.stop()
+            try:
+                left = k.close()  # the scenario's pod network, if it made one
+            except Exception as e:
+                left = [str(e)]
+            if left:
+                failed += 1
+                print(f"FAIL  {name}: network namespaces left: {left}", flush=True)
 
     # Cleanup is part of the contract: nothing left running, nothing mounted, resolv.conf intact.
     dns.stop()

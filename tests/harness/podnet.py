@@ -68,9 +68,16 @@ class PodNet:
         if pod.netns is not None and pod.netns in self.network.pods:
             self.network.remove_pod(pod.netns)
 
-    def recreate(self, pod, ip) -> Pod:
+    def cut(self, pod):
+        """The pod's node is lost: its network goes silent (no FIN, no RST reaches the peers)
+        while its processes still exist; `delete` then stops them."""
+        pod.netns.run(["ip", "link", "set", "eth0", "down"])
+
+    def recreate(self, pod, ip, silent=False) -> Pod:
         """The StatefulSet controller re-creates a deleted pod: same name, ordinal and PVCs, new
-        uid, fresh emptyDirs, a new IP."""
+        uid, fresh emptyDirs, a new IP. `silent`: the old pod's node was lost (see `cut`)."""
+        if silent:
+            self.cut(pod)
         self.delete(pod)
         check(ip != pod.ip, "a re-created pod needs a new IP here")
         return self.pod(pod.docs, pod.sts, pod.ordinal, pod.namespace, ip)

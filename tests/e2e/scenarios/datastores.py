@@ -39,7 +39,8 @@ ZK_CLI = [JAVA, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Dzookeeper.root
 
 
 def start_zookeeper(pod):
-    return pod.start_container(pod.main_container(), argv=ZK_SERVER, files=ZK_FILES)
+    extra = {"SERVER_JVMFLAGS": os.environ["ZK_EXPERIMENT_FLAGS"]} if os.environ.get("ZK_EXPERIMENT_FLAGS") else None
+    return pod.start_container(pod.main_container(), argv=ZK_SERVER, files=ZK_FILES, env=extra)
 
 
 def boot(net, pods, offsets=None, start_main=None):
