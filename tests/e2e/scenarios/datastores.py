@@ -39,22 +39,35 @@ ZK_CLI = [JAVA, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Dzookeeper.root
 
 
 def start_zookeeper(pod):
-    extra = {"SERVER_JVMFLAGS": os.environ["ZK_EXPERIMENT_FLAGS"]} if os.environ.get("ZK_EXPERIMENT_FLAGS") else None
-    return pod.start_container(pod.main_container(), argv=ZK_SERVER, files=ZK_FILES, env=extra)
+    return pod.start_container(pod.main_container(), argv=ZK_SERVER, files=ZK_FILES)
 
 
-def boot(net, pods, offsets=None, start_main=None):
-    """Start every pod's init at once, publish each pod's record (at `offsets[i]` s after the
-    start, default at once), and start each main container (`start_main(pod)`) as soon as its
-    init exits 0. Returns {pod name: main process}."""
+def with_wait(pod, policy):
+    """The init container's args with another --wait policy (None: as the manifest says)."""
+    args = pod.init_container()["args"]
+    if policy is None:
+        return None
+    check(any(a.startswith("--wait=") for a in args), f"{pod.name}: no --wait=... in the init args {args}")
+    return [f"--wait={policy}" if a.startswith("--wait=") else a for a in args]
+
+
+# E2E_WAIT=POLICY: boot the datastores with this --wait policy instead of the example's, to
+# measure what waiting changes (docs/datastores.md#when-does-waiting-help). Unset in CI.
+WAIT_OVERRIDE = os.environ.get("E2E_WAIT") or None
+
+
+def boot(net, pods, offsets=None, start_main=None, wait=WAIT_OVERRIDE):
+    """Start every pod's init at once (with another --wait policy if `wait`), publish each pod's
+    record (at `offsets[i]` s after the start, default at once), and start each main container
+    (`start_main(pod)`) as soon as its init exits 0. Returns {pod name: main process}."""
     offsets = offsets or [0.0] * len(pods)
     t0 = time.monotonic()
     for p in pods:
-        p.start_init()
+        p.start_init(args=with_wait(p, wait))
     pending_pub = sorted(zip(offsets, range(len(pods))))
     mains = {}
     deadline = t0 + max(offsets) + NOTICE + 5
-    while len(mains) < len(pods):
+    while len(mains) < len(pods) or pending_pub:
         now = time.monotonic() - t0
         while pending_pub and pending_pub[0][0] <= now:
             net.publish(pods[pending_pub.pop(0)[1]])
