@@ -101,7 +101,15 @@ class Network:
     """A bridge in a namespace of its own (the node side) and pods attached to it.
 
     Addresses are 10.<net>.<subnet>.<host>/16; the node side holds 10.<net>.0.1 and anything the
-    caller adds with `node_address()` (the cluster DNS server listens on one)."""
+    caller adds with `node_address()` (the cluster DNS server listens on one).
+
+    The bridge has a MAC address of its own, set when it is created. Without one, Linux gives a
+    bridge the lowest MAC of its ports and changes it as ports come and go: deleting the pod whose
+    veth lent br0 its MAC left every other pod's ARP entry for the node's addresses pointing at a
+    MAC that no longer exists, so those pods could not reach the cluster DNS server or the node
+    (the harness's etcdctl, four-letter words) until the entry expired and was probed again, 30 s
+    and more. On a real node the gateway's MAC does not move when a pod is deleted; here neither
+    does br0's, and every add or remove of a pod checks it."""
 
     def __init__(self, prefix, net, record: Path):
         self.prefix = prefix
@@ -111,7 +119,10 @@ class Network:
         self.pods: list[NetNs] = []
         self.node = self._create(f"{prefix}-node")
         self.node.ip = self.ip(0, 1)
-        self.node.run(["ip", "link", "add", "br0", "type", "bridge"])
+        # Locally administered (02:...) and unicast; the network's number makes it this run's.
+        self.bridge_mac = f"02:00:0a:{net:02x}:00:01"
+        self.node.run(["ip", "link", "add", "br0", "address", self.bridge_mac, "type", "bridge"])
+        self._check_bridge_mac("creating the bridge")
         self.node.run(["ip", "addr", "add", f"{self.node.ip}/16", "dev", "br0"])
         self.node.run(["ip", "link", "set", "br0", "up"])
 
@@ -128,6 +139,15 @@ class Network:
         ns.run(["ip", "link", "set", "lo", "up"])
         return ns
 
+    def _check_bridge_mac(self, when):
+        """The node's side of the pod network keeps its MAC address whatever pods come and go."""
+        r = self.node.run(["cat", "/sys/class/net/br0/address", "/sys/class/net/br0/addr_assign_type"])
+        mac, assign_type = r.stdout.split()
+        # addr_assign_type 3 (NET_ADDR_SET): set explicitly, so the kernel never replaces it.
+        check(mac == self.bridge_mac and assign_type == "3",
+              f"br0's MAC is {mac} (addr_assign_type {assign_type}) after {when}, not the {self.bridge_mac} "
+              "it was given: pods would keep sending to a MAC that no longer exists")
+
     def node_address(self, ip):
         """Another address on the node side of the bridge (e.g. for a DNS server)."""
         self.node.run(["ip", "addr", "add", f"{ip}/16", "dev", "br0"])
@@ -143,12 +163,46 @@ class Network:
         ns.run(["ip", "addr", "add", f"{ip}/16", "dev", "eth0"])
         ns.run(["ip", "link", "set", "eth0", "up"])
         self.pods.append(ns)
+        self._check_bridge_mac(f"adding {ns.name}")
         return ns
 
     def remove_pod(self, ns: NetNs):
         """Delete a pod's namespace (its processes must have been stopped): its IP is gone."""
         run(["ip", "netns", "delete", ns.name])
         self.pods.remove(ns)
+        self._check_bridge_mac(f"deleting {ns.name}")
+
+    def selfcheck(self, pods=3):
+        """Prove the pod network before trusting it: every pod reaches the node (a TCP connect to
+        10.<net>.0.1, where the cluster DNS also listens), and all still do after each pod in
+        turn is deleted and replaced by one with a new IP, as in the restart scenarios."""
+        listener = self.node.socket()
+        added = []
+        try:
+            listener.bind((self.node.ip, 0))
+            listener.listen(64)
+            port = listener.getsockname()[1]
+            host = iter(range(1, 255))
+
+            def reach(when):
+                for ns in added:
+                    try:
+                        ns.connect(self.node.ip, port, timeout=2.0).close()
+                    except OSError as e:
+                        raise Failure(f"pod network: {ns.name} ({ns.ip}) cannot reach the node "
+                                      f"{self.node.ip}:{port} {when}: {e}") from None
+
+            added += [self.add_pod(self.ip(255, next(host))) for _ in range(pods)]
+            reach("once created")
+            for _ in range(pods):
+                gone = added.pop(0)
+                self.remove_pod(gone)
+                added.append(self.add_pod(self.ip(255, next(host))))
+                reach(f"after {gone.name} ({gone.ip}) was deleted and a pod added")
+        finally:
+            listener.close()
+            for ns in added:
+                self.remove_pod(ns)
 
     def close(self):
         problems = []
