@@ -12,10 +12,10 @@ from .common import Cluster, expect_exit0, expect_running, governing_service, lo
 from .datastores import boot, leader_of, start_zookeeper, wait_zk_ensemble, zk_cli, zk_mode
 
 # Measured on a 2-core machine (docs/datastores.md#zookeeper): a follower re-created (stopped by
-# SIGTERM) was back 0.5-0.9 s after its server started. The leader's node lost (its network
-# silent, then the pod re-created): whole again 20.9-34.9 s after the new server started, in 6
-# runs, with or without the JVM's DNS cache (-Dsun.net.inetaddr.ttl=0): the followers need
-# syncLimit x tickTime (10 s) to notice a silent leader, then elect. Bounds with head room:
+# SIGTERM) was back 0.5-1.6 s after its server started. The leader's node lost (its network
+# silent, then the pod re-created): whole again 14.2-35.0 s after the new server started, in 5
+# runs: the followers need syncLimit x tickTime (10 s) to notice a silent leader, then elect.
+# Bounds with head room:
 FORM_BOUND = 45.0
 REJOIN_BOUND = 20.0
 LEADER_LOST_BOUND = 60.0
