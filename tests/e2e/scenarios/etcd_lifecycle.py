@@ -185,19 +185,24 @@ def run_lost_volume(k: Cluster):
 
     # The documented procedure (docs/datastores.md#etcd-pod-restarts).
     live = pods[:2]
-    r = etcdctl(net, live, "member", "remove", f"{int(old_id):x}")
-    check(r.returncode == 0, f"member remove: {r.stdout}{r.stderr}")
-    # Right after a removal etcd refuses `member add` with "unhealthy cluster" for a few seconds
-    # (it wants every member connected for a while first): retry, as the procedure says.
-    added = {}
+    # etcd refuses a membership change with "unhealthy cluster" until the members that would
+    # remain have been connected to the one asked for a few seconds (its strict reconfiguration
+    # check): right after the cluster formed, `member remove` can be refused, and right after a
+    # removal, `member add`. Repeat each until it is accepted, as the procedure says.
+    tried = {}
 
-    def add():
-        added["r"] = etcdctl(net, live, "member", "add", new.name, f"--peer-urls=http://{new.fqdn}:2380")
-        return added["r"].returncode == 0
+    def accepted(what, *args):
+        tried[what] = etcdctl(net, live, "member", *args)
+        refused = "unhealthy cluster" in tried[what].stderr
+        check(tried[what].returncode == 0 or refused, f"member {what}: {tried[what].stdout}{tried[what].stderr}")
+        return tried[what].returncode == 0
 
-    t = time.monotonic()
-    check(wait_until(add, 20, 1.0), f"member add: {added['r'].stdout}{added['r'].stderr}")
-    log(f"member add accepted {time.monotonic() - t:.1f}s after member remove")
+    for what, args in [("remove", ["remove", f"{int(old_id):x}"]),
+                       ("add", ["add", new.name, f"--peer-urls=http://{new.fqdn}:2380"])]:
+        t = time.monotonic()
+        check(wait_until(lambda: accepted(what, *args), 20, 1.0),
+              f"member {what} refused for 20 s: {tried[what].stdout}{tried[what].stderr}")
+        log(f"member {what} accepted {time.monotonic() - t:.1f}s after it was first asked")
     cm = find(docs, "ConfigMap", "etcd-cluster-state")
     cm["data"]["initial-cluster-state"] = "existing"  # kubectl patch configmap etcd-cluster-state ...
     log("etcdctl member remove <old ID>; member add etcd-2 --peer-urls=...; "

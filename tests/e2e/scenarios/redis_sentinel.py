@@ -2,7 +2,9 @@
 (Debian's redis-server and redis-sentinel), each pod in a network namespace of its own: the
 primary lists its replicas by FQDN, a key written on the primary is read on both replicas, the
 Sentinels agree on the primary by name, and when the primary's redis-server is stopped they
-promote a replica, which takes writes that the other replica receives."""
+promote a replica, which takes writes that the other replica receives. The old primary's pod is
+then re-created with a new IP, its config saying "primary" again: the Sentinels make it a
+replica of the new primary."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from harness import check
 from harness.manifests import find, kustomize
 from harness.proc import wait_until
 
-from .common import Cluster, governing_service, log
+from .common import NOTICE, Cluster, governing_service, log
 from .datastores import NSS, boot
 
 REDIS_BIN = "/usr/bin/redis-server"  # Debian's 7.0, standing in for the image's redis-server
@@ -23,6 +25,7 @@ MASTER = "redis"  # the `sentinel monitor` name: the StatefulSet's name in the t
 FORM_BOUND = 30.0
 # down-after-milliseconds (5 s in the example) + the Sentinels' vote + the promotion.
 FAILOVER_BOUND = 40.0
+REJOIN_BOUND = 60.0
 
 
 def start_container(pod, name, binary):
@@ -174,5 +177,33 @@ def run(k: Cluster):
     check(resp(net, primary, 6379, "SET", key, value2) == "OK", f"SET on the new primary {primary.name}")
     read_everywhere(net, [other], key, value2)
     log(f"the key survived; a write on {primary.name} reached {other.name}")
+
+    # The old primary's pod is deleted and re-created (same PVC, new IP, fresh emptyDir): its
+    # rendered redis.conf says "primary" again. The Sentinels must turn it into a replica of the
+    # new primary, by its name.
+    net.delete(old)
+    new0 = net.pod(old.docs, old.sts, old.ordinal, old.namespace, net.ip(10, 40))
+    pods[0] = new0
+    new0.start_init()
+    net.publish(new0)
+    check(new0.init.wait(NOTICE + 2) == 0, f"{new0.name}: init exited {new0.init.returncode}\n{new0.init.tail()}")
+    mains[new0.name] = start_pod(new0)
+    restarted = time.monotonic()
+
+    def rejoined():
+        me = info(net, new0)
+        state.update(me=me, views={p.name: sentinel_view(net, p) for p in pods},
+                     listed=replicas_of(info(net, primary)))
+        return (me.get("role") == "slave" and me.get("master_host") == primary.fqdn
+                and me.get("master_link_status") == "up"
+                and state["listed"] == {p.fqdn: "online" for p in pods if p is not primary}
+                and all(v is not None and v[0] == primary.fqdn for v in state["views"].values()))
+
+    check(wait_until(rejoined, REJOIN_BOUND, 0.2),
+          f"{new0.name} re-created with IP {new0.ip} not a replica of {primary.name} {REJOIN_BOUND:.0f}s after "
+          f"its servers started: {state}")
+    log(f"{new0.name} re-created with IP {new0.ip} (its config says primary): a replica of {primary.name} "
+        f"{time.monotonic() - restarted:.1f}s after its servers started; all 3 Sentinels name {primary.name}")
+    read_everywhere(net, [new0], key, value2)
     for p in pods:
         net.delete(p)
