@@ -13,7 +13,7 @@ from .datastores import boot, leader_of, start_zookeeper, wait_zk_ensemble, zk_c
 
 # Measured on a 2-core machine (docs/datastores.md#zookeeper): a follower re-created (stopped by
 # SIGTERM) was back 0.5-1.6 s after its server started. The leader's node lost (its network
-# silent, then the pod re-created): whole again 14.2-35.0 s after the new server started, in 5
+# silent, then the pod re-created): whole again 14.2-35.0 s after the new server started, in 8
 # runs: the followers need syncLimit x tickTime (10 s) to notice a silent leader, then elect.
 # Bounds with head room:
 FORM_BOUND = 45.0
