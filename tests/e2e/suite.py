@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE.parent))  # tests/: the harness package
 from harness import Failure  # noqa: E402
 from harness.dnsmasq import start_on_first_free  # noqa: E402
 from harness.manifests import image_from_dockerfile  # noqa: E402
+from harness.netns import Network  # noqa: E402
 from harness.pods import Node, mkdir  # noqa: E402
 from harness.proc import Supervisor, install_stop_handlers  # noqa: E402
 from scenarios import SCENARIOS  # noqa: E402
@@ -82,10 +83,18 @@ def main():
                                   workdir / "dns" / "hosts", query_log=workdir / "dns" / "dnsmasq.log")
         node = Node(workdir, sup, binary, image_from_dockerfile(repo), dns.addr)
         node.selfcheck()
+        # The pod network the datastore scenarios use (harness.netns), proven the same way.
+        check_net = Network(f"pce2e{net}chk", net, workdir / "netns")
+        try:
+            check_net.selfcheck()
+        finally:
+            check_net.close()
         k = Cluster(node, dns, repo, net)
         print(f"e2e: dnsmasq on {dns.addr}:53, pods on 127.{net}.x.y, work dir {workdir}", flush=True)
         print("e2e: sandbox self-check ok (uid/gid/fsGroup, read-only root, pod resolv.conf, host name, env)",
               flush=True)
+        print("e2e: pod network self-check ok (every pod reaches the node, also after each pod in turn is "
+              "replaced)", flush=True)
     except Exception as e:  # setup failure: every scenario fails
         print(f"e2e: setup failed: {e}", flush=True)
         traceback.print_exc()
@@ -110,11 +119,24 @@ def main():
         finally:
             for p in sup.procs[first_proc:]:
                 p.stop()
+            try:
+                left = k.close()  # the scenario's pod network, if it made one
+            except Exception as e:
+                left = [str(e)]
+            if left:
+                failed += 1
+                print(f"FAIL  {name}: network namespaces left: {left}", flush=True)
 
     # Cleanup is part of the contract: nothing left running, nothing mounted, resolv.conf intact.
     dns.stop()
     sup.stop_all()
     problems = []
+    try:
+        netns_left = k.close()
+    except Exception as e:
+        netns_left = [str(e)]
+    if netns_left:
+        problems.append(f"network namespaces left: {netns_left}")
     alive = [f"{p.name} (pid {p.pid})" for p in sup.procs if p.running()]
     if alive:
         problems.append(f"still running: {alive}")
@@ -131,7 +153,7 @@ def main():
         killed = [p.name for p in sup.procs if p.killed]
         how = f"{len(killed)} of them only by SIGKILL: {killed}" if killed else "all ended or stopped by SIGTERM"
         print(f"ok    cleanup: {len(sup.procs)} processes started and stopped by PID ({how}), "
-              "no mount left, /etc/resolv.conf untouched", flush=True)
+              "no mount or network namespace left, /etc/resolv.conf untouched", flush=True)
     print(f"e2e: total {time.monotonic() - T0:.1f}s", flush=True)
     print(f"e2e: {passed} passed, {failed} failed", flush=True)
     return 1 if failed else 0

@@ -64,11 +64,13 @@ def parse_reply(data):
     return Reply(rcode, addrs)
 
 
-def query(server, name, qtype=A, timeout=1.0):
+def query(server, name, qtype=A, timeout=1.0, netns=None):
     """Ask (addr, port) one question; the Reply. OSError (socket.timeout, ConnectionRefusedError
-    from an ICMP port unreachable) if no reply comes."""
+    from an ICMP port unreachable) if no reply comes. With `netns` (a harness.netns.NetNs), the
+    question is asked from inside that network namespace."""
     packet = build_query(random.randint(0, 0xFFFF), name, qtype)
-    with socket.socket(family(server[0]), socket.SOCK_DGRAM) as s:
+    sock = netns.socket(family(server[0]), socket.SOCK_DGRAM) if netns else socket.socket(family(server[0]), socket.SOCK_DGRAM)
+    with sock as s:
         s.settimeout(timeout)
         s.connect(server)
         s.send(packet)

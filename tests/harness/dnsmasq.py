@@ -2,6 +2,8 @@
 
 With `auth_ttl=N` it serves the zone authoritatively instead (`--auth-zone`): NXDOMAIN then carries
 the zone's SOA with a negative TTL of N s, which a caching resolver in front of it honours.
+A Dnsmasq may serve inside a network namespace (a harness.netns.Network's node side): it is
+then started through `ip netns exec` and asked from a socket in that namespace.
 
 With `--local=/ZONE/ --no-resolv --no-hosts` a name of the zone that no file lists is NXDOMAIN.
 Records live in `--hostsdir` files of `IP NAME` lines, read through inotify: a file renamed into
@@ -26,8 +28,10 @@ class Dnsmasq:
     constructor returns; Failure, with its stderr, if it does not answer within 5 s."""
 
     def __init__(self, sup: Supervisor, name, addr, port, hostsdir: Path, zone="cluster.local",
-                 query_log: Path | None = None, extra=(), auth_ttl: int | None = None):
+                 query_log: Path | None = None, extra=(), auth_ttl: int | None = None,
+                 netns=None):
         self.addr, self.port, self.zone = addr, port, zone
+        self.netns = netns  # a harness.netns.NetNs to serve in (and be asked from), or None
         self.hostsdir = Path(hostsdir)
         self.hostsdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.hostsdir, 0o755)  # dnsmasq reads it as nobody
@@ -47,7 +51,7 @@ class Dnsmasq:
         if query_log is not None:
             self.argv += ["--log-queries", f"--log-facility={query_log}"]
         self.argv += list(extra)
-        self.proc = sup.start(name, self.argv)
+        self.proc = sup.start(name, [*(netns.exec_prefix() if netns else []), *self.argv])
 
         def answers():
             try:
@@ -68,7 +72,7 @@ class Dnsmasq:
         return " ".join(["dnsmasq", *self.argv[1:]])
 
     def resolve(self, name, qtype=dns.A, timeout=1.0):
-        return dns.query(self.server, name, qtype, timeout)
+        return dns.query(self.server, name, qtype, timeout, self.netns)
 
     def publish(self, fqdn, ip, wait=True):
         """Serve fqdn -> ip (replacing any earlier record of that name): a dot-file, renamed into

@@ -5,8 +5,12 @@ container-like sandbox (pod-sandbox.sh).
 What a Pod gets, as the kubelet gives it:
   - volumes: a ConfigMap in the atomic-writer layout (data in a timestamped `..YYYY_…` dir,
     `..data` pointing at it, each key or item path a symlink into `..data/`; `items`, per-item
-    `mode` and `defaultMode` honoured), emptyDir mode 0777, or 02777 group-owned by fsGroup; any
-    other volume (a PVC) is a plain directory standing in for it;
+    `mode` and `defaultMode` honoured), emptyDir mode 0777, or 02777 group-owned by fsGroup; a
+    volumeClaimTemplate's PVC is a directory named `<claim>-<pod>` per namespace that outlives the
+    pod (a pod re-created with the same name gets it back; `lose_claim()` deletes it, as a lost
+    volume), group-owned by fsGroup with the setgid bit as the kubelet sets it up;
+  - network: with a `netns` (harness.netns), the pod's containers run in that network namespace,
+    whose eth0 holds the pod IP; without one, the IP is a loopback address of the machine;
   - env: `value` (with `$(VAR)` expansion), `fieldRef` (downward API), `configMapKeyRef`, plus
     PATH, HOSTNAME and the API server's KUBERNETES_SERVICE_* / KUBERNETES_PORT;
   - resolv.conf (the namespace's search list, ndots:5, the node's nameserver) and a /etc/hosts
@@ -15,7 +19,9 @@ What a Pod gets, as the kubelet gives it:
     readOnlyRootFilesystem; the host name set to the pod name;
   - command: the container's command, else the image's ENTRYPOINT, then its args, expanded.
 The sandbox binds each volumeMount (subPath, readOnly honoured), the binary at the ENTRYPOINT
-path, resolv.conf and hosts into a private tmpfs root. Anything the emulation does not cover
+path, resolv.conf and hosts into a private tmpfs root. `start_container()` runs any other
+container of the pod (the datastore itself) the same way, with host files standing in for the
+image's (an `Image`-like mapping of paths). Anything the emulation does not cover
 (envFrom, service links, other env sources) is a Failure, never silently skipped.
 """
 
@@ -25,6 +31,7 @@ import datetime
 import os
 import random
 import re
+import shutil
 from pathlib import Path
 
 from harness import Failure, check
@@ -130,8 +137,10 @@ class Pod:
     """One pod of a StatefulSet on the node: ordinal, IP and namespace given, everything else
     from the built manifests (`docs`). A new Pod is a new pod: new uid, fresh volumes."""
 
-    def __init__(self, node: Node, docs, sts, ordinal, ip, namespace):
+    def __init__(self, node: Node, docs, sts, ordinal, ip, namespace, netns=None):
         node.pod_seq += 1
+        check(netns is None or netns.ip == ip, f"pod IP {ip} is not its network namespace's {netns and netns.ip}")
+        self.netns = netns
         self.node = node
         self.docs = docs
         self.sts = sts
@@ -150,6 +159,7 @@ class Pod:
         os.chmod(self.dir, 0o755)
         mkdir(self.dir / "volumes")
         self.volumes = {v["name"]: self._materialise(v) for v in self.spec.get("volumes", [])}
+        self.claims = [t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates", [])]
         self.resolv = self._write("resolv.conf", f"search {namespace}.svc.{node.domain} svc.{node.domain} {node.domain}\n"
                                                  f"nameserver {node.nameserver}\noptions ndots:5\n")
         # The kubelet-managed /etc/hosts of a StatefulSet pod carries the pod's own FQDN: a
@@ -159,6 +169,7 @@ class Pod:
                                           f"{ip}\t{self.fqdn}\t{self.name}\n")
         self.init = None
         self.starts = 0
+        self.procs = []  # every container process started for this pod, in order
 
     def _write(self, name, text):
         path = self.dir / name
@@ -219,11 +230,32 @@ class Pod:
                 return base / container_path[len(mp):].lstrip("/")
         raise Failure(f"{container['name']}: no volumeMount holds {container_path}")
 
+    def claim_path(self, name):
+        """Where the PVC `<claim>-<pod>` of this pod lives: per namespace, not per pod instance."""
+        return self.node.workdir / "pvc" / self.namespace / f"{name}-{self.name}"
+
     def volume(self, name):
-        """A volume's directory; one from a volumeClaimTemplate is created on first use."""
+        """A volume's directory. A volumeClaimTemplate's PVC is created on first use and kept for
+        the next pod of the same name; any other unknown name is a plain directory."""
         if name not in self.volumes:
-            self.volumes[name] = mkdir(self.dir / "volumes" / name)
+            if name in self.claims:
+                path = self.claim_path(name)
+                if not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    os.chmod(path.parent.parent, 0o755)
+                    os.chmod(path.parent, 0o755)
+                    path.mkdir()
+                    self._group_owned(path, 0o775)
+                self.volumes[name] = path
+            else:
+                self.volumes[name] = mkdir(self.dir / "volumes" / name)
         return self.volumes[name]
+
+    def lose_claim(self, name):
+        """The PVC is gone (node lost with a local volume, or deleted): the next pod of this name
+        starts with an empty one. Its processes must have been stopped."""
+        shutil.rmtree(self.claim_path(name))
+        self.volumes.pop(name, None)
 
     # -- containers ----------------------------------------------------------------------------
     def init_container(self):
@@ -233,8 +265,12 @@ class Pod:
                                f"found {len(found)}")
         return found[0]
 
-    def main_container(self):
+    def main_container(self, name=None):
         cs = self.spec["containers"]
+        if name is not None:
+            found = [c for c in cs if c["name"] == name]
+            check(len(found) == 1, f"{self.name}: no container named {name}")
+            return found[0]
         check(len(cs) == 1, "expected one main container")
         return cs[0]
 
@@ -300,7 +336,26 @@ class Pod:
         c = self.init_container()
         env = self.container_env(c)
         argv = self.container_argv(c, env, args)
+        self.init = self._start(c, env, argv, [("--bind", self.node.binary, self.node.image.entrypoint[0], "ro")],
+                                self.node.root)
+        return self.init
+
+    def start_container(self, c, argv=None, files=(), env=None):
+        """Start another container of the pod (the datastore) in the same kind of sandbox, on the
+        host's /usr: `argv` (default: its command + args, $(VAR)-expanded; give the image's
+        default command for a container that has none), `files` [(host path, container path)]
+        bound read-only where the image would hold them (a binary, /etc/java-...), `env` added
+        to the container's env (what the image's ENV sets)."""
+        cenv = {**(env or {}), **self.container_env(c)}
+        if argv is None:
+            check(c.get("command") or c.get("args"), f"{c['name']}: no command in the manifest; give the image's")
+            argv = self.container_argv(c, cenv)
+        binds = [("--bind", host, path, "ro") for host, path in files]
+        return self._start(c, cenv, [expand(a, cenv) for a in argv], binds, "host-usr")
+
+    def _start(self, c, env, argv, extra_binds, root):
         uid, gid, groups = self.ids(c)
+        check(uid is not None, f"{c['name']}: no runAsUser; cannot tell whom it would run as")
         csc = c.get("securityContext") or {}
         if csc.get("runAsNonRoot") or self.psc.get("runAsNonRoot"):
             check(uid not in (None, 0), f"{c['name']}: runAsNonRoot but runAsUser is {uid}")
@@ -310,18 +365,28 @@ class Pod:
             if m.get("subPath"):
                 src = src / m["subPath"]
             binds += ["--bind", src, m["mountPath"], "ro" if m.get("readOnly") else "rw"]
-        binds += ["--bind", self.node.binary, self.node.image.entrypoint[0], "ro"]
+        for b in extra_binds:
+            binds += list(b)
         binds += ["--bind", self.resolv, "/etc/resolv.conf", "ro"]
         binds += ["--bind", self.hosts, "/etc/hosts", "ro"]
         self.starts += 1
         rootfs = mkdir(self.dir / f"rootfs-{c['name']}-{self.starts}")
-        self.init = self.node.sup.start(
+        proc = self.node.sup.start(
             f"{self.namespace}.{self.uid}.{c['name']}",
-            sandbox(rootfs, self.name, uid, gid, groups, csc.get("readOnlyRootFilesystem"), self.node.root,
-                    binds, argv),
+            [*(self.netns.exec_prefix() if self.netns else []),
+             *sandbox(rootfs, self.name, uid, gid, groups, csc.get("readOnlyRootFilesystem"), root, binds, argv)],
             env=env,
         )
-        return self.init
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, grace=5.0):
+        """Stop every process of the pod (SIGTERM, then SIGKILL after `grace` s), by PID."""
+        for p in self.procs:
+            p.signal(15)
+        for p in self.procs:
+            if p.wait(grace) is None:
+                p.kill()
 
     def can_read(self, path, container=None):
         """Can a container's user (default: the main container's; uid, gid, groups) read this file?"""

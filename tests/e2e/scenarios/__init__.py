@@ -2,6 +2,7 @@
 holds one scenario; the first line of its function's docstring is the scenario's title."""
 
 from . import caching_resolver, consul_flow, etcd_cluster, ipv6_pods, pod_new_ip, scale_3_to_5, zookeeper_dir
+from . import etcd_lifecycle, nats_cluster, redis_sentinel, zookeeper_ensemble
 
 SCENARIOS = [
     ("consul-flow", consul_flow.run),
@@ -11,4 +12,11 @@ SCENARIOS = [
     ("zookeeper-dir", zookeeper_dir.run),
     ("caching-resolver", caching_resolver.run),
     ("ipv6-pods", ipv6_pods.run),
+    # Real datastores, each pod in a network namespace of its own (harness.podnet):
+    ("zookeeper-ensemble", zookeeper_ensemble.run),
+    ("etcd-restart-new-ip", etcd_lifecycle.run_restart_new_ip),
+    ("etcd-member-lost", etcd_lifecycle.run_member_lost),
+    ("etcd-lost-volume", etcd_lifecycle.run_lost_volume),
+    ("nats-cluster", nats_cluster.run),
+    ("redis-sentinel", redis_sentinel.run),
 ]

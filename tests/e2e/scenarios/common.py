@@ -35,6 +35,28 @@ class Cluster:
         self.repo = repo
         self.workdir = node.workdir
         self.net = net
+        self._podnet = None
+        self._podnets = 0
+
+    def podnet(self):
+        """This scenario's pod network (harness.podnet): pods each in a network namespace of their
+        own, with a 10.<net>.x.y IP and a dnsmasq of that network; created on first use, for the
+        scenarios that run real datastores (which listen on fixed ports, 0.0.0.0 and 127.0.0.1),
+        deleted by `close()` at the end of the scenario."""
+        if self._podnet is None:
+            from harness.podnet import PodNet
+            self._podnets += 1
+            self._podnet = PodNet(self.node.sup, self.workdir, self.node.binary, self.node.image, self.net,
+                                  prefix=f"pce2e{self.net}s{self._podnets}", name=f"podnet{self._podnets}")
+        return self._podnet
+
+    def close(self):
+        """Delete the scenario's pod network (its processes stopped first); the namespaces left."""
+        if self._podnet is None:
+            return []
+        net, self._podnet = self._podnet, None
+        net.close()
+        return net.leftovers()
 
     def ip(self, subnet, host):
         return f"127.{self.net}.{subnet}.{host}"

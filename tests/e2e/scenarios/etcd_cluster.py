@@ -1,4 +1,4 @@
-"""Scenario etcd-cluster: `manifests/examples/etcd` (--wait=all) against real etcd members, with
+"""Scenario etcd-cluster: `manifests/examples/etcd` (--wait=quorum) against real etcd members, with
 the contrast of the same configs rendered without waiting."""
 
 import json
@@ -63,10 +63,10 @@ def etcdctl(pod, *args, timeout=10):
 
 
 def run(k: Cluster):
-    """Real etcd: unhealthy without waiting; with --wait=all, a healthy 3-member cluster.
+    """Real etcd: unhealthy while no name exists; with --wait=quorum, a healthy 3-member cluster.
 
-    The contrast first (members started from configs rendered without waiting, before the names
-    exist, stay unhealthy), then the example's inits with --wait=all, then a real 3-member
+    The contrast first (members started from configs rendered without waiting, before any name
+    exists, stay unhealthy), then the example's inits with --wait=quorum, then a real 3-member
     cluster from the rendered files."""
     docs = kustomize(k.repo / "manifests" / "examples" / "etcd")
     sts = find(docs, "StatefulSet", "etcd")
@@ -78,7 +78,7 @@ def run(k: Cluster):
     cns = "e2e-etcd-nowait"
     cpods = k.pods(docs, cns, 2, range(replicas))
     base_args = cpods[0].init_container().get("args", [])
-    check("--wait=all" in base_args, f"etcd init args do not say --wait=all: {base_args}")
+    check("--wait=quorum" in base_args, f"etcd init args do not say --wait=quorum: {base_args}")
     nowait = [a if not a.startswith("--wait=") else "--wait=none" for a in base_args]
     for p in cpods:
         p.start_init(args=nowait)
@@ -112,24 +112,31 @@ def run(k: Cluster):
     for m in members:
         m.stop()
 
-    # --- the example as shipped: --wait=all, records one by one, then real etcd ---------------
+    # --- the example as shipped: --wait=quorum, records one by one, then real etcd ------------
     ns = "e2e-etcd"
     pods = k.pods(docs, ns, 0, range(replicas))
     outputs = [p.host_path("/config/etcd.json") for p in pods]
     for p in pods:
         p.start_init()
-    log("started etcd-0/1/2 inits at once (--wait=all); no records")
+    log("started etcd-0/1/2 inits at once (--wait=quorum); no records")
     time.sleep(1.5)
-    for i, p in enumerate(pods):
-        expect_running(pods, f"with {i} of 3 records published (--wait=all needs 3)")
-        for q, out in zip(pods, outputs, strict=True):
-            no_output(q, out)
-        k.dns.publish(p.fqdn, p.ip)
-        t = time.monotonic()
-        log(f"published {p.fqdn} -> {p.ip}")
-        if i < len(pods) - 1:
-            time.sleep(1.2)
-    expect_exit0(pods, t)
+    expect_running(pods, "with no record published")
+    k.dns.publish(pods[0].fqdn, pods[0].ip)
+    log(f"published {pods[0].fqdn} -> {pods[0].ip}")
+    time.sleep(1.2)
+    expect_running(pods, "with 1 of 3 records published (a quorum is 2, own name included)")
+    for q, out in zip(pods, outputs, strict=True):
+        no_output(q, out)
+    k.dns.publish(pods[1].fqdn, pods[1].ip)
+    t = time.monotonic()
+    log(f"published {pods[1].fqdn} -> {pods[1].ip}")
+    expect_exit0(pods[:2], t)
+    expect_running(pods[2:], "without its own record (a quorum includes the pod's own name)")
+    no_output(pods[2], outputs[2])
+    k.dns.publish(pods[2].fqdn, pods[2].ip)
+    t = time.monotonic()
+    log(f"published {pods[2].fqdn} -> {pods[2].ip}")
+    expect_exit0(pods[2:], t)
 
     expected_cluster = ",".join(f"{p.name}=http://{p.fqdn}:2380" for p in pods)
     for p, out in zip(pods, outputs, strict=True):

@@ -1,0 +1,138 @@
+"""What the real-datastore scenarios share: each datastore's container as its image would run
+it, with Debian's program standing in for the image's, and the steps of a pod's life (init,
+record, main container) on the pod network (harness.podnet).
+
+Each `*_container()` names, in one place, every way the run differs from the manifest's image:
+the Debian binary's path and the files of the image that the host provides (JRE config,
+log4j config); nothing else of the manifest is changed."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import time
+
+from harness import check
+from harness.proc import wait_until
+
+from .common import NOTICE, log
+
+# What the images hold that the host's /usr does not: read-only files bound where the image has them.
+JAVA_FILES = [("/etc/java-17-openjdk", "/etc/java-17-openjdk"), ("/etc/nsswitch.conf", "/etc/nsswitch.conf")]
+ZK_FILES = JAVA_FILES + [("/etc/zookeeper/conf/log4j.properties", "/conf/log4j.properties")]
+NSS = [("/etc/nsswitch.conf", "/etc/nsswitch.conf")]
+
+# /usr/bin/java is an alternatives link through /etc: the real path is under /usr.
+JAVA = os.path.realpath(shutil.which("java") or "/usr/bin/java")
+
+# The official zookeeper image's default command is `zkServer.sh start-foreground`, which runs
+# QuorumPeerMain on $ZOOCFGDIR/zoo.cfg with a 1000 MB heap, $SERVER_JVMFLAGS and $JVMFLAGS, and
+# logs to the console. The same, with Debian's ZooKeeper 3.8 jar on the host.
+ZK_SERVER = ["/bin/sh", "-c",
+             f'exec {JAVA} -Dzookeeper.log.dir=/tmp -Dzookeeper.root.logger=INFO,CONSOLE -Xmx1000m '
+             '-XX:+UseSerialGC -XX:TieredStopAtLevel=1 '
+             '-cp /conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar $SERVER_JVMFLAGS $JVMFLAGS '
+             'org.apache.zookeeper.server.quorum.QuorumPeerMain /conf/zoo.cfg']
+ZK_CLI = [JAVA, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Dzookeeper.root.logger=WARN,CONSOLE",
+          "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar", "org.apache.zookeeper.ZooKeeperMain"]
+
+
+def start_zookeeper(pod):
+    return pod.start_container(pod.main_container(), argv=ZK_SERVER, files=ZK_FILES)
+
+
+def with_wait(pod, policy):
+    """The init container's args with another --wait policy (None: as the manifest says)."""
+    args = pod.init_container()["args"]
+    if policy is None:
+        return None
+    check(any(a.startswith("--wait=") for a in args), f"{pod.name}: no --wait=... in the init args {args}")
+    return [f"--wait={policy}" if a.startswith("--wait=") else a for a in args]
+
+
+# E2E_WAIT=POLICY: boot the datastores with this --wait policy instead of the example's, to
+# measure what waiting changes (docs/datastores.md#when-does-waiting-help). Unset in CI.
+WAIT_OVERRIDE = os.environ.get("E2E_WAIT") or None
+
+
+def boot(net, pods, offsets=None, start_main=None, wait=WAIT_OVERRIDE):
+    """Start every pod's init at once (with another --wait policy if `wait`), publish each pod's
+    record (at `offsets[i]` s after the start, default at once), and start each main container
+    (`start_main(pod)`) as soon as its init exits 0. Returns {pod name: main process}."""
+    offsets = offsets or [0.0] * len(pods)
+    t0 = time.monotonic()
+    for p in pods:
+        p.start_init(args=with_wait(p, wait))
+    pending_pub = sorted(zip(offsets, range(len(pods))))
+    mains = {}
+    deadline = t0 + max(offsets) + NOTICE + 5
+    while len(mains) < len(pods) or pending_pub:
+        now = time.monotonic() - t0
+        while pending_pub and pending_pub[0][0] <= now:
+            net.publish(pods[pending_pub.pop(0)[1]])
+        for p in pods:
+            if p.name not in mains and not p.init.running():
+                check(p.init.returncode == 0, f"{p.name}: init exited {p.init.returncode}\n{p.init.tail()}")
+                mains[p.name] = start_main(p)
+        check(time.monotonic() < deadline, "inits not done "
+              f"{NOTICE + 5:.0f}s after the last record: {[p.name for p in pods if p.name not in mains]}")
+        time.sleep(0.02)
+    return mains
+
+
+def random_offsets(n, spread=3.0, rng=random):
+    return [rng.uniform(0, spread) for _ in range(n)]
+
+
+def four_letter(net, pod, word, timeout=2.0):
+    try:
+        return net.node_ns.request(pod.ip, 2181, word.encode(), timeout)
+    except OSError as e:
+        return f"<{e}>"
+
+
+def zk_mode(net, pod):
+    for line in four_letter(net, pod, "srvr").splitlines():
+        if line.startswith("Mode: "):
+            return line[6:].strip()
+    return None
+
+
+def zk_ensemble(net, pods):
+    """(modes by pod name, True when one leader, the rest followers and the leader has them all synced)."""
+    modes = {p.name: zk_mode(net, p) for p in pods}
+    leaders = [p for p in pods if modes[p.name] == "leader"]
+    if len(leaders) != 1 or sorted(map(str, modes.values())) != sorted(["leader"] + ["follower"] * (len(pods) - 1)):
+        return modes, False
+    mntr = four_letter(net, leaders[0], "mntr")
+    synced = [line for line in mntr.splitlines() if line.startswith("zk_synced_followers")]
+    return modes, bool(synced) and synced[0].split()[-1] == str(len(pods) - 1)
+
+
+def wait_zk_ensemble(net, pods, timeout, procs=()):
+    t = time.monotonic()
+    state = {}
+
+    def whole():
+        for name, proc in procs:
+            check(proc.running(), f"{name}: zookeeper exited {proc.returncode}\n{proc.tail()}")
+        state["modes"], ok = zk_ensemble(net, pods)
+        return ok
+
+    ok = wait_until(whole, timeout, 0.1)
+    return ok, time.monotonic() - t, state.get("modes")
+
+
+def zk_cli(net, pod, *args, timeout=30):
+    from harness.proc import run
+    return run(net.node_cmd([*ZK_CLI, "-server", f"{pod.fqdn}:2181", *args]), timeout=timeout, check_rc=False)
+
+
+def leader_of(net, pods):
+    found = [p for p in pods if zk_mode(net, p) == "leader"]
+    return found[0] if len(found) == 1 else None
+
+
+def logged(what):
+    log(what)
