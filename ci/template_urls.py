@@ -59,10 +59,12 @@ def shipped_templates():
                     sts = doc["metadata"]["name"]
         for gen in k.get("configMapGenerator", []):
             files = [base / f for f in gen.get("files", [])]
+            if not files:
+                continue  # literals only (e.g. etcd's cluster-state switch): no template
             dirs = {f.parent for f in files}
-            template = files[0] if len(files) == 1 else dirs.pop()
-            if len(files) > 1 and dirs:
+            if len(dirs) > 1:
                 raise SystemExit(f"{kustomization}: ConfigMap {gen['name']} spans several directories")
+            template = files[0] if len(files) == 1 else dirs.pop()
             out.append((template, sts))
     return out
 
