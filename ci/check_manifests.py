@@ -50,19 +50,10 @@ from harness.dnsmasq import start_on_first_free  # noqa: E402
 from harness.manifests import by_kind, image_from_dockerfile, load_docs  # noqa: E402
 from harness.pods import Node, Pod  # noqa: E402
 from harness.proc import Supervisor, install_stop_handlers  # noqa: E402
+from harness.report import FAILURES, bad, ok  # noqa: E402
 
 NAMESPACE = "prod"
 CLUSTER_DOMAIN = "kube.example"  # not cluster.local: must come from resolv.conf's search list
-FAILURES = []
-
-
-def ok(msg):
-    print(f"ok    {msg}", flush=True)
-
-
-def bad(msg):
-    FAILURES.append(msg)
-    print(f"FAIL  {msg}", flush=True)
 
 
 def check(cond, msg, detail=""):

@@ -23,6 +23,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from harness.report import FAILURES, bad, ok  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 REPLICAS = 3
 URL_RE = re.compile(r"[a-z][a-z0-9+.-]*://[^\s,\"'<>]+")
@@ -33,16 +36,6 @@ FAMILIES = {
     "IPv6": lambda i: {"POD_IP": f"fd00:10:244::{10 + i:x}"},
     "dual-stack, IPv6 primary": lambda i: {"POD_IPS": f"fd00:10:244::{10 + i:x},10.244.1.{10 + i}"},
 }
-FAILURES = []
-
-
-def ok(msg):
-    print(f"ok    {msg}", flush=True)
-
-
-def bad(msg):
-    FAILURES.append(msg)
-    print(f"FAIL  {msg}", flush=True)
 
 
 def shipped_templates():
