@@ -10,6 +10,9 @@
 #                                smoke no; without it the gnu binary is measured, and said so)
 #            --no-write          full run without touching BENCHMARKS.md
 #            --results DIR       keep the raw results (hyperfine JSON, logs) in DIR
+#            --only LIST         run only these measurements, comma-separated, of: render, detect,
+#                                scale, footprint (default: all); implies --no-write, so that
+#                                BENCHMARKS.md always holds one whole run
 #   env:     BENCH_PEERCONF_BIN  measure this binary instead of building one
 #            BENCH_DISK_DIR      an on-disk directory for the fsync measurement (default /var/tmp)
 #
@@ -21,7 +24,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 export PYTHONDONTWRITEBYTECODE=1
 
-MODE=full IDLE_WAIT=0 WRITE=1 MUSL= KEEP=
+MODE=full IDLE_WAIT=0 WRITE=1 MUSL= KEEP= ONLY=render,detect,scale,footprint
 while [ $# -gt 0 ]; do
     case "$1" in
     --smoke) MODE=smoke ;;
@@ -30,12 +33,18 @@ while [ $# -gt 0 ]; do
     --no-musl) MUSL=0 ;;
     --no-write) WRITE=0 ;;
     --results) KEEP=$2; shift ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    --only) ONLY=$2; shift ;;
+    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
 [ "$MODE" = smoke ] && WRITE=0
+[ "$ONLY" = render,detect,scale,footprint ] || WRITE=0
+for m in ${ONLY//,/ }; do
+    case "$m" in render | detect | scale | footprint) ;; *) echo "bench/run.sh: --only: unknown measurement $m" >&2; exit 2 ;; esac
+done
+want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
 [ -n "$MUSL" ] || { [ "$MODE" = full ] && MUSL=1 || MUSL=0; }
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -187,9 +196,11 @@ EOF
 fqdn() { echo "consul-$1.consul.$NS.svc.cluster.local"; }
 ip_of() { echo "10.$((($1 + 1) >> 16 & 255)).$((($1 + 1) >> 8 & 255)).$((($1 + 1) & 255))"; } # ordinal -> 10.x.y.z
 if [ "$MODE" = smoke ]; then
-    R_RUNS=30 R_WARM=5 D_RUNS=5 TRIALS=3 PUB_LO=2.2 PUB_HI=3.2 RATE_FROM=2 RATE_TO=6 SIZES="3 101" RSS_N=101 RSS_T=3s
+    R_RUNS=30 R_WARM=5 D_RUNS=5 TRIALS=3 PUB_LO=2.2 PUB_HI=3.2 RATE_FROM=0 RATE_TO=6 SIZES="3 101" RSS_NS="101" RSS_T=3s
 else
-    R_RUNS=500 R_WARM=50 D_RUNS=100 TRIALS=30 PUB_LO=3 PUB_HI=5 RATE_FROM=5 RATE_TO=35 SIZES="3 101 1001" RSS_N=1001 RSS_T=12s
+    # The query rate is counted over the first 30 s of a wait, from its start: the wait asks
+    # faster in its first 10 s, and a window that left them out would hide those queries.
+    R_RUNS=500 R_WARM=50 D_RUNS=100 TRIALS=30 PUB_LO=3 PUB_HI=5 RATE_FROM=0 RATE_TO=30 SIZES="3 101 1001" RSS_NS="1001 10000" RSS_T=12s
 fi
 HF=("$HYPERFINE" -N --style basic)
 
@@ -236,6 +247,7 @@ stop_pid "$probe_pid"
 meta dns_wait "$([ $DNS_OK = 1 ] && echo yes || echo 'no: this build has no DNS wait')"
 
 # --- 1. render latency, no wait ----------------------------------------------------------
+if want render; then
 step "1. render latency, no wait (tmpfs), $R_RUNS runs each"
 load_mark render
 R=$WORK/render
@@ -266,8 +278,9 @@ BB_DISK="$BUSYBOX sh -c 'cp $R/ro/consul.json $DISK/bb && sed -i s/default/\$POD
 "${HF[@]}" --warmup 5 --runs "$D_RUNS" --export-json "$RES/render_disk.json" \
     -n busybox-disk "$BB_DISK" -n peerconf-disk "$(pc_render "$DISK/pc")" -n peerconf-tmpfs "$(pc_render "$R/pc")"
 cmdlog render-disk "hyperfine -N --warmup 5 --runs $D_RUNS -n busybox-disk \"$BB_DISK\" -n peerconf-disk \"$(pc_render "$DISK/pc")\" -n peerconf-tmpfs \"$(pc_render "$R/pc")\""
+fi
 
-if [ $DNS_OK = 1 ]; then
+if [ $DNS_OK = 1 ] && want detect; then
     # --- 2. detection latency ------------------------------------------------------------
     step "2. detection latency, $TRIALS trials (peerconf defaults vs 2 s and 1 s nslookup loops)"
     load_mark detect
@@ -279,7 +292,9 @@ if [ $DNS_OK = 1 ]; then
 EOF
     "$PY" bench/detect.py "$WORK/detect.json" "$RES/detect.json"
     cmdlog detect "python3 bench/detect.py CONFIG OUT ($TRIALS trials; commands in the detection table)"
+fi
 
+if [ $DNS_OK = 1 ] && want scale; then
     # --- 3. scale ------------------------------------------------------------------------
     for n in $SIZES; do
         step "3. scale: $n replicas, all records present"
@@ -316,35 +331,42 @@ EOF
 fi
 
 # --- 4. footprint ------------------------------------------------------------------------
+if want footprint; then
 step "4. footprint"
 load_mark footprint
 if [ $DNS_OK = 1 ]; then
     F=$WORK/footprint
     mkdir -p "$F/hosts" "$F/out" && chmod 755 "$F" "$F/hosts"
-    start_dnsmasq footprint 127.77.3.1 "$F/hosts" --log-queries --log-facility="$F/dnsmasq.log"
-    port=$DNS_PORT dpid=$DNS_PID
-    pc_rss() { # NAMESERVER
-        echo "$BIN render --wait all --timeout $RSS_T --template $TEMPLATE --output $F/out/consul.json --pod-name consul-0 --replicas $RSS_N --pod-ip $(ip_of 0) --namespace $NS --resolv-conf $RESOLV --nameserver $1"
+    pc_rss() { # REPLICAS NAMESERVER
+        echo "$BIN render --wait all --timeout $RSS_T --template $TEMPLATE --output $F/out/consul.json --pod-name consul-0 --replicas $1 --pod-ip $(ip_of 0) --namespace $NS --resolv-conf $RESOLV --nameserver $2"
     }
-    rss_run() { # NAME NAMESERVER
+    rss_run() { # NAME REPLICAS NAMESERVER
         local rc=0
         # shellcheck disable=SC2046
-        /usr/bin/time -v -o "$RES/rss_$1.txt" $(pc_rss "$2") 2>"$F/$1.err" || rc=$?
+        /usr/bin/time -v -o "$RES/rss_$1.txt" $(pc_rss "$2" "$3") 2>"$F/$1.err" || rc=$?
         [ "$rc" = 4 ] || { tail -5 "$F/$1.err" >&2; die "expected exit 4 (timeout) from the $1 RSS run, got $rc"; }
         [ ! -e "$F/out/consul.json" ] || die "a timed-out render wrote its output"
-        cmdlog footprint "/usr/bin/time -v $(pc_rss "$2")   # exit 4 expected"
+        echo "$2" >"$RES/rss_$1.replicas"
+        cmdlog footprint "/usr/bin/time -v $(pc_rss "$2" "$3")   # exit 4 expected"
         echo "$1: $(grep 'Maximum resident' "$RES/rss_$1.txt")"
     }
-    rss_run nxdomain "127.77.3.1:$port"
-    grep -c 'query\[[A-Z]*\] consul-' "$F/dnsmasq.log" >"$RES/rss_nxdomain_queries.txt" || true
-    cp "$F/dnsmasq.log" "$RES/rss_nxdomain_dnsmasq.log"
-    stop_pid "$dpid"
-    "$PY" bench/dnsutil.py blackhole 127.77.3.2 60 "$F/bh.port" &
-    bpid=$!
-    track "$bpid"
-    for _ in $(seq 50); do [ -s "$F/bh.port" ] && break; sleep 0.1; done
-    rss_run blackhole "127.77.3.2:$(cat "$F/bh.port")"
-    stop_pid "$bpid"
+    for n in $RSS_NS; do
+        sfx=$([ "$n" = "${RSS_NS%% *}" ] || echo "_$n")
+        start_dnsmasq "footprint-$n" 127.77.3.1 "$F/hosts" --log-queries --log-facility="$F/dnsmasq-$n.log"
+        port=$DNS_PORT dpid=$DNS_PID
+        rss_run "nxdomain$sfx" "$n" "127.77.3.1:$port"
+        # The load: every query the wait sent (--max-qps paces all rounds after the first).
+        grep -c 'query\[[A-Z]*\] consul-' "$F/dnsmasq-$n.log" >"$RES/rss_nxdomain${sfx}_queries.txt" || true
+        cp "$F/dnsmasq-$n.log" "$RES/rss_nxdomain${sfx}_dnsmasq.log"
+        stop_pid "$dpid"
+        "$PY" bench/dnsutil.py blackhole 127.77.3.2 60 "$F/bh.port" &
+        bpid=$!
+        track "$bpid"
+        for _ in $(seq 50); do [ -s "$F/bh.port" ] && break; sleep 0.1; done
+        rss_run "blackhole$sfx" "$n" "127.77.3.2:$(cat "$F/bh.port")"
+        stop_pid "$bpid"
+        rm -f "$F/bh.port"
+    done
 fi
 # The anchor: one busybox nslookup of a name that does not resolve.
 F2=$WORK/footprint-bb
@@ -354,6 +376,7 @@ port=$DNS_PORT dpid=$DNS_PID
 /usr/bin/time -v -o "$RES/rss_busybox.txt" "$BUSYBOX" nslookup "$(fqdn 1)" "127.77.3.3:$port" >/dev/null 2>&1 || true
 cmdlog footprint "/usr/bin/time -v busybox nslookup $(fqdn 1) 127.77.3.3:$port"
 stop_pid "$dpid"
+fi
 
 load_mark end
 meta duration "$((SECONDS))s"

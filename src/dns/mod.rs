@@ -5,7 +5,8 @@
 //! absolute names, with no cache, in rounds: the first round asks for every name at once
 //! (at most [`pacing::NAMES_IN_FLIGHT`] names in flight; each name's A query, then its AAAA
 //! query only when [`query::needs_aaaa`] says so), later rounds only for the names still
-//! worth asking, after a pause from [`pacing`]. It ends as soon as the policy is met
+//! worth asking, after a pause from [`pacing`] (faster in the first seconds, when peers that
+//! started together publish their records). It ends as soon as the policy is met
 //! ([`policy::Requirement`]), at the deadline, or on SIGTERM/SIGINT.
 //!
 //! The decisions are pure functions in [`policy`] (which names, which hints), [`pacing`]

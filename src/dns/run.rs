@@ -127,13 +127,14 @@ impl Run<'_> {
             let now = Instant::now();
             let next = self.req.to_ask(self.progress.resolved());
             let raw = backoff.next().unwrap_or(settings.max_interval);
+            let elapsed = now - self.start;
             let pause = pacing::pause(
                 raw,
                 settings.max_interval,
+                pacing::startup_pause(elapsed, fastrand::f64()),
                 pacing::round_cost(&next, &self.cost),
                 settings.max_qps,
             );
-            let elapsed = now - self.start;
             // The hints read meaning into DNS answers: none before a server has answered.
             let hints = if self.answered && settings.in_cluster {
                 self.hints.take_due(
