@@ -117,8 +117,11 @@ struct Backup {
 
 fn back_up(files: &[(NamedTempFile, PathBuf)]) -> Result<Vec<Backup>> {
     let mut backups: Vec<Backup> = Vec::with_capacity(files.len());
+    // One file needs no backup: its rename replaces it or fails, and a failed first rename
+    // has nothing to restore.
+    let single = files.len() == 1;
     for (_, target) in files {
-        if fs::symlink_metadata(target).is_err() {
+        if single || fs::symlink_metadata(target).is_err() {
             backups.push(Backup {
                 target: target.clone(),
                 saved: None,
