@@ -110,24 +110,7 @@ pub fn variables(
             "derived from pod_name and service_fqdn",
         ),
     ];
-    let known = match (&id.pod_ip, &id.pod_ips) {
-        (Some(ip), Some(ips)) => Some((ip.clone(), ips.clone())),
-        _ => None,
-    };
-    let addresses = match (known, unknown_pod_ip) {
-        (Some(known), _) => Some(known),
-        (None, UnknownPodIp::Placeholder) => {
-            let ips = documentation_ips(m.index(), (false, false));
-            Some((
-                Sourced::new(ips[0], Source::Placeholder),
-                Sourced::new(ips, Source::Placeholder),
-            ))
-        }
-        (None, UnknownPodIp::Undefined) => None,
-    };
-    if let Some((ip, ips)) = addresses {
-        vars.extend(address_variables(&ip, &ips));
-    }
+    vars.extend(pod_address_variables(id, unknown_pod_ip));
     vars.push(Variable {
         name: "peers".into(),
         value: VarValue::Peers(m.clone()),
@@ -182,6 +165,31 @@ fn address_variables(ip: &Sourced<IpAddr>, ips: &Sourced<Vec<IpAddr>>) -> Vec<Va
         ));
     }
     vars
+}
+
+/// `pod_ip`, `pod_ips`, `pod_ipv4`, `pod_ipv6`: from POD_IP/POD_IPS; stand-in documentation
+/// addresses for a dry run or `check`; none at all in `render` without them (a template
+/// that reads one then fails, with the POD_IP hint).
+fn pod_address_variables(id: &Identity, unknown_pod_ip: UnknownPodIp) -> Vec<Variable> {
+    let known = match (&id.pod_ip, &id.pod_ips) {
+        (Some(ip), Some(ips)) => Some((ip.clone(), ips.clone())),
+        _ => None,
+    };
+    let addresses = match (known, unknown_pod_ip) {
+        (Some(known), _) => Some(known),
+        (None, UnknownPodIp::Placeholder) => {
+            let ips = documentation_ips(id.members.index(), (false, false));
+            Some((
+                Sourced::new(ips[0], Source::Placeholder),
+                Sourced::new(ips, Source::Placeholder),
+            ))
+        }
+        (None, UnknownPodIp::Undefined) => None,
+    };
+    match addresses {
+        Some((ip, ips)) => address_variables(&ip, &ips),
+        None => Vec::new(),
+    }
 }
 
 /// `members`: one object per member, in ordinal order.

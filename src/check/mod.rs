@@ -125,153 +125,216 @@ fn is_json(format: Format, file: &TemplateFile) -> bool {
         || matches!(template::mode_of(Format::Auto, file, None), Ok(Mode::Json))
 }
 
-/// Runs `peerconf check`.
+/// Runs `peerconf check`: the identities, the expectations, every pod of the matrix, then
+/// the summary.
 pub fn run(plan: &CheckPlan) -> Result<()> {
+    let identities = identities(plan)?;
+    let files = template::load(&plan.template.source)?;
+    let sources = assertions::Sources::new(&plan.asserts);
+    let expect = Expectations::new(plan, &files, &sources)?;
+    let env = variables::process_env();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut tally = Tally::default();
+    for identity in &identities {
+        for ordinal in identity.members.ordinals() {
+            let member = identity.for_ordinal(ordinal);
+            let vars = variables::variables(
+                &member,
+                &plan.identity.sets,
+                &env,
+                UnknownPodIp::Placeholder,
+            )?;
+            check_pod(plan, &expect, &files, &member, &vars, &mut tally, &mut out)?;
+        }
+    }
+    finish(plan, &expect, tally, &mut out)
+}
+
+/// One identity per `--replicas` count (or the one identity): a bad count fails (exit 2)
+/// before anything is rendered.
+fn identities(plan: &CheckPlan) -> Result<Vec<Identity>> {
     let ids = &plan.identity;
-    // Every count's identity first: a bad count fails (exit 2) before anything is rendered.
     let host = ids.host();
     let counts = match plan.replicas.as_slice() {
         [] => vec![None],
         counts => counts.iter().cloned().map(Some).collect(),
     };
-    let mut identities = Vec::with_capacity(counts.len());
-    for count in counts {
-        let mut inputs = ids.inputs.clone();
-        inputs.replicas = count;
-        identities.push(Identity::resolve(
-            inputs,
-            &host,
-            PodNameFallback::FirstOrdinal,
-        )?);
-    }
-    let files = template::load(&plan.template.source)?;
-    let format = plan.template.format;
-    let keys: Vec<(String, bool)> = files
-        .iter()
-        .map(|f| (file_label(f).to_string(), is_json(format, f)))
-        .collect();
-    let schemas = schema::Schemas::load(&plan.schemas, &keys)?;
-    let sources = assertions::Sources::new(&plan.asserts);
-    let asserts = assertions::Assertions::compile(&sources)?;
-    if !plan.asserts.is_empty()
-        && let Some((key, _)) = ids
-            .sets
+    counts
+        .into_iter()
+        .map(|count| {
+            let mut inputs = ids.inputs.clone();
+            inputs.replicas = count;
+            Ok(Identity::resolve(
+                inputs,
+                &host,
+                PodNameFallback::FirstOrdinal,
+            )?)
+        })
+        .collect()
+}
+
+/// What every result is held to, loaded and compiled once.
+struct Expectations<'a> {
+    format: Format,
+    schemas: schema::Schemas,
+    asserts: assertions::Assertions<'a>,
+    golden: Option<golden::Golden>,
+    output_dir: Option<golden::Tree>,
+}
+
+impl<'a> Expectations<'a> {
+    fn new(
+        plan: &CheckPlan,
+        files: &[TemplateFile],
+        sources: &'a assertions::Sources,
+    ) -> Result<Expectations<'a>> {
+        let format = plan.template.format;
+        let keys: Vec<(String, bool)> = files
             .iter()
-            .find(|(k, _)| assertions::RESERVED.contains(&k.as_str()))
-    {
-        return Err(CheckError::ReservedName(key.clone()).into());
+            .map(|f| (file_label(f).to_string(), is_json(format, f)))
+            .collect();
+        let schemas = schema::Schemas::load(&plan.schemas, &keys)?;
+        let asserts = assertions::Assertions::compile(sources)?;
+        if !plan.asserts.is_empty()
+            && let Some((key, _)) = plan
+                .identity
+                .sets
+                .iter()
+                .find(|(k, _)| assertions::RESERVED.contains(&k.as_str()))
+        {
+            return Err(CheckError::ReservedName(key.clone()).into());
+        }
+        Ok(Expectations {
+            format,
+            schemas,
+            asserts,
+            golden: plan
+                .golden
+                .as_deref()
+                .map(|dir| golden::Golden::new(dir, plan.update)),
+            output_dir: plan.output_dir.as_deref().map(golden::Tree::new),
+        })
     }
-    let golden = plan
-        .golden
-        .as_deref()
-        .map(|dir| golden::Golden::new(dir, plan.update));
-    let output_dir = plan.output_dir.as_deref().map(golden::Tree::new);
+}
 
-    let env = variables::process_env();
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut cases: Vec<Case> = Vec::new();
-    let mut golden_staged: Vec<(PathBuf, String)> = Vec::new();
-    let mut written: Vec<PathBuf> = Vec::new();
-    for identity in &identities {
-        let replicas = identity.members.replicas();
-        for ordinal in identity.members.ordinals() {
-            let member = identity.for_ordinal(ordinal);
-            let vars = variables::variables(&member, &ids.sets, &env, UnknownPodIp::Placeholder)?;
-            // Lazy member lists: each ordinal's context is built in constant time.
-            let context = template::context_of(&vars);
-            let renderer = Renderer::with_context(&plan.template.syntax, context.clone())?;
-            let pod = member.pod_name.value.clone();
+/// What the run has found so far.
+#[derive(Default)]
+struct Tally {
+    cases: Vec<Case>,
+    /// `--update`: the golden files to write once every render has succeeded.
+    golden_staged: Vec<(PathBuf, String)>,
+    /// `--output-dir`: the files written, so the ones no render produces any more go.
+    written: Vec<PathBuf>,
+}
 
-            // Render every file of the pod first: an assertion may read any of them (`files`).
-            let rendered: Vec<(std::result::Result<Document, String>, f64)> = files
-                .iter()
-                .map(|file| {
-                    let start = Instant::now();
-                    let doc = render_one(&renderer, file, format);
-                    (doc, start.elapsed().as_secs_f64())
-                })
-                .collect();
-            let docs: Vec<(&str, &Document)> = files
-                .iter()
-                .zip(&rendered)
-                .filter_map(|(file, (doc, _))| Some((file_label(file), doc.as_ref().ok()?)))
-                .collect();
-            let all_rendered = docs.len() == files.len();
-            let scope = asserts.scope(&context, &docs);
-
-            for (file, (doc, render_seconds)) in files.iter().zip(rendered) {
-                let start = Instant::now();
-                let label = file_label(file);
-                let mut case = Case {
-                    replicas,
-                    pod: pod.clone(),
-                    file: label.to_string(),
-                    bytes: 0,
-                    render_error: None,
-                    failures: Vec::new(),
-                    seconds: 0.0,
-                };
-                match doc {
-                    Err(error) => case.render_error = Some(error),
-                    Ok(doc) => {
-                        case.bytes = doc.text.len();
-                        if let Some(json) = &doc.json {
-                            case.failures.extend(schemas.validate(label, json));
-                        }
-                        case.failures
-                            .extend(asserts.check(&scope, label, &doc, all_rendered));
-                        if let Some(golden) = &golden {
-                            let path = golden.path(replicas, &pod, label);
-                            if plan.update {
-                                golden_staged.push((path, doc.text.clone()));
-                            } else {
-                                case.failures.extend(golden.compare(&path, &doc.text));
-                            }
-                        }
-                        if let Some(tree) = &output_dir {
-                            written.push(tree.write(replicas, &pod, label, &doc.text)?);
-                        }
+/// Renders every file of one pod (an assertion may read any of them, through `files`), then
+/// holds each to the expectations and prints its lines.
+fn check_pod(
+    plan: &CheckPlan,
+    expect: &Expectations<'_>,
+    files: &[TemplateFile],
+    member: &Identity,
+    vars: &[variables::Variable],
+    tally: &mut Tally,
+    out: &mut impl Write,
+) -> Result<()> {
+    // Lazy member lists: each ordinal's context is built in constant time.
+    let context = template::context_of(vars);
+    let renderer = Renderer::with_context(&plan.template.syntax, context.clone())?;
+    let rendered: Vec<(std::result::Result<Document, String>, f64)> = files
+        .iter()
+        .map(|file| {
+            let start = Instant::now();
+            let doc = render_one(&renderer, file, expect.format);
+            (doc, start.elapsed().as_secs_f64())
+        })
+        .collect();
+    let docs: Vec<(&str, &Document)> = files
+        .iter()
+        .zip(&rendered)
+        .filter_map(|(file, (doc, _))| Some((file_label(file), doc.as_ref().ok()?)))
+        .collect();
+    let all_rendered = docs.len() == files.len();
+    let scope = expect.asserts.scope(&context, &docs);
+    let (replicas, pod) = (member.members.replicas(), &member.pod_name.value);
+    for (file, (doc, render_seconds)) in files.iter().zip(&rendered) {
+        let start = Instant::now();
+        let label = file_label(file);
+        let mut case = Case {
+            replicas,
+            pod: pod.clone(),
+            file: label.to_string(),
+            bytes: 0,
+            render_error: None,
+            failures: Vec::new(),
+            seconds: 0.0,
+        };
+        match doc {
+            Err(error) => case.render_error = Some(error.clone()),
+            Ok(doc) => {
+                case.bytes = doc.text.len();
+                if let Some(json) = &doc.json {
+                    case.failures.extend(expect.schemas.validate(label, json));
+                }
+                let asserted = expect.asserts.check(&scope, label, doc, all_rendered);
+                case.failures.extend(asserted);
+                if let Some(golden) = &expect.golden {
+                    let path = golden.path(replicas, pod, label);
+                    if plan.update {
+                        tally.golden_staged.push((path, doc.text.clone()));
+                    } else {
+                        case.failures.extend(golden.compare(&path, &doc.text));
                     }
                 }
-                case.seconds = render_seconds + start.elapsed().as_secs_f64();
-                let _ = stdout.write_all(case.lines().as_bytes());
-                cases.push(case);
+                if let Some(tree) = &expect.output_dir {
+                    tally
+                        .written
+                        .push(tree.write(replicas, pod, label, &doc.text)?);
+                }
             }
         }
+        case.seconds = render_seconds + start.elapsed().as_secs_f64();
+        let _ = out.write_all(case.lines().as_bytes());
+        tally.cases.push(case);
     }
+    Ok(())
+}
 
+/// The end of a run: `--output-dir` pruned, `--update` applied (never a mixed set: with a
+/// render failing, nothing is rewritten), `--junit` written, the summary line, the exit code.
+fn finish(
+    plan: &CheckPlan,
+    expect: &Expectations<'_>,
+    tally: Tally,
+    out: &mut impl Write,
+) -> Result<()> {
+    let cases = &tally.cases;
     let total = cases.len();
     let render_failed = cases.iter().filter(|c| c.render_error.is_some()).count();
     let failed = cases.iter().filter(|c| !c.passed()).count();
-    let mut notes = Vec::new();
-    if let Some(tree) = &output_dir {
-        tree.prune(&written)?;
+    if let Some(tree) = &expect.output_dir {
+        tree.prune(&tally.written)?;
     }
-    if let Some(golden) = &golden
-        && plan.update
-    {
-        // Never a mixed set of golden files: with a render failing, nothing is rewritten.
-        if render_failed == 0 {
-            let (changed, removed) = golden.update(&golden_staged)?;
-            notes.push(format!(
+    if let Some(golden) = expect.golden.as_ref().filter(|_| plan.update) {
+        let note = if render_failed == 0 {
+            let (changed, removed) = golden.update(&tally.golden_staged)?;
+            format!(
                 "golden: {changed} files written, {removed} removed, in {}",
                 golden.dir().display()
-            ));
+            )
         } else {
-            notes.push(format!(
+            format!(
                 "golden: nothing updated in {}: a render failed",
                 golden.dir().display()
-            ));
-        }
+            )
+        };
+        let _ = writeln!(out, "{note}");
     }
     if let Some(path) = &plan.junit {
-        junit::write(path, &cases)?;
+        junit::write(path, cases)?;
     }
-    for note in notes {
-        let _ = writeln!(stdout, "{note}");
-    }
-    let _ = writeln!(stdout, "{} passed, {failed} failed", total - failed);
-    let _ = stdout.flush();
+    let _ = writeln!(out, "{} passed, {failed} failed", total - failed);
+    let _ = out.flush();
     if render_failed > 0 {
         return Err(TemplateError::CheckFailed {
             failed: render_failed,
