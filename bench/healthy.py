@@ -1,0 +1,423 @@
+#!/usr/bin/env python3
+"""Time to a healthy cluster (issue 15, item 1): real etcd, ZooKeeper and NATS from Debian, each
+pod in a network namespace of its own (tests/harness/podnet.py), as the e2e scenarios run them.
+
+    healthy.py --bin PEERCONF --repo DIR --workdir DIR --out RESULTS.json [--runs N]
+               [--datastores etcd,zookeeper,nats] [--profiles 0-3,10-20] [--budget SECS] [--seed S]
+    healthy.py --markdown RESULTS.json OUT.md
+
+One run: the 3 pods of the shipped example (manifests/examples/DATASTORE) start together at t0
+and each pod's DNS record appears at a random offset from t0 (uniform over the profile, e.g.
+0-3 s); the time reported is from t0 to the first moment the cluster is healthy:
+
+    etcd       every member's GET /health (client port 2379) answers 200 {"health":"true"}
+    zookeeper  `srvr` on every server: one leader, the rest followers; the leader's `mntr` says
+               zk_synced_followers = 2
+    nats       every server's /routez lists routes to both others (by name, through /varz)
+
+Modes, drawn with the same offsets one after the other (a pair):
+    peerconf     the init containers start at t0 with the example's args (its --wait policy);
+                 each main container starts as soon as its init exits 0
+    prerendered  the same init renders the same file with --wait=none before t0 (the tutorial's
+                 way: a file rendered ahead, nothing waited for); every main container starts at t0
+
+A cluster not healthy within --bound s after its last record appeared is reported as such: an
+error for `peerconf` (exit 1 at the end), a result for `prerendered`. A main container that exits
+is reported the same way (Kubernetes would restart it after a back-off; this bench does not).
+Timings never fail this script. Needs root (network namespaces), PyYAML and kubectl (kustomize).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # the harness package
+sys.path.insert(0, str(REPO / "tests" / "e2e"))  # the scenarios (how each datastore starts and is probed)
+
+from harness import Failure, check  # noqa: E402
+from harness.manifests import find, image_from_dockerfile, kustomize  # noqa: E402
+from harness.podnet import PodNet  # noqa: E402
+from harness.proc import Supervisor, install_stop_handlers  # noqa: E402
+from scenarios.common import governing_service  # noqa: E402
+from scenarios.datastores import start_zookeeper, with_wait, zk_ensemble  # noqa: E402
+from scenarios.etcd_lifecycle import start_etcd  # noqa: E402
+from scenarios.nats_cluster import full_mesh, http_get, start_nats  # noqa: E402
+
+PROFILES = {"0-3": (0.0, 3.0), "10-20": (10.0, 20.0)}
+MODES = ("peerconf", "prerendered")
+PROBE_EVERY = 0.05  # s between two probes of the whole cluster
+
+
+def etcd_healthy(net, pods):
+    for p in pods:
+        try:
+            status, body = http_get(net, p, 2379, "/health")
+            if status != 200 or json.loads(body).get("health") != "true":
+                return False
+        except (OSError, ValueError, IndexError):
+            return False
+    return True
+
+
+def zk_healthy(net, pods):
+    return zk_ensemble(net, pods)[1]
+
+
+def nats_healthy(net, pods):
+    try:
+        return full_mesh(net, pods)
+    except (OSError, ValueError, IndexError, KeyError):
+        return False
+
+
+DATASTORES = {
+    # name (= example dir = StatefulSet name): (start the main container, healthy?, what healthy means)
+    "etcd": (start_etcd, etcd_healthy, "every member's /health"),
+    "zookeeper": (start_zookeeper, zk_healthy, "a leader, 2 followers synced"),
+    "nats": (start_nats, nats_healthy, "full route mesh"),
+}
+
+
+class Prober(threading.Thread):
+    """Probes the cluster every PROBE_EVERY s from the node side; notes the first healthy moment.
+    A thread of its own, so that a slow probe never delays a record's publication."""
+
+    def __init__(self, probe, net, pods):
+        super().__init__(daemon=True)
+        self.probe, self.net, self.pods = probe, net, pods
+        self.healthy_at = None
+        self.error = None
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                if self.probe(self.net, self.pods):
+                    self.healthy_at = time.monotonic()
+                    return
+            except Exception as e:  # noqa: BLE001 (a probe bug must be reported, not hang the run)
+                self.error = f"{type(e).__name__}: {e}"
+                return
+            self.halt.wait(PROBE_EVERY)
+
+
+def one_run(ctx, seq, ds, mode, offsets, bound):
+    """One cluster from nothing to healthy (or not within the bound); returns the run's record."""
+    start_main, probe, _ = DATASTORES[ds]
+    docs = ctx["docs"][ds]
+    rundir = ctx["workdir"] / f"run{seq}"  # a node of its own per run: fresh pods, volumes, DNS
+    rundir.mkdir()
+    net = PodNet(ctx["sup"], rundir, ctx["binary"], ctx["image"], ctx["net"],
+                 prefix=f"pcbh{ctx['net']}r{seq}", name=f"run{seq}-{ds}-{mode}")
+    rec = {"datastore": ds, "mode": mode, "offsets": [round(o, 3) for o in offsets],
+           "load1": float(open("/proc/loadavg").read().split()[0])}
+    prober = None
+    pods = []
+    try:
+        pods = net.statefulset(docs, f"bench-{ds}", subnet=1)
+        check(len(pods) == 3, f"{ds}: expected 3 replicas, the example has {len(pods)}")
+        if mode == "prerendered":
+            for p in pods:
+                p.start_init(args=with_wait(p, "none"))
+            for p in pods:
+                rc = p.init.wait(10)
+                check(rc == 0, f"{p.name}: pre-rendering init (--wait=none) exited {rc}\n{p.init.tail()}")
+        mains, started = {}, {}
+        t0 = time.monotonic()
+        if mode == "prerendered":
+            for p in pods:
+                mains[p.name] = start_main(p)
+                started[p.name] = time.monotonic() - t0
+        else:
+            for p in pods:
+                p.start_init()
+        prober = Prober(probe, net, pods)
+        pending = sorted(zip(offsets, range(len(pods))))
+        published = {}
+        deadline = t0 + max(offsets) + bound
+        outcome = None
+        while outcome is None:
+            now = time.monotonic()
+            while pending and pending[0][0] <= now - t0:
+                p = pods[pending.pop(0)[1]]
+                net.publish(p)
+                published[p.name] = time.monotonic() - t0
+            for p in pods:
+                if p.name not in mains and not p.init.running():
+                    check(p.init.returncode == 0, f"{p.name}: init exited {p.init.returncode}\n{p.init.tail()}")
+                    mains[p.name] = start_main(p)
+                    started[p.name] = time.monotonic() - t0
+            if len(mains) == len(pods) and not prober.is_alive() and prober.healthy_at is None \
+                    and prober.error is None:
+                prober.start()
+            dead = [n for n, m in mains.items() if not m.running()]
+            if prober.healthy_at is not None:
+                outcome = "healthy"
+            elif prober.error is not None:
+                raise Failure(f"{ds}: the health probe failed: {prober.error}")
+            elif dead:
+                outcome = f"{dead[0]} exited {mains[dead[0]].returncode}"
+                rec["tail"] = mains[dead[0]].tail(5)
+            elif now > deadline:
+                outcome = f"not healthy {bound:.0f}s after the last record"
+            else:
+                time.sleep(0.01)
+        rec["outcome"] = outcome
+        rec["healthy_s"] = round(prober.healthy_at - t0, 3) if outcome == "healthy" else None
+        rec["published_s"] = published
+        rec["main_started_s"] = {n: round(s, 3) for n, s in started.items()}
+        return rec
+    finally:
+        if prober is not None:
+            prober.halt.set()
+            if prober.is_alive():
+                prober.join(5)
+        for p in pods:
+            net.delete(p)
+        net.close()
+
+
+def pct(values, p):
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, -(-p * len(s) // 100) - 1))
+    return s[int(k)]
+
+
+def cells(runs):
+    out = {}
+    for r in runs:
+        out.setdefault((r["datastore"], r["profile"], r["mode"]), []).append(r)
+    return out
+
+
+def summary_rows(doc):
+    """(datastore, profile, peerconf stats, prerendered stats, target text) per datastore x profile."""
+    by = cells(doc["runs"])
+    rows = []
+    for ds in doc["datastores"]:
+        for prof in doc["profiles"]:
+            stats = {}
+            for mode in MODES:
+                rs = by.get((ds, prof, mode), [])
+                ok = [r["healthy_s"] for r in rs if r["outcome"] == "healthy"]
+                stats[mode] = {"n": len(rs), "ok": len(ok), "values": ok,
+                               "median": statistics.median(ok) if ok else None,
+                               "p90": pct(ok, 90) if ok else None}
+            a, b = stats["peerconf"], stats["prerendered"]
+            if not a["n"] or not b["n"]:
+                verdict = "not measured"
+            elif b["ok"]:
+                if a["ok"] < a["n"]:
+                    verdict = f"missed: peerconf healthy in {a['ok']} of {a['n']} runs"
+                else:
+                    d = a["median"] - b["median"]
+                    verdict = f"{'met' if d <= 0.3 else 'missed'}: median {d:+.2f} s (target <= +0.30 s)"
+            else:
+                verdict = (f"{'met' if a['ok'] == a['n'] else 'missed'}: pre-rendered never healthy; "
+                           f"peerconf healthy in {a['ok']} of {a['n']}")
+            rows.append((ds, prof, a, b, verdict))
+    return rows
+
+
+def fmt(st):
+    if not st["n"]:
+        return "-"
+    s = f"{st['median']:.2f} / {st['p90']:.2f} s" if st["ok"] else "never healthy"
+    if st["ok"] < st["n"]:
+        s += f" ({st['n'] - st['ok']} of {st['n']} not healthy)"
+    return s
+
+
+def markdown(doc):
+    L = []
+    w = L.append
+    w(f"Run **{doc['date']}** ({doc['mode']} mode), commit `{doc.get('commit', '?')}`, binary "
+      f"`{doc['binary_kind']}`, {doc['rounds']} round(s) of every cell, took {doc['duration_s']:.0f} s; "
+      f"1-min load average {doc['load_start']} at the start, {doc['load_end']} at the end, "
+      f"{min(r['load1'] for r in doc['runs']):.2f}-{max(r['load1'] for r in doc['runs']):.2f} at the "
+      f"start of each run ({doc['nproc']} cores).")
+    w("")
+    w("Time from all pods started to the cluster healthy, median / p90 of the runs that became healthy "
+      f"(bound: {doc['bound']:.0f} s after the last record):")
+    w("")
+    w("| datastore (Debian) | records at | runs per mode | with peerconf (example's policy) | "
+      "pre-rendered, started at once | target: peerconf median <= pre-rendered median + 0.3 s |")
+    w("|---|---|---|---|---|---|")
+    for ds, prof, a, b, verdict in summary_rows(doc):
+        policy = doc["policies"][ds]
+        w(f"| {ds} {doc['versions'].get(ds, '')} | {prof} s | {a['n']} / {b['n']} | {fmt(a)} (`--wait={policy}`) | "
+          f"{fmt(b)} | {verdict} |")
+    w("")
+    w("Where the time goes, medians over the healthy runs (s from all pods started): when the last "
+      "record was due, the last main container's start, healthy (a cluster may be healthy before its "
+      "last record appears: the runs stop there):")
+    w("")
+    w("| datastore | records at | mode | last record | last main started | healthy | last record -> last start | "
+      "last start -> healthy |")
+    w("|---|---|---|---|---|---|---|---|")
+    for (ds, prof, mode), rs in sorted(cells(doc["runs"]).items()):
+        ok = [r for r in rs if r["outcome"] == "healthy"]
+        if not ok:
+            continue
+        last_pub = statistics.median(max(r["offsets"]) for r in ok)
+        last_start = statistics.median(max(r["main_started_s"].values()) for r in ok)
+        gap1 = statistics.median(max(r["main_started_s"].values()) - max(r["offsets"]) for r in ok)
+        gap2 = statistics.median(r["healthy_s"] - max(r["main_started_s"].values()) for r in ok)
+        w(f"| {ds} | {prof} s | {mode} | {last_pub:.2f} | {last_start:.2f} | "
+          f"{statistics.median(r['healthy_s'] for r in ok):.2f} | {gap1:+.2f} | {gap2:+.2f} |")
+    w("")
+    w("Every run (s from all pods started to healthy; `-` not healthy; each pair drew the same record "
+      "offsets):")
+    w("")
+    by = cells(doc["runs"])
+    for ds in doc["datastores"]:
+        for prof in doc["profiles"]:
+            for mode in MODES:
+                rs = by.get((ds, prof, mode), [])
+                if rs:
+                    vals = ", ".join(f"{r['healthy_s']:.2f}" if r["healthy_s"] is not None else "-" for r in rs)
+                    w(f"- {ds}, {prof} s, {mode}: {vals}")
+                    for r in rs:
+                        if r["outcome"] != "healthy":
+                            w(f"  - run with records at {', '.join(f'{o:.1f}' for o in r['offsets'])} s: "
+                              f"{r['outcome']}")
+    w("")
+    w("Commands:")
+    w("")
+    w("```text")
+    for c in doc["commands"]:
+        w(c)
+    w("```")
+    return "\n".join(L) + "\n"
+
+
+def versions():
+    from harness.proc import run
+    v = {}
+    for ds, argv in [("etcd", ["etcd", "--version"]), ("nats", ["nats-server", "--version"])]:
+        try:
+            out = run(argv, check_rc=False).stdout
+            v[ds] = out.split()[2] if ds == "etcd" else out.strip().split()[-1].lstrip("v")
+        except (OSError, IndexError):
+            pass
+    try:
+        out = run(["dpkg-query", "-W", "-f=${Version}", "zookeeper"], check_rc=False).stdout
+        v["zookeeper"] = out.split("-")[0]
+    except OSError:
+        pass
+    return v
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--markdown", nargs=2, metavar=("RESULTS", "OUT"))
+    ap.add_argument("--bin", type=Path)
+    ap.add_argument("--binary-kind", default="given")
+    ap.add_argument("--repo", type=Path, default=REPO)
+    ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--pids-file", type=Path, help="append each child's `PID STARTTIME NAME` here "
+                    "(default WORKDIR/pids); network namespaces are listed in WORKDIR/run*/netns")
+    ap.add_argument("--runs", type=int, default=10, help="rounds: each round runs every cell once")
+    ap.add_argument("--datastores", default="etcd,zookeeper,nats")
+    ap.add_argument("--profiles", default="0-3,10-20")
+    ap.add_argument("--bound", type=float, default=45.0,
+                    help="s after the last record within which a cluster must be healthy")
+    ap.add_argument("--budget", type=float, default=0, help="start no new round after this many s (0: none)")
+    ap.add_argument("--seed", type=int, default=15)
+    ap.add_argument("--mode-name", default="full")
+    ap.add_argument("--commit", default="?")
+    ap.add_argument("--command", action="append", default=[])
+    a = ap.parse_args(argv[1:])
+    if a.markdown:
+        Path(a.markdown[1]).write_text(markdown(json.loads(Path(a.markdown[0]).read_text())))
+        return 0
+    for need in ("bin", "workdir", "out"):
+        if getattr(a, need) is None:
+            ap.error(f"--{need} is required")
+    dss = a.datastores.split(",")
+    profs = a.profiles.split(",")
+    for d in dss:
+        check(d in DATASTORES, f"unknown datastore {d}; known: {', '.join(DATASTORES)}")
+    for p in profs:
+        check(p in PROFILES, f"unknown profile {p}; known: {', '.join(PROFILES)}")
+
+    install_stop_handlers()
+    workdir = a.workdir.resolve()
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    os.chmod(workdir, 0o755)
+    sup = Supervisor(workdir / "logs", a.pids_file or workdir / "pids")
+    binary = workdir / "peerconf"
+    binary.write_bytes(a.bin.read_bytes())  # a private copy: others may rebuild target/ meanwhile
+    os.chmod(binary, 0o755)
+    ctx = {"sup": sup, "workdir": workdir, "binary": binary, "image": image_from_dockerfile(a.repo),
+           "net": random.Random().randint(100, 250), "docs": {}}
+    policies = {}
+    for ds in dss:
+        docs = kustomize(a.repo / "manifests" / "examples" / ds)
+        sts = find(docs, "StatefulSet", ds)
+        governing_service(docs, sts)
+        ctx["docs"][ds] = docs
+        args = sts["spec"]["template"]["spec"]["initContainers"][0]["args"]
+        policies[ds] = next((x.split("=", 1)[1] for x in args if x.startswith("--wait=")), "?")
+
+    rng = random.Random(a.seed)
+    t_start = time.monotonic()
+    doc = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "mode": a.mode_name, "commit": a.commit,
+           "binary_kind": a.binary_kind, "nproc": os.cpu_count(), "datastores": dss, "profiles": profs,
+           "policies": policies, "versions": versions(), "bound": a.bound, "seed": a.seed,
+           "load_start": " / ".join(open("/proc/loadavg").read().split()[:3]), "runs": [], "rounds": 0,
+           "commands": a.command}
+    errors = []
+    seq = 0
+    try:
+        for rnd in range(a.runs):
+            if a.budget and rnd and time.monotonic() - t_start > a.budget:
+                print(f"healthy: budget of {a.budget:.0f}s spent: stopping after {rnd} round(s)", flush=True)
+                break
+            for ds in dss:
+                for prof in profs:
+                    lo, hi = PROFILES[prof]
+                    offsets = [rng.uniform(lo, hi) for _ in range(3)]
+                    order = list(MODES) if rng.random() < 0.5 else list(reversed(MODES))
+                    for mode in order:
+                        seq += 1
+                        rec = one_run(ctx, seq, ds, mode, offsets, a.bound)
+                        rec.update(profile=prof, round=rnd + 1)
+                        doc["runs"].append(rec)
+                        took = f"{rec['healthy_s']:.2f}s" if rec["healthy_s"] is not None else rec["outcome"]
+                        print(f"healthy: round {rnd + 1} {ds:9} {prof:5} {mode:11} {took:>8}  records at "
+                              f"{', '.join(f'{o:.1f}' for o in offsets)}s, load {rec['load1']:.2f}", flush=True)
+                        if mode == "peerconf" and rec["outcome"] != "healthy":
+                            errors.append(f"{ds} {prof} round {rnd + 1}: {rec['outcome']}")
+            doc["rounds"] = rnd + 1
+            doc["duration_s"] = time.monotonic() - t_start
+            doc["load_end"] = " / ".join(open("/proc/loadavg").read().split()[:3])
+            a.out.write_text(json.dumps(doc, indent=1))  # after each round: a cut run keeps its rounds
+    except Failure as e:
+        print(f"healthy: error: {e}", flush=True)
+        return 1
+    except Exception:  # noqa: BLE001
+        traceback.print_exc()
+        return 1
+    finally:
+        sup.stop_all()
+    print(markdown(doc), flush=True)
+    if errors:
+        print("healthy: error: with peerconf, not healthy: " + "; ".join(errors), flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
