@@ -92,3 +92,21 @@ def free_port(addr):
                 continue
             return port
     raise OSError(f"no port free for UDP and TCP on {addr}")
+
+
+def await_server(proc, resolve, zone, what):
+    """Returns once the server `proc` runs answers NXDOMAIN for probe.ZONE through `resolve`
+    (5 s at most); else stops it and raises Failure with `what` and the end of its stderr."""
+    from harness import Failure
+    from harness.proc import wait_until
+
+    def answers():
+        try:
+            return not proc.running() or resolve(f"probe.{zone}", timeout=0.2).rcode == NXDOMAIN
+        except OSError:
+            return False
+
+    if not wait_until(answers, 5.0) or not proc.running():
+        proc.stop()
+        raise Failure(f"{what} did not start: {proc.stderr().strip()[-800:]}")
+

@@ -53,15 +53,7 @@ class Dnsmasq:
         self.argv += list(extra)
         self.proc = sup.start(name, [*(netns.exec_prefix() if netns else []), *self.argv])
 
-        def answers():
-            try:
-                return not self.proc.running() or self.resolve(f"probe.{zone}", timeout=0.2).rcode == dns.NXDOMAIN
-            except OSError:
-                return False
-
-        if not wait_until(answers, 5.0) or not self.proc.running():
-            self.proc.stop()
-            raise Failure(f"dnsmasq did not start on {addr}:{port}: {self.proc.stderr().strip()}")
+        dns.await_server(self.proc, self.resolve, zone, f"dnsmasq on {addr}:{port}")
 
     @property
     def server(self):

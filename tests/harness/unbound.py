@@ -6,8 +6,8 @@ CoreDNS's `cache` (or NodeLocal DNSCache) sits between a pod and the cluster's r
 import shutil
 from pathlib import Path
 
-from harness import Failure, dns
-from harness.proc import Supervisor, wait_until
+from harness import dns
+from harness.proc import Supervisor
 
 CONFIG = """server:
   interface: {addr}@{port}
@@ -45,15 +45,7 @@ class Unbound:
         binary = shutil.which("unbound") or "/usr/sbin/unbound"
         self.proc = sup.start(name, [binary, "-d", "-c", self.config])
 
-        def answers():
-            try:
-                return not self.proc.running() or self.resolve(f"probe.{zone}", timeout=0.2).rcode == dns.NXDOMAIN
-            except OSError:
-                return False
-
-        if not wait_until(answers, 5.0) or not self.proc.running():
-            self.proc.stop()
-            raise Failure(f"unbound did not start on {addr}:{port}: {self.proc.stderr().strip()[-800:]}")
+        dns.await_server(self.proc, self.resolve, zone, f"unbound on {addr}:{port}")
 
     @property
     def server(self):
