@@ -5,20 +5,17 @@
 //! the static init binary (docs/testing-templates.md has the measured sizes). A build without
 //! it refuses `--schema` (exit 2) rather than skip it.
 
-use std::path::PathBuf;
 
 use serde_json::Value as Json;
 
 use super::{CheckError, Failure};
+use crate::plan::SchemaSpec;
 
-/// One `--schema`: a key of the template directory (`None`: every JSON result) and the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemaSpec {
-    pub key: Option<String>,
-    pub path: PathBuf,
+trait Target {
+    fn target(&self) -> String;
 }
 
-impl SchemaSpec {
+impl Target for SchemaSpec {
     fn target(&self) -> String {
         match &self.key {
             Some(key) => format!("{key}={}", self.path.display()),

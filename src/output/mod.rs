@@ -10,6 +10,7 @@
 //! set or the complete new one.
 
 mod atomic;
+pub mod tree;
 
 use std::fmt;
 use std::io::Write;
@@ -174,6 +175,11 @@ pub enum OutputError {
     Stdout {
         reason: String,
     },
+    /// `check`: a path under a chosen directory leads out of it (a symlink, `..`).
+    Escapes {
+        path: PathBuf,
+        root: PathBuf,
+    },
 }
 
 impl fmt::Display for OutputError {
@@ -254,6 +260,12 @@ impl fmt::Display for OutputError {
                 dir.display()
             ),
             Stdout { reason } => write!(f, "cannot write to stdout: {reason}"),
+            Escapes { path, root } => write!(
+                f,
+                "{} leads out of {} (a symlink or '..'): refused, neither read nor written",
+                crate::logging::printable(&path.display().to_string()),
+                crate::logging::printable(&root.display().to_string())
+            ),
         }
     }
 }

@@ -6,19 +6,24 @@
 //! template can neither read files nor include other templates.
 
 mod address;
+pub mod budget;
 mod context;
 mod engine;
 mod json;
+mod limits;
 mod mode;
 mod source;
+mod value;
 
 use std::fmt;
 
 pub use context::context_of;
-pub use engine::{MAX_OUTPUT_BYTES, Renderer, Syntax, engine_in_use};
-pub(crate) use json::json_to_value;
+pub use budget::Budgeted;
+pub use engine::{Renderer, Syntax, engine_in_use};
 #[cfg(feature = "schema")]
 pub(crate) use json::push_key;
+pub use limits::MAX_OUTPUT_BYTES;
+pub(crate) use value::json_to_value;
 pub use mode::{Format, Mode, mode_of};
 pub use source::{TemplateFile, TemplateSource, load};
 
