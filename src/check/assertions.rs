@@ -326,7 +326,8 @@ impl std::fmt::Write for Cut {
 }
 
 /// A value as a failure shows it: strings quoted, anything longer than [`MAX_SHOWN`]
-/// characters cut while it is formatted.
+/// characters cut while it is formatted: a list is walked item by item only until the cut, so
+/// a lazily huge one (`peers * 10**7`) costs no more than a short one.
 fn show(value: &Value) -> String {
     if value.kind() == ValueKind::Bool {
         return value.is_true().to_string();
@@ -336,7 +337,7 @@ fn show(value: &Value) -> String {
         room: MAX_SHOWN,
         cut: false,
     };
-    let _ = write!(out, "{value:?}");
+    let _ = show_into(value, &mut out, 0);
     if out.cut {
         let size = match value.len() {
             Some(n) if value.kind() == ValueKind::String => format!(" ({n} characters)"),
@@ -347,6 +348,30 @@ fn show(value: &Value) -> String {
         out.text.push_str(&size);
     }
     printable(&out.text).into_owned()
+}
+
+fn show_into(value: &Value, out: &mut Cut, depth: usize) -> std::fmt::Result {
+    let container = matches!(
+        value.kind(),
+        ValueKind::Seq | ValueKind::Iterable | ValueKind::Map
+    );
+    if !container || depth > 8 {
+        return write!(out, "{value:?}");
+    }
+    let map = value.kind() == ValueKind::Map;
+    out.write_str(if map { "{" } else { "[" })?;
+    let items = value.try_iter().map_err(|_| std::fmt::Error)?;
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.write_str(", ")?;
+        }
+        show_into(&item, out, depth + 1)?;
+        if map {
+            out.write_str(": ")?;
+            show_into(&value.get_item(&item).unwrap_or_default(), out, depth + 1)?;
+        }
+    }
+    out.write_str(if map { "}" } else { "]" })
 }
 
 /// The operands worth showing when `expr` fails: the sides of a top-level `or`, else of an
