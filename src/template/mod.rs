@@ -482,11 +482,15 @@ mod tests {
             "{% include '/etc/passwd' %}",
             "{% import 'x.j2' as x %}",
             "{% extends 'base' %}",
+            "{% include 'x' ignore missing %}",
+            "{% include ['a', 'b'] ignore missing %}",
+            "{% from 'x' import y %}",
         ] {
             let err = render(text, Mode::Text).unwrap_err();
             assert_eq!(err.kind(), crate::error::Kind::Template, "{text}");
             assert!(
-                err.message().contains("template not found"),
+                err.message()
+                    .contains("templates cannot include, import or extend other templates"),
                 "{text}: {err}"
             );
         }
