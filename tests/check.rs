@@ -73,7 +73,9 @@ fn every_ordinal_of_every_count_is_rendered_and_success_is_quiet() {
     let mut expected = Vec::new();
     for n in [3, 5, 7] {
         for i in 0..n {
-            expected.push(format!("ok    consul-{i}  consul.json  (replicas {n}, ipv4, "));
+            expected.push(format!(
+                "ok    consul-{i}  consul.json  (replicas {n}, ipv4, "
+            ));
         }
     }
     for (line, want) in lines.iter().zip(&expected) {
@@ -158,7 +160,11 @@ fn a_failing_assertion_names_pod_file_expression_and_operand_values_exit_6() {
     assert_eq!(code(&out), 6);
     let text = stdout(&out);
     // One line per failing expectation.
-    assert_eq!(text.lines().filter(|l| l.starts_with("FAIL")).count(), 2, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("FAIL")).count(),
+        2,
+        "{text}"
+    );
     assert!(
         text.contains("assertion `config.retry_join | length - 1` is 0, which is not true"),
         "{text}"
@@ -564,7 +570,10 @@ fn junit_report_is_well_formed_with_one_case_per_pod_and_file() {
     let m = mount.to_str().unwrap();
     assert_eq!(
         names,
-        [format!("{m}: replicas-2-ipv4"), format!("{m}: replicas-3-ipv4")]
+        [
+            format!("{m}: replicas-2-ipv4"),
+            format!("{m}: replicas-3-ipv4")
+        ]
     );
     let cases: Vec<_> = root
         .descendants()
@@ -576,7 +585,10 @@ fn junit_report_is_well_formed_with_one_case_per_pod_and_file() {
         let class = class.replacen(".db", "-ipv4.db", 1);
         *cases
             .iter()
-            .find(|c| c.attribute("classname") == Some(class.as_str()) && c.attribute("name") == Some(name))
+            .find(|c| {
+                c.attribute("classname") == Some(class.as_str())
+                    && c.attribute("name") == Some(name)
+            })
             .unwrap_or_else(|| panic!("no testcase {class} {name}"))
     };
     assert_eq!(
@@ -863,7 +875,10 @@ fn check_with(envs: &[(&str, &str)], args: &[&str]) -> Output {
 
 fn one_error_line(out: &Output) {
     let err = stderr(out);
-    let errors = err.lines().filter(|l| l.starts_with("peerconf: error:")).count();
+    let errors = err
+        .lines()
+        .filter(|l| l.starts_with("peerconf: error:"))
+        .count();
     assert_eq!(errors, 1, "exactly one error line: {err}");
 }
 
@@ -913,17 +928,33 @@ fn an_assertion_that_cannot_be_evaluated_fails_never_skips() {
     assert_eq!(last_line(&out), "0 passed, 6 failed");
     // An undefined variable is named, with its position.
     let out = check(&[
-        "--template", &zk, "--statefulset", "zookeeper", "--replicas", "1", "--family", "ipv4",
-        "--assert", "quorom == 1",
+        "--template",
+        &zk,
+        "--statefulset",
+        "zookeeper",
+        "--replicas",
+        "1",
+        "--family",
+        "ipv4",
+        "--assert",
+        "quorom == 1",
     ]);
     assert_eq!(code(&out), 6);
-    assert!(stdout(&out).contains("`quorom` not defined"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("`quorom` not defined"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
 fn check_is_hermetic_and_env_holds_only_the_fixtures() {
     let dir = tempfile::tempdir().unwrap();
-    let resolv = write(dir.path(), "resolv.conf", "search ci.svc.corp.example svc.corp.example corp.example\nnameserver 10.0.0.10\n");
+    let resolv = write(
+        dir.path(),
+        "resolv.conf",
+        "search ci.svc.corp.example svc.corp.example corp.example\nnameserver 10.0.0.10\n",
+    );
     let t = write(
         dir.path(),
         "t.txt",
@@ -943,8 +974,16 @@ fn check_is_hermetic_and_env_holds_only_the_fixtures() {
     let out = check_with(
         &machine,
         &[
-            "--template", &t, "--statefulset", "web", "--replicas", "2", "--family", "ipv4",
-            "--output-dir", rendered.to_str().unwrap(),
+            "--template",
+            &t,
+            "--statefulset",
+            "web",
+            "--replicas",
+            "2",
+            "--family",
+            "ipv4",
+            "--output-dir",
+            rendered.to_str().unwrap(),
         ],
     );
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
@@ -953,8 +992,18 @@ fn check_is_hermetic_and_env_holds_only_the_fixtures() {
     let out = check_with(
         &machine,
         &[
-            "--template", &t, "--statefulset", "web", "--replicas", "1", "--family", "ipv4",
-            "--env", "TOKEN=fixture", "--output-dir", rendered.to_str().unwrap(),
+            "--template",
+            &t,
+            "--statefulset",
+            "web",
+            "--replicas",
+            "1",
+            "--family",
+            "ipv4",
+            "--env",
+            "TOKEN=fixture",
+            "--output-dir",
+            rendered.to_str().unwrap(),
         ],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -970,16 +1019,33 @@ fn env_is_never_printed_by_value() {
     let out = check_with(
         &[("DB_PASSWORD", "machine-hunter2")],
         &[
-            "--template", &t, "--statefulset", "web", "--replicas", "1", "--family", "ipv4",
-            "--env", "DB_PASSWORD=fixture-hunter2",
-            "--assert", "env == {}",
-            "--assert", "env.DB_PASSWORD == 'x'",
-            "--assert", "env.DB_PASSWORD ~ 'x'",
-            "--junit", report.to_str().unwrap(),
+            "--template",
+            &t,
+            "--statefulset",
+            "web",
+            "--replicas",
+            "1",
+            "--family",
+            "ipv4",
+            "--env",
+            "DB_PASSWORD=fixture-hunter2",
+            "--assert",
+            "env == {}",
+            "--assert",
+            "env.DB_PASSWORD == 'x'",
+            "--assert",
+            "env.DB_PASSWORD ~ 'x'",
+            "--junit",
+            report.to_str().unwrap(),
         ],
     );
     assert_eq!(code(&out), 6, "{}", stdout(&out));
-    let all = format!("{}{}{}", stdout(&out), stderr(&out), fs::read_to_string(&report).unwrap());
+    let all = format!(
+        "{}{}{}",
+        stdout(&out),
+        stderr(&out),
+        fs::read_to_string(&report).unwrap()
+    );
     assert!(!all.contains("hunter2"), "{all}");
     assert!(all.contains("reads env, not shown"), "{all}");
 }
@@ -999,7 +1065,15 @@ fn an_assertion_bomb_under_a_64_mib_data_limit_is_one_error_line() {
             .arg("--data=67108864")
             .arg(support::BIN)
             .env_clear()
-            .args(["check", "--template", &t, "--statefulset", "web", "--replicas", "3"])
+            .args([
+                "check",
+                "--template",
+                &t,
+                "--statefulset",
+                "web",
+                "--replicas",
+                "3",
+            ])
             .args(["--family", "ipv4", "--assert", assertion])
             .output()
             .unwrap();
@@ -1022,7 +1096,10 @@ fn template_bombs_through_any_filter_exit_3_under_a_32_mib_data_limit() {
         let t = write(dir.path(), "bomb.txt", &format!("x={{{{ {expr} }}}}\n"));
         for command in ["render", "check"] {
             let mut cmd = std::process::Command::new("prlimit");
-            cmd.arg("--data=33554432").arg(support::BIN).env_clear().arg(command);
+            cmd.arg("--data=33554432")
+                .arg(support::BIN)
+                .env_clear()
+                .arg(command);
             cmd.args(["--template", &t, "--replicas", "3"]);
             if command == "render" {
                 cmd.args(["--pod-name", "web-0", "--dry-run", "--log-level", "error"]);
@@ -1058,7 +1135,20 @@ fn an_unbracketed_ipv6_address_fails_in_the_ipv6_families_without_any_assertion(
     let dir = tempfile::tempdir().unwrap();
     let bad = write(dir.path(), "bad.txt", "url=http://{{ pod_ip }}:2380\n");
     let all = ["--family", "ipv4,ipv6,dual"];
-    let out = check(&[&["--template", bad.as_str(), "--statefulset", "etcd", "--replicas", "3"][..], &all].concat());
+    let out = check(
+        &[
+            &[
+                "--template",
+                bad.as_str(),
+                "--statefulset",
+                "etcd",
+                "--replicas",
+                "3",
+            ][..],
+            &all,
+        ]
+        .concat(),
+    );
     assert_eq!(code(&out), 6, "{}", stdout(&out));
     let text = stdout(&out);
     assert!(text.contains("written without brackets"), "{text}");
@@ -1066,8 +1156,25 @@ fn an_unbracketed_ipv6_address_fails_in_the_ipv6_families_without_any_assertion(
     assert_eq!(last_line(&out), "6 passed, 3 failed");
     // Every group of the stand-in is written, so `:2380` can never read as part of it.
     assert!(text.contains("2001:db8:1:2:3:4:5:1"), "{text}");
-    let good = write(dir.path(), "good.txt", "url=http://{{ pod_ip | hostport(2380) }}\n");
-    let out = check(&[&["--template", good.as_str(), "--statefulset", "etcd", "--replicas", "3"][..], &all].concat());
+    let good = write(
+        dir.path(),
+        "good.txt",
+        "url=http://{{ pod_ip | hostport(2380) }}\n",
+    );
+    let out = check(
+        &[
+            &[
+                "--template",
+                good.as_str(),
+                "--statefulset",
+                "etcd",
+                "--replicas",
+                "3",
+            ][..],
+            &all,
+        ]
+        .concat(),
+    );
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     assert_eq!(last_line(&out), "9 passed, 0 failed");
 }
@@ -1076,14 +1183,28 @@ fn an_unbracketed_ipv6_address_fails_in_the_ipv6_families_without_any_assertion(
 fn reports_and_goldens_never_replace_devices_or_follow_symlinks_out() {
     let dir = tempfile::tempdir().unwrap();
     let t = write(dir.path(), "t.txt", "n={{ replicas }}\n");
-    let base = ["--template", t.as_str(), "--statefulset", "web", "--replicas", "1", "--family", "ipv4"];
+    let base = [
+        "--template",
+        t.as_str(),
+        "--statefulset",
+        "web",
+        "--replicas",
+        "1",
+        "--family",
+        "ipv4",
+    ];
     // A device as the report: refused (exit 5), the device left alone.
     let mut args = base.to_vec();
     args.extend(["--junit", "/dev/null"]);
     let out = check(&args);
     assert_eq!(code(&out), 5, "{}", stderr(&out));
     one_error_line(&out);
-    assert!(fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    assert!(
+        fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
     // A golden pod directory that is a symlink out of the golden dir: neither read nor written.
     let outside = dir.path().join("outside");
     fs::create_dir(&outside).unwrap();
@@ -1100,7 +1221,10 @@ fn reports_and_goldens_never_replace_devices_or_follow_symlinks_out() {
     args.push("--update");
     let out = check(&args);
     assert_eq!(code(&out), 5, "{}{}", stdout(&out), stderr(&out));
-    assert_eq!(fs::read_to_string(outside.join("t.txt")).unwrap(), "secret outside\n");
+    assert_eq!(
+        fs::read_to_string(outside.join("t.txt")).unwrap(),
+        "secret outside\n"
+    );
     // A symlink that stays inside the golden dir is followed.
     fs::remove_file(golden.join("replicas-1-ipv4/web-0")).unwrap();
     fs::create_dir_all(golden.join("real/web-0")).unwrap();
@@ -1117,7 +1241,16 @@ use std::os::unix::fs::FileTypeExt;
 fn a_report_is_never_the_template_nor_inside_the_configmap_directory() {
     let dir = tempfile::tempdir().unwrap();
     let t = write(dir.path(), "t.txt", "n={{ replicas }}\n");
-    let out = check(&["--template", &t, "--statefulset", "web", "--replicas", "1", "--junit", &t]);
+    let out = check(&[
+        "--template",
+        &t,
+        "--statefulset",
+        "web",
+        "--replicas",
+        "1",
+        "--junit",
+        &t,
+    ]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert_eq!(fs::read_to_string(&t).unwrap(), "n={{ replicas }}\n");
     let mount = dir.path().join("mount");
@@ -1125,8 +1258,14 @@ fn a_report_is_never_the_template_nor_inside_the_configmap_directory() {
     configmap(&mount, &[("a.txt", "a\n")]);
     let inside = mount.join("report.xml");
     let out = check(&[
-        "--template", mount.to_str().unwrap(), "--statefulset", "web", "--replicas", "1",
-        "--junit", inside.to_str().unwrap(),
+        "--template",
+        mount.to_str().unwrap(),
+        "--statefulset",
+        "web",
+        "--replicas",
+        "1",
+        "--junit",
+        inside.to_str().unwrap(),
     ]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(!inside.exists());
@@ -1138,7 +1277,16 @@ fn a_newline_in_a_key_cannot_forge_a_summary_line() {
     let mount = dir.path().join("mount");
     fs::create_dir(&mount).unwrap();
     configmap(&mount, &[("a\n99 passed, 0 failed\nb", "{{ nope }}\n")]);
-    let out = check(&["--template", mount.to_str().unwrap(), "--statefulset", "web", "--replicas", "1", "--family", "ipv4"]);
+    let out = check(&[
+        "--template",
+        mount.to_str().unwrap(),
+        "--statefulset",
+        "web",
+        "--replicas",
+        "1",
+        "--family",
+        "ipv4",
+    ]);
     assert_eq!(code(&out), 3);
     let text = stdout(&out);
     assert!(!text.lines().any(|l| l == "99 passed, 0 failed"), "{text}");
@@ -1154,10 +1302,29 @@ fn written_files_respect_the_umask_and_a_full_stdout_is_exit_5() {
     let report = dir.path().join("reports/r.xml");
     let rendered = dir.path().join("rendered");
     let out = std::process::Command::new("sh")
-        .args(["-c", "umask 022 && exec \"$0\" \"$@\"", support::BIN, "check"])
-        .args(["--template", &t, "--statefulset", "web", "--replicas", "1", "--family", "ipv4"])
+        .args([
+            "-c",
+            "umask 022 && exec \"$0\" \"$@\"",
+            support::BIN,
+            "check",
+        ])
+        .args([
+            "--template",
+            &t,
+            "--statefulset",
+            "web",
+            "--replicas",
+            "1",
+            "--family",
+            "ipv4",
+        ])
         .args(["--golden", golden.to_str().unwrap(), "--update"])
-        .args(["--junit", report.to_str().unwrap(), "--output-dir", rendered.to_str().unwrap()])
+        .args([
+            "--junit",
+            report.to_str().unwrap(),
+            "--output-dir",
+            rendered.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -1169,9 +1336,20 @@ fn written_files_respect_the_umask_and_a_full_stdout_is_exit_5() {
         let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644, "{}", file.display());
     }
-    let full = fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
     let out = support::peerconf()
-        .args(["check", "--template", &t, "--statefulset", "web", "--replicas", "1"])
+        .args([
+            "check",
+            "--template",
+            &t,
+            "--statefulset",
+            "web",
+            "--replicas",
+            "1",
+        ])
         .stdout(full)
         .output()
         .unwrap();
@@ -1186,7 +1364,14 @@ fn update_writes_only_inside_the_matrix_and_refuses_while_anything_fails() {
     let golden = dir.path().join("golden");
     let g = golden.to_str().unwrap();
     let run = |counts: &str, extra: &[&str]| {
-        let mut args = vec!["--template", t.as_str(), "--statefulset", "web", "--family", "ipv4"];
+        let mut args = vec![
+            "--template",
+            t.as_str(),
+            "--statefulset",
+            "web",
+            "--family",
+            "ipv4",
+        ];
         args.extend(["--replicas", counts, "--golden", g]);
         args.extend(extra);
         check(&args)
@@ -1201,11 +1386,17 @@ fn update_writes_only_inside_the_matrix_and_refuses_while_anything_fails() {
     let out = run("3", &["--update", "--assert", "false"]);
     assert_eq!(code(&out), 6, "{}", stdout(&out));
     assert!(stdout(&out).contains("nothing updated"), "{}", stdout(&out));
-    assert_eq!(fs::read_to_string(golden.join("replicas-3-ipv4/web-0/t.txt")).unwrap(), "n=3\n");
+    assert_eq!(
+        fs::read_to_string(golden.join("replicas-3-ipv4/web-0/t.txt")).unwrap(),
+        "n=3\n"
+    );
     // --force updates anyway (and still reports the failure).
     let out = run("3", &["--update", "--force", "--assert", "false"]);
     assert_eq!(code(&out), 6);
-    assert_eq!(fs::read_to_string(golden.join("replicas-3-ipv4/web-0/t.txt")).unwrap(), "n=4\n");
+    assert_eq!(
+        fs::read_to_string(golden.join("replicas-3-ipv4/web-0/t.txt")).unwrap(),
+        "n=4\n"
+    );
 }
 
 #[test]
@@ -1214,7 +1405,18 @@ fn failures_are_grouped_diffs_read_minus_first_and_colour_follows_the_flags() {
     let t = write(dir.path(), "t.txt", "a\nn={{ replicas }}\nz\n");
     let golden = dir.path().join("golden");
     let g = golden.to_str().unwrap();
-    let base = ["--template", t.as_str(), "--statefulset", "web", "--replicas", "3", "--family", "ipv4", "--golden", g];
+    let base = [
+        "--template",
+        t.as_str(),
+        "--statefulset",
+        "web",
+        "--replicas",
+        "3",
+        "--family",
+        "ipv4",
+        "--golden",
+        g,
+    ];
     let mut args = base.to_vec();
     args.push("--update");
     assert_eq!(code(&check(&args)), 0);
@@ -1225,13 +1427,22 @@ fn failures_are_grouped_diffs_read_minus_first_and_colour_follows_the_flags() {
     assert_eq!(code(&out), 6);
     let text = stdout(&out);
     // One line for the assertion, naming every pod it failed for.
-    let grouped: Vec<&str> = text.lines().filter(|l| l.contains("replicas == 4")).collect();
+    let grouped: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("replicas == 4"))
+        .collect();
     assert_eq!(grouped.len(), 1, "{text}");
-    assert!(grouped[0].starts_with("FAIL  web-0, web-1, web-2  t.txt"), "{text}");
+    assert!(
+        grouped[0].starts_with("FAIL  web-0, web-1, web-2  t.txt"),
+        "{text}"
+    );
     let minus = text.find("-n=3").unwrap();
     let plus = text.find("+n=6").unwrap();
     assert!(minus < plus, "{text}");
-    assert!(!text.contains('\u{1b}'), "no colour when stdout is not a terminal");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no colour when stdout is not a terminal"
+    );
     args.extend(["--color", "always"]);
     assert!(stdout(&check(&args)).contains("\u{1b}[31"));
     let out = check(&[&base[..], &["--junit", "-", "--name", "web smoke"]].concat());
@@ -1244,7 +1455,16 @@ fn failures_are_grouped_diffs_read_minus_first_and_colour_follows_the_flags() {
         .collect();
     assert_eq!(suites, ["web smoke: replicas-3-ipv4"]);
     for case in doc.descendants().filter(|n| n.has_tag_name("testcase")) {
-        assert!(case.children().filter(|n| n.has_tag_name("failure")).count() <= 1);
+        assert!(
+            case.children()
+                .filter(|n| n.has_tag_name("failure"))
+                .count()
+                <= 1
+        );
     }
-    assert!(stderr(&out).contains("0 passed, 3 failed"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("0 passed, 3 failed"),
+        "{}",
+        stderr(&out)
+    );
 }

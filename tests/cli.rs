@@ -313,6 +313,8 @@ fn check_renders_every_ordinal_and_fails_on_any() {
         "consul",
         "--replicas",
         "5",
+        "--family",
+        "ipv4",
     ]));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let lines: Vec<String> = stdout(&out).lines().map(String::from).collect();

@@ -72,11 +72,7 @@ fn context_for(
 }
 
 /// Renders through `template::context_of`, the lazy context the binary uses: the only one.
-fn render(
-    vars: &[variables::Variable],
-    text: &str,
-    mode: Mode,
-) -> peerconf::error::Result<String> {
+fn render(vars: &[variables::Variable], text: &str, mode: Mode) -> peerconf::error::Result<String> {
     let renderer =
         Renderer::with_context(&Syntax::default(), peerconf::template::context_of(vars)).unwrap();
     let file = TemplateFile {

@@ -145,10 +145,7 @@ impl Assertions {
         let mut vars = base.clone();
         vars.insert("files".into(), Value::from_dyn_object(Arc::clone(&files)));
         if let Some(file) = file {
-            vars.insert(
-                "config".into(),
-                docs.get(file).cloned().unwrap_or_default(),
-            );
+            vars.insert("config".into(), docs.get(file).cloned().unwrap_or_default());
             vars.insert("file".into(), Value::from(file));
         }
         let ctx = Value::from(vars);
@@ -172,9 +169,9 @@ impl Assertions {
             Ok(value) if value.kind() == ValueKind::Bool || assertion.reads_env => {
                 Some(format!("assertion `{expr}` is false"))
             }
-            Ok(value) if value.is_true() => Some(format!(
-                "assertion `{expr}` read a key files does not have"
-            )),
+            Ok(value) if value.is_true() => {
+                Some(format!("assertion `{expr}` read a key files does not have"))
+            }
             Ok(value) => Some(format!(
                 "assertion `{expr}` is {}, which is not true",
                 show(value)
@@ -264,7 +261,10 @@ impl Object for Files {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let name = key.as_str().map(str::to_string).unwrap_or_else(|| key.to_string());
+        let name = key
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| key.to_string());
         match self.docs.get(&name) {
             Some(value) => {
                 if let Ok(mut read) = self.read.lock()

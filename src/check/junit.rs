@@ -34,7 +34,11 @@ pub(super) fn write(
     let file = path
         .file_name()
         .ok_or_else(|| OutputError::NoFileName(path.to_path_buf()))?;
-    output::tree::write_tree(&dir, &[(PathBuf::from(file), report(cases, name).into_bytes())], mode)
+    output::tree::write_tree(
+        &dir,
+        &[(PathBuf::from(file), report(cases, name).into_bytes())],
+        mode,
+    )
 }
 
 pub(super) fn report(cases: &[Case], name: &SuiteName) -> String {
@@ -51,7 +55,10 @@ pub(super) fn report(cases: &[Case], name: &SuiteName) -> String {
         xml,
         "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{:.6}\">",
         escape(&format!("peerconf check {prefix}"), true),
-        totals.tests, totals.failures, totals.errors, totals.seconds
+        totals.tests,
+        totals.failures,
+        totals.errors,
+        totals.seconds
     );
     for set in sets {
         let suite: Vec<&Case> = cases.iter().filter(|c| c.set_name() == set).collect();
@@ -60,7 +67,11 @@ pub(super) fn report(cases: &[Case], name: &SuiteName) -> String {
         let _ = writeln!(
             xml,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"0\" time=\"{:.6}\">",
-            escape(&suite_name, true), t.tests, t.failures, t.errors, t.seconds
+            escape(&suite_name, true),
+            t.tests,
+            t.failures,
+            t.errors,
+            t.seconds
         );
         for case in suite {
             let _ = write!(

@@ -110,8 +110,12 @@ pub fn run(plan: &CheckPlan) -> Result<()> {
         for &family in &plan.families {
             for ordinal in identity.members.ordinals() {
                 let member = with_family(identity.for_ordinal(ordinal), family);
-                let vars =
-                    variables::variables(&member, &plan.identity.sets, &plan.env, UnknownPodIp::Placeholder)?;
+                let vars = variables::variables(
+                    &member,
+                    &plan.identity.sets,
+                    &plan.env,
+                    UnknownPodIp::Placeholder,
+                )?;
                 check_pod(plan, &expect, &files, &member, family, &vars, &mut tally)?;
             }
         }
@@ -123,7 +127,10 @@ pub fn run(plan: &CheckPlan) -> Result<()> {
 fn hermetic_host() -> Host {
     Host {
         service_account_namespace: PathBuf::from("/nonexistent/peerconf-check"),
-        resolv_conf: crate::resolv_conf::ResolvConf::from_text(Path::new("(none: check is hermetic)"), ""),
+        resolv_conf: crate::resolv_conf::ResolvConf::from_text(
+            Path::new("(none: check is hermetic)"),
+            "",
+        ),
         hostname_env: None,
         kernel_hostname: PathBuf::from("/nonexistent/peerconf-check"),
     }
@@ -143,7 +150,11 @@ fn identities(plan: &CheckPlan) -> Result<Vec<Identity>> {
         .map(|count| {
             let mut inputs = ids.inputs.clone();
             inputs.replicas = count;
-            Ok(Identity::resolve(inputs, &host, PodNameFallback::FirstOrdinal)?)
+            Ok(Identity::resolve(
+                inputs,
+                &host,
+                PodNameFallback::FirstOrdinal,
+            )?)
         })
         .collect()
 }
@@ -176,9 +187,17 @@ fn with_family(mut member: Identity, family: Family) -> Identity {
 /// there would become a key the next render renders).
 fn refuse_overlaps(plan: &CheckPlan) -> Result<()> {
     let written = [
-        plan.junit.as_ref().filter(|p| p.as_os_str() != "-").map(|p| Target::File(p.clone())),
-        plan.golden.as_ref().filter(|_| plan.update).map(|p| Target::Directory(p.clone())),
-        plan.output_dir.as_ref().map(|p| Target::Directory(p.clone())),
+        plan.junit
+            .as_ref()
+            .filter(|p| p.as_os_str() != "-")
+            .map(|p| Target::File(p.clone())),
+        plan.golden
+            .as_ref()
+            .filter(|_| plan.update)
+            .map(|p| Target::Directory(p.clone())),
+        plan.output_dir
+            .as_ref()
+            .map(|p| Target::Directory(p.clone())),
     ];
     for target in written.into_iter().flatten() {
         if let Some((output, template)) = target.overlaps(&plan.template.source) {
@@ -271,7 +290,10 @@ fn check_pod(
         })
         .collect();
     let all_rendered = docs.len() == files.len();
-    let (replicas, pod) = (member.members.replicas(), printable(&member.pod_name.value).into_owned());
+    let (replicas, pod) = (
+        member.members.replicas(),
+        printable(&member.pod_name.value).into_owned(),
+    );
     let set = set_name(replicas, family);
     if !tally.sets.contains(&set) {
         tally.sets.push(set.clone());
@@ -316,8 +338,8 @@ fn check_pod(
                         case.failures.extend(outcome.failure);
                     }
                     for outcome in &pod_wide {
-                        let counts = outcome.files.is_empty()
-                            || outcome.files.iter().any(|f| f == label);
+                        let counts =
+                            outcome.files.is_empty() || outcome.files.iter().any(|f| f == label);
                         if counts {
                             case.failures.extend(outcome.failure.clone());
                         }
@@ -345,18 +367,27 @@ fn unbracketed(text: &str, ip: &str) -> Option<Failure> {
     for (at, _) in text.match_indices(ip) {
         let before = &text[..at];
         let after = &text[at + ip.len()..];
-        let port = after.strip_prefix(':').is_some_and(|a| a.starts_with(|c: char| c.is_ascii_digit()));
+        let port = after
+            .strip_prefix(':')
+            .is_some_and(|a| a.starts_with(|c: char| c.is_ascii_digit()));
         let url = before.ends_with("//");
         if (port || url) && !before.ends_with('[') {
             let line = before.matches('\n').count() + 1;
-            let shown: String = after.chars().take_while(|c| !c.is_whitespace() && *c != '"' && *c != ',').take(12).collect();
+            let shown: String = after
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '"' && *c != ',')
+                .take(12)
+                .collect();
             return Some(Failure {
                 kind: "address",
                 message: format!(
-                    "line {line}: the IPv6 address {ip} is written without brackets ({}{ip}{shown}): a URL or host:port needs [{ip}]",
-                    if url { "//" } else { "" }
+                    "line {line}: the pod's IPv6 address is written without brackets {}: a URL or host:port needs them",
+                    if url { "in a URL" } else { "before a :port" }
                 ),
-                details: vec!["write {{ pod_ip | hostport(PORT) }} or {{ pod_ip | host }} (docs/templates.md)".to_string()],
+                details: vec![
+                    format!("{}{ip}{shown} should be {}[{ip}]{shown}", if url { "//" } else { "" }, if url { "//" } else { "" }),
+                    "write {{ pod_ip | hostport(PORT) }} or {{ pod_ip | host }} (docs/templates.md)".to_string(),
+                ],
             });
         }
     }
@@ -435,9 +466,14 @@ fn use_color(plan: &CheckPlan) -> bool {
         Color::Always => true,
         Color::Never => false,
         Color::Auto => {
-            let fd = if plan.junit.as_deref().is_some_and(|p| p.as_os_str() == "-") { 2 } else { 1 };
+            let fd = if plan.junit.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+                2
+            } else {
+                1
+            };
             // SAFETY: isatty only inspects the descriptor.
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && unsafe { libc::isatty(fd) } == 1
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && unsafe { libc::isatty(fd) } == 1
         }
     }
 }
@@ -479,11 +515,18 @@ fn print_cases(out: &mut String, cases: &[Case], color: bool) {
         }
         let failures: Vec<(&str, &[String])> = match &case.render_error {
             Some(error) => vec![(error.as_str(), &[][..])],
-            None => case.failures.iter().map(|f| (f.message.as_str(), f.details.as_slice())).collect(),
+            None => case
+                .failures
+                .iter()
+                .map(|f| (f.message.as_str(), f.details.as_slice()))
+                .collect(),
         };
         for (message, details) in failures {
             match groups.iter_mut().find(|g| {
-                g.replicas == case.replicas && g.family == case.family && g.file == case.file && g.message == message
+                g.replicas == case.replicas
+                    && g.family == case.family
+                    && g.file == case.file
+                    && g.message == message
             }) {
                 Some(group) => group.pods.push(&case.pod),
                 None => groups.push(Group {

@@ -5,7 +5,6 @@
 //! the static init binary (docs/testing-templates.md has the measured sizes). A build without
 //! it refuses `--schema` (exit 2) rather than skip it.
 
-
 use serde_json::Value as Json;
 
 use super::{CheckError, Failure};

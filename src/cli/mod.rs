@@ -355,7 +355,9 @@ fn parse_color(s: &str) -> Result<crate::plan::Color, String> {
         "auto" => Ok(Color::Auto),
         "always" => Ok(Color::Always),
         "never" => Ok(Color::Never),
-        _ => Err(format!("'{s}' is not a colour choice: use auto, always or never")),
+        _ => Err(format!(
+            "'{s}' is not a colour choice: use auto, always or never"
+        )),
     }
 }
 
@@ -365,7 +367,10 @@ fn parse_env_fixture(s: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() && !key.contains('\0') => {
             Ok((key.to_string(), value.to_string()))
         }
-        _ => Err(format!("'{}' is not KEY=VALUE", crate::logging::printable(s))),
+        _ => Err(format!(
+            "'{}' is not KEY=VALUE",
+            crate::logging::printable(s)
+        )),
     }
 }
 

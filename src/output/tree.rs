@@ -27,8 +27,7 @@ pub fn umask_mode() -> u32 {
 /// is a symlink out of `root` (a symlink that stays inside is followed). `Ok(None)`: a part of
 /// the path does not exist yet.
 pub fn inside(root: &Path, rel: &Path) -> Result<Option<PathBuf>> {
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) || rel.as_os_str().is_empty()
-    {
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) || rel.as_os_str().is_empty() {
         return Err(OutputError::Escapes {
             path: root.join(rel),
             root: root.to_path_buf(),
@@ -93,7 +92,9 @@ pub fn write_tree(root: &Path, files: &[(PathBuf, Vec<u8>)], mode: u32) -> Resul
     for (rel, contents) in files {
         let parent = rel.parent().unwrap_or(Path::new(""));
         let dir = create_dirs(root, parent)?;
-        let name = rel.file_name().ok_or_else(|| OutputError::NoFileName(rel.clone()))?;
+        let name = rel
+            .file_name()
+            .ok_or_else(|| OutputError::NoFileName(rel.clone()))?;
         by_dir.entry(dir.clone()).or_default().push(OutputFile {
             path: dir.join(name),
             contents: contents.clone(),

@@ -93,11 +93,11 @@ fn charge(bytes: usize) {
         s.total.set(total);
         if live > LIVE_BYTES as isize {
             s.active.set(false);
-            over_budget(b"held more than 24 MiB at once");
+            over_budget(b"held more than 24 MiB at once, past what any result within the 16 MiB limit needs");
         }
         if total > s.total_limit.get() {
             s.active.set(false);
-            over_budget(b"allocated more than 512 MiB in all");
+            over_budget(b"allocated more than 512 MiB in all for one document");
         }
     });
 }

@@ -188,7 +188,10 @@ impl Renderer {
 
     /// The variables `expr` reads (top-level names, sorted), or why it is not one expression
     /// this engine can compile.
-    pub fn expression_names(&self, expr: &str) -> std::result::Result<Vec<String>, minijinja::Error> {
+    pub fn expression_names(
+        &self,
+        expr: &str,
+    ) -> std::result::Result<Vec<String>, minijinja::Error> {
         let env = self.env.borrow();
         let compiled = env.compile_expression(expr)?;
         let mut names: Vec<String> = compiled.undeclared_variables(false).into_iter().collect();

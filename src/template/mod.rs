@@ -17,15 +17,15 @@ mod value;
 
 use std::fmt;
 
-pub use context::context_of;
 pub use budget::Budgeted;
+pub use context::context_of;
 pub use engine::{Renderer, Syntax, engine_in_use};
 #[cfg(feature = "schema")]
 pub(crate) use json::push_key;
 pub use limits::MAX_OUTPUT_BYTES;
-pub(crate) use value::json_to_value;
 pub use mode::{Format, Mode, mode_of};
 pub use source::{TemplateFile, TemplateSource, load};
+pub(crate) use value::json_to_value;
 
 /// Renders every template in memory, each in the mode `format` gives it; one failure means
 /// nothing is written. `stdin_name` names stdin's output for `--format auto`.
