@@ -67,8 +67,7 @@ fn context_for(
         ..Inputs::default()
     };
     let identity = Identity::resolve(inputs, &nowhere_host(), PodNameFallback::HostName).unwrap();
-    let vars = variables::variables(&identity, sets, env, UnknownPodIp::Undefined).unwrap();
-    vars
+    variables::variables(&identity, sets, env, UnknownPodIp::Undefined).unwrap()
 }
 
 /// Renders through `template::context_of`, the lazy context the binary uses: the only one.

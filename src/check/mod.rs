@@ -269,7 +269,7 @@ fn check_pod(
     // Lazy member lists: each ordinal's context is built in constant time.
     let context = template::context_of(vars);
     let renderer = Renderer::with_context(&plan.template.syntax, context.clone())?;
-    let rendered: Vec<(std::result::Result<(String, Option<Json>), String>, f64)> = files
+    let rendered: Vec<(Rendered, f64)> = files
         .iter()
         .map(|file| {
             let start = Instant::now();
@@ -569,12 +569,12 @@ fn print_cases(out: &mut String, cases: &[Case], color: bool) {
     }
 }
 
+/// One rendered file: its text and, for a JSON result, the parsed document; or the reason it
+/// did not render.
+type Rendered = std::result::Result<(String, Option<Json>), String>;
+
 /// Renders one file; a JSON result must parse. The error is the FAIL line's reason.
-fn render_one(
-    renderer: &Renderer,
-    file: &TemplateFile,
-    format: Format,
-) -> std::result::Result<(String, Option<Json>), String> {
+fn render_one(renderer: &Renderer, file: &TemplateFile, format: Format) -> Rendered {
     let mode = template::mode_of(format, file, None).map_err(|e| e.to_string())?;
     let text = renderer.render(file, mode).map_err(|e| e.to_string())?;
     let json = if is_json(format, file) {
