@@ -342,6 +342,8 @@ fn check_renders_every_ordinal_and_fails_on_any() {
         "db-0",
         "--replicas",
         "3",
+        "--family",
+        "ipv4",
     ]));
     assert_eq!(code(&out), 3);
     let text = stdout(&out);
