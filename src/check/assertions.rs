@@ -165,18 +165,26 @@ impl Assertions {
             ));
         }
         let message = match &result {
-            Ok(value) if value.is_true() && missed.is_empty() => None,
-            Ok(value) if value.kind() == ValueKind::Bool || assertion.reads_env => {
-                Some(format!("assertion `{expr}` is false"))
-            }
-            Ok(value) if value.is_true() => {
+            // An error's detail may quote a value (`'hunter2' is not a number`): for an
+            // assertion that reads env only that it failed is said.
+            Err(_) if assertion.reads_env => Some(format!(
+                "assertion `{expr}` could not be evaluated (it reads env: the engine's message is not shown)"
+            )),
+            Err(why) => Some(format!("assertion `{expr}` could not be evaluated: {why}")),
+            Ok(_) if !missed.is_empty() => {
                 Some(format!("assertion `{expr}` read a key files does not have"))
             }
+            Ok(value) if value.is_true() => None,
+            Ok(value) if value.kind() == ValueKind::Bool => {
+                Some(format!("assertion `{expr}` is false"))
+            }
+            Ok(_) if assertion.reads_env => Some(format!(
+                "assertion `{expr}` is not true (it reads env: its value is not shown)"
+            )),
             Ok(value) => Some(format!(
                 "assertion `{expr}` is {}, which is not true",
                 show(value)
             )),
-            Err(why) => Some(format!("assertion `{expr}` could not be evaluated: {why}")),
         };
         let failure = message.map(|message| {
             details.extend(self.operands(engine, assertion, &ctx));
