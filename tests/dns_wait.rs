@@ -13,7 +13,7 @@ use peerconf::error::{Error, Kind};
 use peerconf::identity::{Source, Sourced};
 use peerconf::members::Members;
 use peerconf::resolv_conf::ResolvConf;
-use support::dns_server::{Seen, TestDns, closed_port};
+use support::dns_server::{Reply, Seen, TestDns, address_record, closed_port, cname_record};
 use tokio::task::JoinHandle;
 
 /// The zone the test server serves; every peer lives under it.
@@ -1148,5 +1148,193 @@ mod binary {
         let output = finish(cmd.spawn().unwrap(), Duration::from_secs(5)).await;
         assert_eq!(code(output.status), 0, "{}", text(&output.stderr));
         assert_eq!(text(&output.stdout), "node=web-0\n");
+    }
+
+    // ---- misbehaving servers (issue 20) ------------------------------------------------------
+
+    /// `--wait self` as web-0 (POD_IP 10.0.0.1) against `server`, printing, with this timeout.
+    async fn wait_self(server: SocketAddr, timeout: &str) -> Output {
+        let dir = tempfile::tempdir().unwrap();
+        let child = render(
+            dir.path(),
+            server,
+            &["--wait", "self", "--dry-run", "--timeout", timeout],
+        )
+        .spawn()
+        .unwrap();
+        finish(child, Duration::from_secs(20)).await
+    }
+
+    #[tokio::test]
+    async fn only_records_owned_by_the_asked_name_or_its_cname_chain_count() {
+        let me = format!("{}.", peer(0));
+        // A stale own record, and a decoy with this pod's IP owned by another name.
+        let decoy = TestDns::start_scripted({
+            let me = me.clone();
+            move |name, _| Reply {
+                answers: match name == me {
+                    true => vec![
+                        address_record(&me, "10.0.0.99"),
+                        address_record("decoy.example", "10.0.0.1"),
+                        address_record("decoy.example", "fd00::1"),
+                    ],
+                    false => vec![],
+                },
+                ..Reply::default()
+            }
+        })
+        .await;
+        let output = wait_self(decoy.addr, "1s").await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 4, "the decoy counted: {stderr}");
+        assert!(
+            stderr.contains("resolves only to the stale 10.0.0.99"),
+            "{stderr}"
+        );
+
+        // The pod IP reached through a CNAME chain held in the answer counts.
+        let chain = TestDns::start_scripted({
+            let me = me.clone();
+            move |name, _| Reply {
+                answers: match name == me {
+                    true => vec![
+                        address_record("b.example", "10.0.0.1"),
+                        cname_record(&me, "a.example"),
+                        cname_record("a.example", "b.example"),
+                    ],
+                    false => vec![],
+                },
+                ..Reply::default()
+            }
+        })
+        .await;
+        let output = wait_self(chain.addr, "5s").await;
+        assert_eq!(code(output.status), 0, "{}", text(&output.stderr));
+        // Followed within the answer: no query for the chain's names.
+        assert!(
+            chain.seen().iter().all(|s| s.name == me),
+            "{:?}",
+            chain.seen()
+        );
+
+        // A chain longer than the bound does not count.
+        let long = TestDns::start_scripted({
+            let me = me.clone();
+            move |name, _| {
+                let mut answers = vec![cname_record(&me, "h0.example")];
+                for i in 0..9 {
+                    answers.push(cname_record(
+                        &format!("h{i}.example"),
+                        &format!("h{}.example", i + 1),
+                    ));
+                }
+                answers.push(address_record("h9.example", "10.0.0.1"));
+                Reply {
+                    answers: if name == me { answers } else { vec![] },
+                    ..Reply::default()
+                }
+            }
+        })
+        .await;
+        let output = wait_self(long.addr, "1s").await;
+        assert_eq!(code(output.status), 4, "{}", text(&output.stderr));
+    }
+
+    #[tokio::test]
+    async fn cname_loops_stay_within_max_qps() {
+        // Every name is a CNAME to another name of the zone, and that one back: hickory's
+        // resolver followed such chains with queries of its own (8 a lookup, A then AAAA),
+        // which the query budget never saw. 300 replicas at --max-qps 100.
+        let dns = TestDns::start_scripted(|name, _| Reply {
+            answers: vec![cname_record(name, &format!("loop.{name}"))],
+            ..Reply::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("t.txt");
+        std::fs::write(&template, "node={{ pod_name }}\n").unwrap();
+        let mut cmd = Command::from(support::peerconf());
+        cmd.args(["render", "--template"])
+            .arg(&template)
+            .args([
+                "--pod-name",
+                "web-0",
+                "--replicas",
+                "300",
+                "--namespace",
+                "default",
+            ])
+            .args([
+                "--cluster-domain",
+                "cluster.local",
+                "--resolv-conf",
+                "/nonexistent",
+            ])
+            .args([
+                "--nameserver",
+                &dns.addr.to_string(),
+                "--wait",
+                "all",
+                "--dry-run",
+            ])
+            .args([
+                "--timeout",
+                "13s",
+                "--max-qps",
+                "100",
+                "--log-level",
+                "error",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let output = finish(cmd.spawn().unwrap(), Duration::from_secs(30)).await;
+        assert_eq!(code(output.status), 4, "{}", text(&output.stderr));
+        let seen = dns.seen();
+        assert!(!seen.is_empty());
+        // Only the members' own names are asked, never a CNAME target.
+        assert!(
+            seen.iter().all(|s| !s.name.starts_with("loop.")),
+            "followed a CNAME: {:?}",
+            seen.iter().find(|s| s.name.starts_with("loop."))
+        );
+        // The first round (A and AAAA for 300 names: 600 queries) is paid for by the pause
+        // after it, so over 13 s at most 100 q/s plus one round may be sent.
+        let span = seen.last().unwrap().at - seen[0].at;
+        let rate = (seen.len() - 600) as f64 / span.as_secs_f64();
+        eprintln!(
+            "{} queries in {span:?}: {rate:.0} q/s beyond the first round",
+            seen.len()
+        );
+        assert!(seen.len() <= 100 * 13 + 600, "{} queries", seen.len());
+        assert!(rate <= 105.0, "{rate} q/s");
+    }
+
+    #[tokio::test]
+    async fn an_absurd_negative_ttl_is_read_as_rfc_2181_says_and_capped() {
+        // 2^32-1: the top bit set, so it reads as 0 (RFC 2181 s8): never claimed.
+        let huge = TestDns::start_with_negative_ttl(ZONE, u32::MAX).await;
+        let output = wait_self(huge.addr, "1s").await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 4, "{stderr}");
+        assert!(!stderr.contains("no such name' for up to"), "{stderr}");
+        assert!(!stderr.contains("years"), "{stderr}");
+        // 2^31-1 (68 years): capped to what CoreDNS keeps by default, and said so.
+        let long = TestDns::start_with_negative_ttl(ZONE, (1 << 31) - 1).await;
+        let output = wait_self(long.addr, "1s").await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 4, "{stderr}");
+        assert!(!stderr.contains("years"), "{stderr}");
+        let hint = stderr
+            .lines()
+            .find(|l| l.starts_with("peerconf: hint:"))
+            .unwrap_or_else(|| panic!("no hint: {stderr}"));
+        assert!(
+            hint.contains(
+                "may cache 'no such name' for up to 30m (30m is the most CoreDNS's cache keeps"
+            ),
+            "{hint}"
+        );
     }
 }

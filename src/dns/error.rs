@@ -14,7 +14,7 @@ use super::query::Problem;
 pub enum WaitError {
     /// The deadline passed with `--on-timeout fail` (exit 4).
     Unresolved(Box<TimeoutReport>),
-    /// The runtime or a signal handler could not be set up (exit 4).
+    /// The runtime or a signal handler could not be set up (exit 70: not the peers' fault).
     Runtime(String),
     /// SIGTERM (exit 143).
     Terminated,
@@ -122,11 +122,15 @@ impl TimeoutReport {
     pub fn hint(&self) -> String {
         match self.negative_ttl {
             Some(ttl) => format!(
-                "{}; also, the DNS server may cache 'no such name' for up to {}, so a record \
+                "{}; also, the DNS server may cache 'no such name' for up to {}{}, so a record \
                  published meanwhile shows only once that expires: lower the negative TTL of the \
                  cluster zone (docs/caching-dns.md)",
                 self.cause.hint(),
-                short(ttl)
+                short(ttl),
+                match ttl >= Duration::from_secs(u64::from(super::NEGATIVE_TTL_CAP)) {
+                    true => format!(" ({})", super::NEGATIVE_TTL_CAP_NOTE),
+                    false => String::new(),
+                }
             ),
             None => self.cause.hint().to_string(),
         }

@@ -85,6 +85,31 @@ pub fn negative_ttl_matters(ttl: Duration, max_interval: Duration) -> bool {
     ttl > max_interval
 }
 
+/// The longest negative-caching time the wait claims a server may keep: 1800 s, the default
+/// cap of CoreDNS's `cache` plugin for denial-of-existence answers ("3600 for NOERROR
+/// responses and 1800 for denial of existence ones", coredns.io/plugins/cache), which is the
+/// cluster DNS of Kubernetes and of NodeLocal DNSCache. An SOA may claim more; no common
+/// cluster resolver keeps it that long.
+pub const NEGATIVE_TTL_CAP: u32 = 1800;
+
+/// What the wait makes of a negative TTL a server sent (the SOA's, see
+/// [`query::negative_ttl`]): RFC 2181 section 8 says a TTL with the top bit set is read as 0;
+/// anything above [`NEGATIVE_TTL_CAP`] is capped to it. Returns the seconds claimed and
+/// whether the server's value was cut down to the cap.
+pub fn claimed_negative_ttl(soa_says: u32) -> (u32, bool) {
+    if soa_says >= 1 << 31 {
+        (0, false)
+    } else if soa_says > NEGATIVE_TTL_CAP {
+        (NEGATIVE_TTL_CAP, true)
+    } else {
+        (soa_says, false)
+    }
+}
+
+/// The words after "may cache 'no such name' for up to X" when X is the cap.
+pub const NEGATIVE_TTL_CAP_NOTE: &str = "30m is the most CoreDNS's cache keeps a negative \
+    answer by default, whatever the SOA claims (RFC 2181 s8 reads a TTL of 2^31 or more as 0)";
+
 /// The entry point `render` calls: builds a current-thread tokio runtime, runs
 /// [`wait_for_peers`] in a `tokio::select!` against SIGTERM and SIGINT, and maps those to
 /// `Kind::Terminated` (exit 143) / `Kind::Interrupted` (exit 130). Returns at once for
@@ -159,6 +184,17 @@ async fn wait_or_signal(target: &WaitTarget, settings: &WaitSettings) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn negative_ttls_read_as_rfc_2181_says_and_are_capped_to_what_coredns_keeps() {
+        assert_eq!(claimed_negative_ttl(0), (0, false));
+        assert_eq!(claimed_negative_ttl(30), (30, false));
+        assert_eq!(claimed_negative_ttl(1800), (1800, false));
+        assert_eq!(claimed_negative_ttl(1801), (1800, true));
+        assert_eq!(claimed_negative_ttl((1 << 31) - 1), (1800, true));
+        assert_eq!(claimed_negative_ttl(1 << 31), (0, false));
+        assert_eq!(claimed_negative_ttl(u32::MAX), (0, false));
+    }
 
     #[test]
     fn policies_parse_and_print_back() {

@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::Name;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -14,8 +13,8 @@ use super::error::{StaleSelf, TimeoutCause, TimeoutReport, addr_list, short};
 use super::policy::{self, Hints, Progress, Requirement, hint_text, name_list};
 use super::query::{self, Answer, Problem};
 use super::{
-    OnTimeout, SUMMARY_EVERY, WaitError, WaitOutcome, WaitSettings, WaitTarget,
-    negative_ttl_matters, pacing,
+    NEGATIVE_TTL_CAP_NOTE, OnTimeout, SUMMARY_EVERY, WaitError, WaitOutcome, WaitSettings,
+    WaitTarget, claimed_negative_ttl, negative_ttl_matters, pacing,
 };
 use crate::error::Result;
 
@@ -39,7 +38,7 @@ pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Res
             warn!(resolv_conf = %settings.resolv_conf.path().display(), problem = %line, "ignored a resolv.conf line it cannot read, as libc does");
         }
     }
-    let resolver = query::build_resolver(&servers)?;
+    let client = query::build_client(&servers)?;
     let start = Instant::now();
     // A timeout too large for the clock (e.g. `--timeout 1000years`) means no deadline.
     let deadline = start
@@ -53,7 +52,7 @@ pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Res
         req,
         names,
         servers: query::server_list(&servers),
-        resolver,
+        client,
         start,
         deadline,
         self_stale: None,
@@ -74,7 +73,7 @@ struct Run<'a> {
     /// Shared with the query tasks.
     names: std::sync::Arc<[Name]>,
     servers: String,
-    resolver: TokioResolver,
+    client: query::Client,
     start: Instant,
     deadline: Instant,
     /// Which ordinals resolved; once resolved, stays resolved for this run.
@@ -172,12 +171,12 @@ impl Run<'_> {
     async fn round(&mut self, to_ask: &[usize]) {
         let mut queue = to_ask.iter().copied();
         let mut in_flight = JoinSet::new();
-        let resolver = self.resolver.clone();
+        let client = self.client.clone();
         let names = self.names.clone();
         let self_index = self.self_index();
         let self_ips: std::sync::Arc<[IpAddr]> = self.target.self_ips.clone().into();
         let spawn = move |set: &mut JoinSet<(usize, query::Asked)>, i: usize| {
-            let resolver = resolver.clone();
+            let client = client.clone();
             let name = names[i].clone();
             // The stale-record guard: the own name's answer must hold one of the pod's IPs.
             let must_hold = if i == self_index {
@@ -185,7 +184,7 @@ impl Run<'_> {
             } else {
                 [].into()
             };
-            set.spawn(async move { (i, query::ask(&resolver, name, &must_hold).await) });
+            set.spawn(async move { (i, query::ask(&client, name, &must_hold).await) });
         };
         for i in queue.by_ref().take(pacing::NAMES_IN_FLIGHT) {
             spawn(&mut in_flight, i);
@@ -224,19 +223,26 @@ impl Run<'_> {
     }
 
     /// Logs, once, that the server caches "no such name" for longer than the wait's pause.
+    /// The server's claim is read as [`claimed_negative_ttl`] says (RFC 2181's top bit, and
+    /// capped to what CoreDNS keeps), and the message says when it was capped.
     fn note_negative_ttl(&mut self, ttl: Option<u32>) {
-        let Some(ttl) = ttl.map(|secs| Duration::from_secs(u64::from(secs))) else {
+        let Some((secs, capped)) = ttl.map(claimed_negative_ttl) else {
             return;
         };
+        let ttl = Duration::from_secs(u64::from(secs));
         if !negative_ttl_matters(ttl, self.settings.max_interval) {
             return;
         }
         if self.negative_ttl.is_none() {
+            let cap_note = match capped {
+                true => format!(" ({NEGATIVE_TTL_CAP_NOTE})"),
+                false => String::new(),
+            };
             info!(
                 server = %self.servers,
                 negative_ttl = %short(ttl),
-                "the DNS server may cache 'no such name' for up to {}: a peer published after \
-                 it answered NXDOMAIN is seen only once that answer expires (see \
+                "the DNS server may cache 'no such name' for up to {}{cap_note}: a peer published \
+                 after it answered NXDOMAIN is seen only once that answer expires (see \
                  docs/caching-dns.md)",
                 short(ttl)
             );
