@@ -34,7 +34,8 @@ pub enum Kind {
     /// `check`: every render succeeded, but an assertion, a schema or a golden file did not
     /// hold (exit 6).
     Expectation,
-    /// A bug: something panicked outside the template engine (exit 70, EX_SOFTWARE).
+    /// A bug: something panicked outside the template engine, or the DNS wait's runtime or
+    /// signal handlers could not start (exit 70, EX_SOFTWARE).
     Internal,
     /// SIGINT arrived while waiting (exit 130).
     Interrupted,
@@ -207,9 +208,9 @@ impl Error {
             | Wait(WaitError::Client { .. })
             | Wait(WaitError::CountOutOfRange { .. })
             | Wait(WaitError::TooFewFiles { .. }) => Kind::Usage,
-            Wait(WaitError::Unresolved { .. }) | Wait(WaitError::Runtime { .. }) => {
-                Kind::PeersUnresolved
-            }
+            Wait(WaitError::Unresolved { .. }) => Kind::PeersUnresolved,
+            // The runtime or a signal handler cannot start: nothing about the peers is known.
+            Wait(WaitError::Runtime { .. }) => Kind::Internal,
             Output(_) => Kind::Output,
             Check(e) => e.kind(),
             Internal(_) => Kind::Internal,
@@ -353,6 +354,13 @@ mod tests {
             "Exit codes: 0 ok, 2 usage/identity, 3 template, 4 peers unresolved, 5 output, \
              6 check expectation failed, 70 internal error (a bug), 130 interrupted by SIGINT, 143 stopped by SIGTERM."
         );
+    }
+
+    #[test]
+    fn a_wait_that_cannot_start_is_a_bug_not_unresolved_peers() {
+        let err: Error = WaitError::Runtime("cannot start the DNS wait: boom".into()).into();
+        assert_eq!(err.kind(), Kind::Internal);
+        assert_eq!(err.kind().exit_code(), 70);
     }
 
     #[test]

@@ -23,6 +23,25 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether a root-only test can run here. Off root it is skipped with a note, except under
+/// `CI=true` (GitHub Actions and most CI systems set it), where it panics: CI runs as root, and
+/// a root-only test that passes without running would hide a broken promise.
+fn can_run_as_root(why: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        !ci(),
+        "needs root ({why}) and CI=true: run the tests as root in CI, or this promise is unchecked"
+    );
+    eprintln!("skipped: needs root ({why})");
+    false
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
 /// The arguments of `peerconf render` of `template` for pod `pod` of `replicas`, with no
 /// resolv.conf and errors-only logging.
 fn render_args(template: &Path, pod: &str, replicas: &str) -> Vec<String> {
@@ -101,8 +120,7 @@ fn in_mount_namespace(script: &str) -> Output {
 
 #[test]
 fn a_device_is_never_replaced() {
-    if !is_root() {
-        eprintln!("needs root (a device node in a private mount namespace)");
+    if !can_run_as_root("a device node in a private mount namespace") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -125,8 +143,7 @@ fn a_device_is_never_replaced() {
 
 #[test]
 fn a_full_disk_fails_before_the_wait_and_writes_nothing() {
-    if !is_root() {
-        eprintln!("needs root (a tiny tmpfs)");
+    if !can_run_as_root("a tiny tmpfs") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -160,8 +177,7 @@ fn a_full_disk_fails_before_the_wait_and_writes_nothing() {
 
 #[test]
 fn an_unwritable_directory_fails_before_the_wait() {
-    if !is_root() {
-        eprintln!("needs root (to run as another user)");
+    if !can_run_as_root("to run as another user") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -203,8 +219,7 @@ fn an_unwritable_directory_fails_before_the_wait() {
 
 #[test]
 fn a_mount_point_among_the_targets_leaves_the_old_set_whole() {
-    if !is_root() {
-        eprintln!("needs root (a bind mount in a private mount namespace)");
+    if !can_run_as_root("a bind mount in a private mount namespace") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -425,4 +440,41 @@ fn json_on_stdin_is_rendered_as_json() {
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(doc["bootstrap_expect"], 3);
     assert_eq!(doc["retry_join"].as_array().unwrap().len(), 3);
+}
+
+/// Under `CI=true`, a root-only test run without root fails instead of passing silently: this
+/// file's own test binary, run as nobody with CI=true, fails its root-only test.
+#[test]
+fn root_only_tests_fail_under_ci_when_not_root() {
+    if !can_run_as_root("to run this test binary as another user") {
+        return;
+    }
+    let me = std::env::current_exe().unwrap();
+    let run = |ci: &str| {
+        Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(&me)
+            .args([
+                "--exact",
+                "a_device_is_never_replaced",
+                "--test-threads",
+                "1",
+            ])
+            .env_clear()
+            .env("CI", ci)
+            .output()
+            .expect("setpriv")
+    };
+    let out = run("true");
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("needs root") && text.contains("CI=true"),
+        "{text}"
+    );
+    // Outside CI the same run skips with a note, and passes.
+    let out = run("false");
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
 }
