@@ -478,3 +478,153 @@ fn root_only_tests_fail_under_ci_when_not_root() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("1 passed"), "{text}");
 }
+
+/// `peerconf render` of the ConfigMap directory `cm` into the directory `out`, no wait.
+fn render_dir(cm: &Path, out: &Path) -> Output {
+    support::peerconf()
+        .args(["render", "--template"])
+        .arg(cm)
+        .args([
+            "--pod-name",
+            "db-0",
+            "--replicas",
+            "1",
+            "--pod-ip",
+            "10.0.0.7",
+        ])
+        .args([
+            "--resolv-conf",
+            "/nonexistent",
+            "--wait",
+            "none",
+            "--output",
+        ])
+        .arg(out)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The record of written files on the output directory `dir` (its extended attribute).
+fn written_record(dir: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let name = c"user.peerconf.written";
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: NUL-terminated path and name; buf is valid for its length.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert!(n >= 0, "{}", std::io::Error::last_os_error());
+    buf.truncate(n as usize);
+    String::from_utf8(buf).unwrap()
+}
+
+fn key(name: &str) -> (&str, &str) {
+    (name, "{\"node\": \"{{ pod_name }}\"}")
+}
+
+/// The ConfigMap at `cm` replaced by one with these keys (as a kubelet update does).
+fn configmap_now(cm: &Path, keys: &[(&str, &str)]) {
+    let _ = fs::remove_dir_all(cm);
+    fs::create_dir(cm).unwrap();
+    configmap(cm, keys);
+}
+
+/// A key removed from the ConfigMap is removed from the output on the next render, logged;
+/// a file peerconf did not write (never, or replaced since), or another template
+/// directory's file, is never removed.
+#[test]
+fn a_key_removed_from_the_configmap_is_removed_from_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cm, other_cm, out) = (
+        dir.path().join("cm"),
+        dir.path().join("other-cm"),
+        dir.path().join("out"),
+    );
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join("mine.json"), "{\"by\": \"the operator\"}").unwrap();
+    configmap_now(&cm, &[key("a.json"), key("b.json"), key("c.json")]);
+    configmap_now(&other_cm, &[key("z.json")]);
+    for source in [&cm, &other_cm] {
+        let run = render_dir(source, &out);
+        assert_eq!(code(&run), 0, "{}", stderr(&run));
+    }
+    assert_eq!(
+        listing(&out),
+        ["a.json", "b.json", "c.json", "mine.json", "z.json"]
+    );
+    // c.json is replaced by someone else: no longer the file peerconf wrote.
+    fs::write(dir.path().join("c.new"), "{\"by\": \"someone\"}").unwrap();
+    fs::rename(dir.path().join("c.new"), out.join("c.json")).unwrap();
+
+    configmap_now(&cm, &[key("a.json")]);
+    let run = render_dir(&cm, &out);
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+    assert_eq!(listing(&out), ["a.json", "c.json", "mine.json", "z.json"]);
+    let log = stderr(&run);
+    let removed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("removed a file an earlier render wrote"))
+        .collect();
+    assert_eq!(removed.len(), 1, "{}", stderr(&run));
+    assert!(removed[0].contains("b.json"), "{}", removed[0]);
+    assert_eq!(
+        fs::read_to_string(out.join("c.json")).unwrap(),
+        "{\"by\": \"someone\"}"
+    );
+    // The record is no file: nothing but the rendered and the operator's files.
+    let text = written_record(&out);
+    assert!(
+        text.contains(" a.json ") && text.contains(" z.json "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("b.json") && !text.contains("mine.json"),
+        "{text}"
+    );
+
+    // A key that comes back is written again, and removed again later.
+    configmap_now(&cm, &[key("a.json"), key("b.json")]);
+    assert_eq!(code(&render_dir(&cm, &out)), 0);
+    configmap_now(&cm, &[key("b.json")]);
+    assert_eq!(code(&render_dir(&cm, &out)), 0);
+    assert_eq!(listing(&out), ["b.json", "c.json", "mine.json", "z.json"]);
+}
+
+/// Where the output directory keeps no extended attributes (ramfs), nothing is pruned and
+/// one warning says why; the render itself succeeds.
+#[test]
+fn without_extended_attributes_nothing_is_pruned_and_a_warning_says_so() {
+    if !can_run_as_root("a ramfs in a private mount namespace") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cm, out) = (dir.path().join("cm"), dir.path().join("out"));
+    fs::create_dir(&out).unwrap();
+    configmap_now(&cm, &[key("a.json"), key("b.json")]);
+    let render = format!(
+        "\"$BIN\" render --template {cm} --pod-name db-0 --replicas 1 --pod-ip 10.0.0.7 \
+         --resolv-conf /nonexistent --wait none --output {out}",
+        cm = cm.display(),
+        out = out.display()
+    );
+    let script = format!(
+        "mount -t ramfs none {out} && {render} && rm {cm}/b.json && {render}; echo rc=$?; ls {out}",
+        out = out.display(),
+        cm = cm.display()
+    );
+    let run = in_mount_namespace(&script);
+    let text = format!("{}{}", stdout(&run), stderr(&run));
+    assert!(text.contains("rc=0"), "{text}");
+    assert!(
+        text.contains("cannot keep the record of the files peerconf writes here"),
+        "{text}"
+    );
+    assert!(text.contains("a.json\nb.json\n"), "{text}");
+}
