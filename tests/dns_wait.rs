@@ -1337,4 +1337,63 @@ mod binary {
             "{hint}"
         );
     }
+
+    /// `ulimit -n 64` (soft and hard): a 10,000-name wait fits its names in flight to the
+    /// limit and completes; it used to be refused with exit 2.
+    #[tokio::test]
+    async fn a_low_file_limit_fits_the_names_in_flight_and_completes() {
+        let dns = TestDns::start_scripted(|name, record_type| Reply {
+            answers: match record_type {
+                RecordType::A => vec![address_record(name, "10.0.0.1")],
+                _ => vec![],
+            },
+            ..Reply::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("t.txt");
+        std::fs::write(&template, "node={{ pod_name }}\n").unwrap();
+        let mut cmd = Command::new("prlimit");
+        cmd.arg("--nofile=64:64")
+            .arg(support::BIN)
+            .env_clear()
+            .env("POD_IP", "10.0.0.1")
+            .args(["render", "--template"])
+            .arg(&template)
+            .args([
+                "--pod-name",
+                "web-0",
+                "--replicas",
+                "10000",
+                "--namespace",
+                "default",
+            ])
+            .args([
+                "--cluster-domain",
+                "cluster.local",
+                "--resolv-conf",
+                "/nonexistent",
+            ])
+            .args([
+                "--nameserver",
+                &dns.addr.to_string(),
+                "--wait",
+                "all",
+                "--dry-run",
+            ])
+            .args(["--timeout", "60s"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let output = finish(cmd.spawn().unwrap(), Duration::from_secs(90)).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 0, "{stderr}");
+        assert_eq!(text(&output.stdout), "node=web-0\n");
+        assert!(
+            stderr.contains("the open-file limit allows 24 names in flight instead of 32"),
+            "{stderr}"
+        );
+        assert_eq!(dns.seen().len(), 10_000);
+    }
 }

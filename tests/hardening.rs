@@ -260,6 +260,7 @@ fn a_mount_point_among_the_targets_leaves_the_old_set_whole() {
     assert_eq!(listing(&out_dir), ["a.cfg", "b.cfg"]);
 }
 
+/// Below room for one name in flight (16 + 2 descriptors), the wait refuses to start.
 #[test]
 fn a_tiny_file_limit_is_a_clear_usage_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -269,7 +270,8 @@ fn a_tiny_file_limit_is_a_clear_usage_error() {
     let out = cmd.output().unwrap();
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("the open-file limit (ulimit -n) is 6"),
+        stderr(&out)
+            .contains("the open-file limit (ulimit -n) is 6; the DNS wait needs at least 18"),
         "{}",
         stderr(&out)
     );

@@ -26,7 +26,8 @@ pub enum WaitError {
     NoNameserver { path: String },
     /// hickory refused the server list (exit 2).
     Client { servers: String, why: String },
-    /// The open-file limit (`ulimit -n`) is too low for the wait, even raised (exit 2).
+    /// The open-file limit (`ulimit -n`) leaves no room for even one name in flight, even
+    /// raised (exit 2).
     TooFewFiles { limit: u64, needed: u64 },
     /// `--wait N` with N outside `1..=replicas` (exit 2).
     CountOutOfRange { n: usize, replicas: usize },
@@ -55,7 +56,7 @@ impl fmt::Display for WaitError {
             }
             WaitError::TooFewFiles { limit, needed } => write!(
                 f,
-                "the open-file limit (ulimit -n) is {limit}; the DNS wait needs {needed}"
+                "the open-file limit (ulimit -n) is {limit}; the DNS wait needs at least {needed}"
             ),
             WaitError::CountOutOfRange { n, replicas } => write!(
                 f,

@@ -118,53 +118,73 @@ pub fn wait(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome>
     if settings.policy == WaitPolicy::None {
         return Ok(WaitOutcome::Met { resolved: 0 });
     }
-    ensure_file_limit(target.members.replicas() as usize)?;
+    let in_flight = fit_file_limit(target.members.replicas() as usize)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| WaitError::Runtime(format!("cannot start the DNS wait: {e}")))?;
     // Dropping the runtime on return cancels whatever is still in flight.
-    runtime.block_on(wait_or_signal(target, settings))
+    runtime.block_on(wait_or_signal(target, settings, in_flight))
 }
 
-/// File descriptors a wait on `names` names needs: the runtime's own few, the signal pipes,
-/// and a socket per name in flight (two, with TCP after a truncated answer).
-fn files_needed(names: usize) -> u64 {
-    16 + 2 * names.min(pacing::NAMES_IN_FLIGHT) as u64
+/// File descriptors the wait needs besides its sockets: stdin/out/err, the runtime's epoll
+/// and wake-up descriptors, the signal pipes, and a margin.
+const BASE_FILES: u64 = 16;
+
+/// File descriptors a wait with `in_flight` names in flight needs: [`BASE_FILES`] and a
+/// socket per name in flight (two, with TCP after a truncated answer).
+fn files_needed(in_flight: usize) -> u64 {
+    BASE_FILES + 2 * in_flight as u64
 }
 
-/// Raises the soft open-file limit to [`files_needed`] when it is lower (any process may, up
-/// to its hard limit); refuses to start when the hard limit is lower too, with a message
-/// that says so, rather than failing later in ways that look like DNS trouble.
-fn ensure_file_limit(names: usize) -> std::result::Result<(), WaitError> {
-    let needed = files_needed(names);
+/// How many names the wait may ask at once within the open-file limit: up to
+/// [`pacing::NAMES_IN_FLIGHT`] (never more than there are names). Raises the soft limit for
+/// that when it is lower (any process may, up to its hard limit); when the hard limit is lower
+/// too, fits the names in flight to it (`ulimit -n 64`: 24 at a time), and refuses to start,
+/// with a message that says so, only below room for one name in flight.
+fn fit_file_limit(names: usize) -> std::result::Result<usize, WaitError> {
+    let wanted = names.clamp(1, pacing::NAMES_IN_FLIGHT);
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit only writes the struct it is given.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Ok(());
+        return Ok(wanted);
     }
-    if limit.rlim_cur >= needed {
-        return Ok(());
+    let mut have = limit.rlim_cur;
+    if have < files_needed(wanted) {
+        let raised = libc::rlimit {
+            rlim_cur: files_needed(wanted).min(limit.rlim_max),
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            have = raised.rlim_cur;
+        }
     }
-    let raised = libc::rlimit {
-        rlim_cur: needed.min(limit.rlim_max),
-        rlim_max: limit.rlim_max,
-    };
-    // SAFETY: setrlimit only reads the struct it is given.
-    let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0;
-    if ok && raised.rlim_cur >= needed {
-        return Ok(());
+    let fits = usize::try_from(have.saturating_sub(BASE_FILES) / 2).unwrap_or(usize::MAX);
+    if fits == 0 {
+        return Err(WaitError::TooFewFiles {
+            limit: limit.rlim_max,
+            needed: files_needed(1),
+        });
     }
-    Err(WaitError::TooFewFiles {
-        limit: limit.rlim_max,
-        needed,
-    })
+    if fits < wanted {
+        tracing::info!(
+            open_file_limit = have,
+            names_in_flight = fits,
+            "the open-file limit allows {fits} names in flight instead of {wanted}: the wait asks fewer at a time"
+        );
+    }
+    Ok(fits.min(wanted))
 }
 
-async fn wait_or_signal(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome> {
+async fn wait_or_signal(
+    target: &WaitTarget,
+    settings: &WaitSettings,
+    in_flight: usize,
+) -> Result<WaitOutcome> {
     use tokio::signal::unix::{SignalKind, signal};
     let listen = |kind: SignalKind, name: &str| {
         signal(kind).map_err(|e| {
@@ -177,7 +197,7 @@ async fn wait_or_signal(target: &WaitTarget, settings: &WaitSettings) -> Result<
         biased;
         _ = sigterm.recv() => Err(WaitError::Terminated.into()),
         _ = sigint.recv() => Err(WaitError::Interrupted.into()),
-        result = wait_for_peers(target, settings) => result,
+        result = run::wait_for_peers_with(target, settings, in_flight) => result,
     }
 }
 

@@ -23,6 +23,15 @@ use crate::error::Result;
 ///
 /// Needs a tokio runtime with time and I/O enabled; it spawns its queries on it.
 pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome> {
+    wait_for_peers_with(target, settings, pacing::NAMES_IN_FLIGHT).await
+}
+
+/// The same, with at most `in_flight` names asked at once (fitted to the open-file limit).
+pub(super) async fn wait_for_peers_with(
+    target: &WaitTarget,
+    settings: &WaitSettings,
+    in_flight: usize,
+) -> Result<WaitOutcome> {
     let req = Requirement::new(settings.policy, &target.members)?;
     if req.needed() == 0 {
         return Ok(WaitOutcome::Met { resolved: 0 });
@@ -45,6 +54,7 @@ pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Res
         .checked_add(settings.timeout)
         .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 24 * 3600));
     let mut run = Run {
+        in_flight: in_flight.max(1),
         target,
         settings,
         progress: Progress::new(&req),
@@ -67,6 +77,8 @@ pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Res
 
 /// One wait, from the first query to the end.
 struct Run<'a> {
+    /// Names asked at once: [`pacing::NAMES_IN_FLIGHT`], or fewer under a low file limit.
+    in_flight: usize,
     target: &'a WaitTarget,
     settings: &'a WaitSettings,
     req: Requirement,
@@ -166,7 +178,7 @@ impl Run<'_> {
     }
 
     /// Asks for each name in `to_ask` once ([`query::ask`]: A, and AAAA only when needed),
-    /// at most [`pacing::NAMES_IN_FLIGHT`] names at a time. Returns when every answer is in,
+    /// at most `in_flight` ([`pacing::NAMES_IN_FLIGHT`]) names at a time. Returns when every answer is in,
     /// when the policy is met, or at the deadline.
     async fn round(&mut self, to_ask: &[usize]) {
         let mut queue = to_ask.iter().copied();
@@ -186,7 +198,7 @@ impl Run<'_> {
             };
             set.spawn(async move { (i, query::ask(&client, name, &must_hold).await) });
         };
-        for i in queue.by_ref().take(pacing::NAMES_IN_FLIGHT) {
+        for i in queue.by_ref().take(self.in_flight) {
             spawn(&mut in_flight, i);
         }
         let mut problems = Vec::new();
