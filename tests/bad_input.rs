@@ -75,6 +75,14 @@ impl Inputs {
             let made = Command::new("mkfifo").arg(p.join(fifo)).status().unwrap();
             assert!(made.success(), "mkfifo {fifo}");
         }
+        // A file name that is not UTF-8 (Latin-1 "café.json"): no ConfigMap key can be.
+        fs::create_dir(p.join("latin1-name-configmap")).unwrap();
+        write("latin1-name-configmap/good.cfg", b"x={{ ordinal }}\n");
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let name = std::ffi::OsStr::from_bytes(b"caf\xe9.json");
+            fs::write(p.join("latin1-name-configmap").join(name), b"{}").unwrap();
+        }
         Inputs { dir }
     }
 
@@ -181,6 +189,17 @@ fn template_cases(i: &Inputs) -> Vec<Case> {
             &["pipe", "not a regular file"],
         )
         .set("--template", i.path("fifo-configmap"))
+        .set("--output", "{out}"),
+        Case::new(
+            "a file name that is not UTF-8 in the template directory",
+            3,
+            &[
+                "latin1-name-configmap/caf\\xE9.json",
+                "the file name is not UTF-8",
+                "rename it",
+            ],
+        )
+        .set("--template", i.path("latin1-name-configmap"))
         .set("--output", "{out}"),
         Case::new(
             "stdin that only looks like JSON, no output name",
