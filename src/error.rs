@@ -207,6 +207,7 @@ impl Error {
             | Wait(WaitError::NoNameserver { .. })
             | Wait(WaitError::Client { .. })
             | Wait(WaitError::CountOutOfRange { .. })
+            | Wait(WaitError::Name(_))
             | Wait(WaitError::TooFewFiles { .. }) => Kind::Usage,
             Wait(WaitError::Unresolved { .. }) => Kind::PeersUnresolved,
             // The runtime or a signal handler cannot start: nothing about the peers is known.
@@ -258,14 +259,9 @@ impl Error {
     }
 }
 
-/// An I/O error as a message names it: the common kinds in plain words.
-pub(crate) fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
-    }
-}
+/// Kept here for the areas that build their errors with it; it lives in the leaf
+/// [`crate::reason`], so that modules below this one need not depend on it.
+pub(crate) use crate::reason::io_reason;
 
 /// Whitespace runs folded to one space, and any other control character (a terminal escape
 /// sequence from a file name or an env value) shown escaped.

@@ -57,11 +57,18 @@ fn settings(server: SocketAddr, policy: &str) -> WaitSettings {
     }
 }
 
+/// `dns::wait_for_peers`, its error as the process reports it.
+async fn wait_for(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome, Error> {
+    dns::wait_for_peers(target, settings)
+        .await
+        .map_err(Error::from)
+}
+
 fn start_wait(
     target: WaitTarget,
     settings: WaitSettings,
 ) -> JoinHandle<Result<WaitOutcome, Error>> {
-    tokio::spawn(async move { dns::wait_for_peers(&target, &settings).await })
+    tokio::spawn(async move { wait_for(&target, &settings).await })
 }
 
 /// Lets the wait go on for at least two more rounds asking for `pending` (a name that is
@@ -214,7 +221,7 @@ async fn none_sends_no_query_at_all() {
     let mut s = settings(closed_port().await, "none");
     s.nameservers.clear();
     let started = Instant::now();
-    let result = dns::wait_for_peers(&target(3, 0, None), &s).await;
+    let result = wait_for(&target(3, 0, None), &s).await;
     assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 0 });
     assert!(started.elapsed() < Duration::from_millis(100));
 }
@@ -288,9 +295,7 @@ async fn timeout_fails_with_exit_4_naming_the_unresolved_peers() {
     let mut s = settings(dns.addr, "all");
     s.timeout = Duration::from_millis(400);
     let started = Instant::now();
-    let err = dns::wait_for_peers(&target(3, 0, None), &s)
-        .await
-        .unwrap_err();
+    let err = wait_for(&target(3, 0, None), &s).await.unwrap_err();
     let took = started.elapsed();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
     assert_eq!(err.kind().exit_code(), 4);
@@ -314,7 +319,7 @@ async fn timeout_with_continue_returns_the_unresolved_peers() {
     let mut s = settings(dns.addr, "all");
     s.timeout = Duration::from_millis(300);
     s.on_timeout = OnTimeout::Continue;
-    let result = dns::wait_for_peers(&target(3, 0, None), &s).await;
+    let result = wait_for(&target(3, 0, None), &s).await;
     assert_eq!(
         result.unwrap(),
         WaitOutcome::TimedOut {
@@ -344,7 +349,7 @@ async fn a_timeout_on_a_stale_own_record_says_so() {
     dns.add(&peer(0), "10.0.0.99").await;
     let mut s = settings(dns.addr, "self");
     s.timeout = Duration::from_millis(300);
-    let err = dns::wait_for_peers(&target(1, 0, Some("10.0.0.1")), &s)
+    let err = wait_for(&target(1, 0, Some("10.0.0.1")), &s)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
@@ -385,7 +390,7 @@ async fn a_timeout_on_a_stale_dual_stack_own_record_names_both_addresses() {
     dns.add(&peer(0), "fd00::99").await;
     let mut s = settings(dns.addr, "self");
     s.timeout = Duration::from_millis(300);
-    let err = dns::wait_for_peers(&target(1, 0, Some("fd00::1")), &s)
+    let err = wait_for(&target(1, 0, Some("fd00::1")), &s)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
@@ -472,7 +477,7 @@ async fn a_dual_stack_pod_is_matched_by_either_family() {
     dns.add(&peer(0), "fd00::9").await;
     let mut s = settings(dns.addr, "self");
     s.timeout = Duration::from_millis(400);
-    let err = dns::wait_for_peers(&target_from(0, 1, 0, pod_ips.clone()), &s)
+    let err = wait_for(&target_from(0, 1, 0, pod_ips.clone()), &s)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
@@ -499,7 +504,7 @@ async fn a_start_ordinal_waits_for_its_members_and_asks_for_no_other_name() {
     let result = outcome(wait, Duration::from_secs(2)).await;
     assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 3 });
     // `preceding` from web-2: web-1 and itself.
-    let result = dns::wait_for_peers(
+    let result = wait_for(
         &target_from(1, 3, 2, vec![]),
         &settings(dns.addr, "preceding"),
     )
@@ -524,9 +529,7 @@ async fn a_server_that_is_down_does_not_stop_the_deadline() {
     let mut s = settings(closed_port().await, "all");
     s.timeout = Duration::from_millis(600);
     let started = Instant::now();
-    let err = dns::wait_for_peers(&target(2, 0, None), &s)
-        .await
-        .unwrap_err();
+    let err = wait_for(&target(2, 0, None), &s).await.unwrap_err();
     let took = started.elapsed();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
     assert!(took < s.timeout + Duration::from_millis(500), "{took:?}");
@@ -547,9 +550,7 @@ async fn a_servfail_server_does_not_stop_the_deadline_nor_get_flooded() {
     let mut s = settings(dns.addr, "all");
     s.timeout = Duration::from_millis(600);
     let started = Instant::now();
-    let err = dns::wait_for_peers(&target(2, 0, None), &s)
-        .await
-        .unwrap_err();
+    let err = wait_for(&target(2, 0, None), &s).await.unwrap_err();
     let took = started.elapsed();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
     assert!(took < s.timeout + Duration::from_millis(500), "{took:?}");
@@ -635,7 +636,7 @@ async fn each_round_asks_a_once_per_name_and_aaaa_only_when_the_a_answer_leaves_
     s.max_interval = Duration::from_millis(400);
     s.timeout = Duration::from_millis(1500);
     s.on_timeout = OnTimeout::Continue;
-    let result = dns::wait_for_peers(&target(4, 0, Some("10.0.0.1")), &s).await;
+    let result = wait_for(&target(4, 0, Some("10.0.0.1")), &s).await;
     assert_eq!(
         result.unwrap(),
         WaitOutcome::TimedOut {
@@ -755,9 +756,7 @@ async fn an_unusable_resolv_conf_is_a_usage_error() {
         let mut s = settings(closed_port().await, "all");
         s.nameservers.clear();
         s.resolv_conf = ResolvConf::read(&path);
-        let err = dns::wait_for_peers(&target(1, 0, None), &s)
-            .await
-            .unwrap_err();
+        let err = wait_for(&target(1, 0, None), &s).await.unwrap_err();
         assert_eq!(err.kind(), Kind::Usage, "{err}");
         assert!(err.message().contains(&path.display().to_string()), "{err}");
         assert!(err.hint().unwrap().contains("--nameserver"));

@@ -29,6 +29,8 @@ pub enum WaitError {
     /// The open-file limit (`ulimit -n`) leaves no room for even one name in flight, even
     /// raised (exit 2).
     TooFewFiles { limit: u64, needed: u64 },
+    /// A member's FQDN is no DNS name (exit 2; identity validation makes this unreachable).
+    Name(crate::identity::IdentityError),
     /// `--wait N` with N outside `1..=replicas` (exit 2).
     CountOutOfRange { n: usize, replicas: usize },
 }
@@ -58,6 +60,7 @@ impl fmt::Display for WaitError {
                 f,
                 "the open-file limit (ulimit -n) is {limit}; the DNS wait needs at least {needed}"
             ),
+            WaitError::Name(e) => e.fmt(f),
             WaitError::CountOutOfRange { n, replicas } => write!(
                 f,
                 "--wait {n}: a count must be from 1 to the replica count {replicas}"
@@ -84,6 +87,7 @@ impl WaitError {
             WaitError::CountOutOfRange { replicas, .. } => Some(format!(
                 "use a number from 1 to {replicas}, or all, quorum, preceding, self or none"
             )),
+            WaitError::Name(e) => e.hint(),
             WaitError::Runtime(_)
             | WaitError::Terminated
             | WaitError::Interrupted

@@ -11,7 +11,9 @@
 //!
 //! The decisions are pure functions in [`policy`] (which names, which hints), [`pacing`]
 //! (how long to pause) and [`query`] (what an answer means), each tested beside its code;
-//! [`error`] says how a wait fails.
+//! [`error`] says how a wait fails: every function here returns [`WaitError`], which
+//! `crate::error` gathers with the other areas' errors (this module never uses it: data flows
+//! from here to there, not back).
 
 mod error;
 mod pacing;
@@ -22,7 +24,6 @@ mod run;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::error::Result;
 use crate::members::Members;
 use crate::resolv_conf::ResolvConf;
 pub use error::WaitError;
@@ -114,7 +115,7 @@ pub const NEGATIVE_TTL_CAP_NOTE: &str = "30m is the most CoreDNS's cache keeps a
 /// [`wait_for_peers`] in a `tokio::select!` against SIGTERM and SIGINT, and maps those to
 /// `Kind::Terminated` (exit 143) / `Kind::Interrupted` (exit 130). Returns at once for
 /// `WaitPolicy::None`.
-pub fn wait(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome> {
+pub fn wait(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome, WaitError> {
     if settings.policy == WaitPolicy::None {
         return Ok(WaitOutcome::Met { resolved: 0 });
     }
@@ -142,7 +143,7 @@ fn files_needed(in_flight: usize) -> u64 {
 /// that when it is lower (any process may, up to its hard limit); when the hard limit is lower
 /// too, fits the names in flight to it (`ulimit -n 64`: 24 at a time), and refuses to start,
 /// with a message that says so, only below room for one name in flight.
-fn fit_file_limit(names: usize) -> std::result::Result<usize, WaitError> {
+fn fit_file_limit(names: usize) -> Result<usize, WaitError> {
     let wanted = names.clamp(1, pacing::NAMES_IN_FLIGHT);
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -184,7 +185,7 @@ async fn wait_or_signal(
     target: &WaitTarget,
     settings: &WaitSettings,
     in_flight: usize,
-) -> Result<WaitOutcome> {
+) -> Result<WaitOutcome, WaitError> {
     use tokio::signal::unix::{SignalKind, signal};
     let listen = |kind: SignalKind, name: &str| {
         signal(kind).map_err(|e| {
@@ -195,8 +196,8 @@ async fn wait_or_signal(
     let mut sigint = listen(SignalKind::interrupt(), "SIGINT")?;
     tokio::select! {
         biased;
-        _ = sigterm.recv() => Err(WaitError::Terminated.into()),
-        _ = sigint.recv() => Err(WaitError::Interrupted.into()),
+        _ = sigterm.recv() => Err(WaitError::Terminated),
+        _ = sigint.recv() => Err(WaitError::Interrupted),
         result = run::wait_for_peers_with(target, settings, in_flight) => result,
     }
 }

@@ -16,13 +16,15 @@ use super::{
     NEGATIVE_TTL_CAP_NOTE, OnTimeout, SUMMARY_EVERY, WaitError, WaitOutcome, WaitSettings,
     WaitTarget, claimed_negative_ttl, negative_ttl_matters, pacing,
 };
-use crate::error::Result;
 
 /// Waits until the policy is met. Errors: exit 4 on timeout with `fail`, exit 2 for an
 /// unusable resolv.conf or a policy count out of range.
 ///
 /// Needs a tokio runtime with time and I/O enabled; it spawns its queries on it.
-pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome> {
+pub async fn wait_for_peers(
+    target: &WaitTarget,
+    settings: &WaitSettings,
+) -> Result<WaitOutcome, WaitError> {
     wait_for_peers_with(target, settings, pacing::NAMES_IN_FLIGHT).await
 }
 
@@ -31,7 +33,7 @@ pub(super) async fn wait_for_peers_with(
     target: &WaitTarget,
     settings: &WaitSettings,
     in_flight: usize,
-) -> Result<WaitOutcome> {
+) -> Result<WaitOutcome, WaitError> {
     let req = Requirement::new(settings.policy, &target.members)?;
     if req.needed() == 0 {
         return Ok(WaitOutcome::Met { resolved: 0 });
@@ -40,7 +42,8 @@ pub(super) async fn wait_for_peers_with(
         .members
         .ordinals()
         .map(|i| target.members.dns_name(i))
-        .collect::<std::result::Result<std::sync::Arc<[Name]>, _>>()?;
+        .collect::<Result<std::sync::Arc<[Name]>, _>>()
+        .map_err(WaitError::Name)?;
     let servers = query::nameservers(&settings.nameservers, &settings.resolv_conf)?;
     if settings.nameservers.is_empty() {
         for line in settings.resolv_conf.ignored() {
@@ -106,7 +109,7 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn run(&mut self) -> Result<WaitOutcome> {
+    async fn run(&mut self) -> Result<WaitOutcome, WaitError> {
         let settings = self.settings;
         info!(
             policy = %settings.policy,
@@ -338,7 +341,7 @@ impl Run<'_> {
         }
     }
 
-    fn timed_out(&self) -> Result<WaitOutcome> {
+    fn timed_out(&self) -> Result<WaitOutcome, WaitError> {
         let unresolved = self.peer_names(&self.req.to_ask(self.progress.resolved()));
         let stale_self = match (&self.self_stale, &self.target.self_ips[..]) {
             (Some(addresses), pod_ips) if !pod_ips.is_empty() => Some(StaleSelf {
@@ -371,7 +374,7 @@ impl Run<'_> {
             server_trouble,
         };
         match self.settings.on_timeout {
-            OnTimeout::Fail => Err(WaitError::Unresolved(Box::new(report)).into()),
+            OnTimeout::Fail => Err(WaitError::Unresolved(Box::new(report))),
             OnTimeout::Continue => {
                 // The caller logs the warning (it knows what it does next).
                 debug!("{report}; continuing (--on-timeout continue)");

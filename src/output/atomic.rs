@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
 use super::{OutputError, OutputFile, Result, prune};
-use crate::error::io_reason;
+use crate::reason::io_reason;
 
 const TEMP_SUFFIX: &str = ".peerconf-tmp";
 const BACKUP_SUFFIX: &str = ".peerconf-old";

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use atomic::{Staged, stage};
 
-use crate::error::io_reason;
+use crate::reason::io_reason;
 use crate::template::TemplateSource;
 
 type Result<T> = std::result::Result<T, OutputError>;

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::TemplateError;
-use crate::error::io_reason;
+use crate::reason::io_reason;
 
 /// Kubernetes refuses ConfigMaps over 1 MiB, so a bigger template is a wrong path.
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
