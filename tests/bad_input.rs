@@ -806,7 +806,7 @@ fn a_template_that_multiplies_its_output_fails_cleanly_in_bounded_memory() {
     let out = Command::new("sh")
         .arg("-c")
         .arg(r#"ulimit -v 262144 && exec "$0" "$@""#)
-        .arg(BIN)
+        .arg(&*BIN)
         .args([
             "render",
             "--template",
@@ -858,7 +858,7 @@ fn fuel_bounds_the_whole_json_document_not_each_string() {
     for template in [&as_text, &as_json] {
         let output = dir.path().join("config.out");
         fs::write(&output, GOOD).unwrap();
-        let out = Command::new(BIN)
+        let out = Command::new(&*BIN)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .args(["render", "--template", template.to_str().unwrap()])

@@ -78,7 +78,7 @@ fn render(template: &Path, extra: &[&str]) -> Command {
 fn wrapped(wrapper: &[&str], template: &Path, pod: &str, replicas: &str) -> Command {
     let mut cmd = Command::new(wrapper[0]);
     cmd.args(&wrapper[1..])
-        .arg(BIN)
+        .arg(&*BIN)
         .args(render_args(template, pod, replicas))
         .env_clear()
         .stdin(Stdio::null());
@@ -112,7 +112,7 @@ fn template(dir: &Path) -> std::path::PathBuf {
 fn in_mount_namespace(script: &str) -> Output {
     Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", script])
-        .env("BIN", BIN)
+        .env("BIN", &*BIN)
         .stdin(Stdio::null())
         .output()
         .expect("unshare")
@@ -289,7 +289,7 @@ fn broken_stdout_and_stderr_give_documented_exit_codes() {
         );
         Command::new("sh")
             .args(["-c", &script])
-            .env("BIN", BIN)
+            .env("BIN", &*BIN)
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -318,7 +318,7 @@ fn broken_stdout_and_stderr_give_documented_exit_codes() {
             "-c",
             &script.replace("echo rc=${PIPESTATUS:-}", "echo rc=${PIPESTATUS[0]}"),
         ])
-        .env("BIN", BIN)
+        .env("BIN", &*BIN)
         .output()
         .unwrap();
     assert!(
