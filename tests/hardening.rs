@@ -630,3 +630,102 @@ fn without_extended_attributes_nothing_is_pruned_and_a_warning_says_so() {
     );
     assert!(text.contains("a.json\nb.json\n"), "{text}");
 }
+
+/// The top-level modules of `src/` each non-test source file names through `crate::` (a
+/// `#[cfg(test)] mod tests` block at the end of a file is left out).
+fn module_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut graph: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(&src).unwrap();
+            let first = rel
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy();
+            let module = first.trim_end_matches(".rs").to_string();
+            if module == "lib" || module == "main" || path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+            let code: String = code
+                .lines()
+                .map(|l| l.split("//").next().unwrap())
+                .collect::<Vec<_>>()
+                .join("\n");
+            let edges = graph.entry(module.clone()).or_default();
+            for (i, _) in code.match_indices("crate::") {
+                let rest = &code[i + "crate::".len()..];
+                let names: Vec<&str> = match rest.strip_prefix('{') {
+                    Some(group) => group
+                        .split('}')
+                        .next()
+                        .unwrap()
+                        .split(',')
+                        .map(|n| n.trim().split("::").next().unwrap())
+                        .collect(),
+                    None => vec![
+                        rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                            .next()
+                            .unwrap(),
+                    ],
+                };
+                for name in names {
+                    if !name.is_empty() && name != module {
+                        edges.insert(name.to_string());
+                    }
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// Data flows one way between identity, members, resolv.conf and the DNS wait, and the DNS
+/// wait and the output do not depend on `error`, which gathers their errors (issue 20: the
+/// graph had identity <-> members <-> resolv_conf, dns <-> error and output <-> error).
+#[test]
+fn identity_members_resolv_conf_dns_and_output_are_in_no_module_cycle() {
+    let graph = module_graph();
+    let reaches = |from: &str, to: &str| {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack = vec![from.to_string()];
+        while let Some(m) = stack.pop() {
+            for next in graph.get(&m).into_iter().flatten() {
+                if next == to {
+                    return true;
+                }
+                if seen.insert(next.clone()) {
+                    stack.push(next.clone());
+                }
+            }
+        }
+        false
+    };
+    for module in [
+        "identity",
+        "members",
+        "resolv_conf",
+        "sourced",
+        "reason",
+        "dns",
+    ] {
+        assert!(graph.contains_key(module), "{module}: {graph:?}");
+        assert!(
+            !reaches(module, module),
+            "{module} is in a cycle: {graph:?}"
+        );
+    }
+    assert!(!graph["output"].contains("error"), "{:?}", graph["output"]);
+    assert!(!reaches("dns", "error"), "{graph:?}");
+}
