@@ -1,16 +1,19 @@
 //! Staging and publishing a set of files in one directory.
 //!
-//! - **Staging** (before the wait): stale temp files of killed runs are removed, every
-//!   target is checked (absent, or a regular file), and each file is written to a temp file
-//!   beside its target, chmod-ed and fsynced. The staging run holds an exclusive `flock` on
-//!   each of its temp files for as long as it lives, so another peerconf's clean-up can tell a
-//!   live writer's temp file (locked) from a killed run's (unlocked) and leaves it alone.
-//! - **Publishing** (after the wait), under an exclusive `flock` on the directory, so that two
-//!   writers of one target publish one after the other, each set complete: every existing
-//!   target is first hard-linked to a backup name; then the temp files are renamed into
-//!   place; if a rename fails, the targets already replaced are put back from their backups
-//!   (or removed, if they did not exist), so the directory keeps the complete old set; then
-//!   the backups are removed and the directory is fsynced.
+//! - **Staging** (before the wait as a probe that is discarded at once, see
+//!   [`super::probe`]; then again after the wait): stale temp files of killed runs are
+//!   removed, every target is checked (absent, or a regular file), and each file is written to
+//!   a temp file beside its target, chmod-ed and fsynced. The staging run holds an exclusive
+//!   `flock` on each of its temp files for as long as it lives, so another peerconf's clean-up
+//!   can tell a live writer's temp file (locked) from a killed run's (unlocked) and leaves it
+//!   alone.
+//! - **Publishing** (right after the second staging), under an exclusive `flock` on the
+//!   directory, so that two writers of one target publish one after the other, each set
+//!   complete: every existing target is first hard-linked to a backup name; then the temp
+//!   files are renamed into place; if a rename fails, the targets already replaced are put
+//!   back from their backups (or removed, if they did not exist), so the directory keeps the
+//!   complete old set; then the backups are removed, in directory mode the files of keys no
+//!   longer rendered are removed ([`super::prune`]), and the directory is fsynced.
 //!
 //! Temp and backup names start with `.` and end in `.peerconf-tmp` / `.peerconf-old`, so
 //! Consul's `-config-dir` (which loads every `*.json` and `*.hcl`) never picks one up; the
