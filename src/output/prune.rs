@@ -138,7 +138,7 @@ pub fn write(dir: &Path, record: &Record) -> std::io::Result<()> {
 pub fn stale(dir: &Path, old: &Record, source: &str, current: &[String]) -> Vec<PathBuf> {
     old.0
         .iter()
-        .filter(|e| e.source == source && !current.iter().any(|c| *c == e.name))
+        .filter(|e| e.source == source && !current.contains(&e.name))
         .filter_map(|e| {
             let path = dir.join(&e.name);
             let meta = fs::symlink_metadata(&path).ok()?;

@@ -138,7 +138,7 @@ impl RequestHandler for Scripted {
         metadata.response_code = reply.code;
         metadata.authoritative = true;
         let response = MessageResponseBuilder::from_message_request(request).build(
-            metadata.clone(),
+            metadata,
             reply.answers.iter(),
             std::iter::empty(),
             reply.soa.iter(),
