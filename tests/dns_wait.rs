@@ -1392,4 +1392,51 @@ mod binary {
         );
         assert_eq!(dns.seen().len(), 10_000);
     }
+
+    /// hickory resends an unanswered UDP query twice within the 2 s query timeout: the budget
+    /// charges those datagrams too. 3 names against a silent server at --max-qps 1, 12 s: the
+    /// first round puts 9 datagrams on the wire, so the next comes 9 s later, not 3 s.
+    #[tokio::test]
+    async fn resends_to_a_silent_server_are_charged_to_max_qps() {
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sink.local_addr().unwrap();
+        sink.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let counter = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let (mut buf, mut seen) = ([0u8; 512], 0usize);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if sink.recv_from(&mut buf).is_ok() {
+                        seen += 1;
+                    }
+                }
+                seen
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = render(
+            dir.path(),
+            addr,
+            &[
+                "--wait",
+                "all",
+                "--dry-run",
+                "--timeout",
+                "12s",
+                "--max-qps",
+                "1",
+            ],
+        );
+        cmd.args(["--log-level", "error"]);
+        let output = finish(cmd.spawn().unwrap(), Duration::from_secs(30)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let datagrams = counter.join().unwrap();
+        eprintln!("{datagrams} datagrams in 12 s at --max-qps 1");
+        assert_eq!(code(output.status), 4, "{}", text(&output.stderr));
+        // Two rounds of 9 (at 0 s and about 11 s); charging one per lookup made it three.
+        assert!(datagrams >= 9, "{datagrams}");
+        assert!(datagrams <= 12 + 9, "{datagrams} datagrams");
+    }
 }

@@ -62,6 +62,7 @@ pub(super) async fn wait_for_peers_with(
         settings,
         progress: Progress::new(&req),
         cost: vec![None; req.replicas()],
+        last_wire: (0, 0),
         req,
         names,
         servers: query::server_list(&servers),
@@ -95,6 +96,9 @@ struct Run<'a> {
     progress: Progress,
     /// Per ordinal: the queries its last round sent (1 or 2), for the query budget.
     cost: Vec<Option<u8>>,
+    /// The last round's datagrams and TCP connections on the wire, and its lookups: what a
+    /// lookup really costs ([`pacing::charged`]).
+    last_wire: (u64, u64),
     /// The addresses this pod's own name resolves to while none of them is the pod IP.
     self_stale: Option<Vec<IpAddr>>,
     /// The longest negative-caching TTL a server has reported, once it matters
@@ -146,7 +150,11 @@ impl Run<'_> {
                 raw,
                 settings.max_interval,
                 pacing::startup_pause(elapsed, fastrand::f64()),
-                pacing::round_cost(&next, &self.cost),
+                pacing::charged(
+                    pacing::round_cost(&next, &self.cost),
+                    self.last_wire.0,
+                    self.last_wire.1,
+                ),
                 settings.max_qps,
             );
             // The hints read meaning into DNS answers: none before a server has answered.
@@ -205,6 +213,7 @@ impl Run<'_> {
             spawn(&mut in_flight, i);
         }
         let mut problems = Vec::new();
+        let (wire_before, mut looked_up) = (self.client.sent(), 0u64);
         let deadline = tokio::time::sleep_until(self.deadline);
         tokio::pin!(deadline);
         loop {
@@ -225,6 +234,7 @@ impl Run<'_> {
                 Err(_) => continue,
             };
             self.cost[i] = Some(asked.queries);
+            looked_up += u64::from(asked.queries);
             self.note_negative_ttl(asked.negative_ttl);
             self.record(i, asked.answer, &mut problems);
             if self.req.is_met_by(&self.progress) {
@@ -233,6 +243,9 @@ impl Run<'_> {
             if let Some(next) = queue.next() {
                 spawn(&mut in_flight, next);
             }
+        }
+        if looked_up > 0 {
+            self.last_wire = (self.client.sent() - wire_before, looked_up);
         }
         self.report_problems(problems);
     }
