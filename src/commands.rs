@@ -76,7 +76,10 @@ fn render(plan: &RenderPlan) -> Result<()> {
     // Every output check, the files written in full and fsynced, then removed again: nothing
     // of this run lies in the output directory during the wait, so no signal (HUP, QUIT,
     // USR1... by their default action, or SIGKILL) can leave a staged file behind.
-    output::probe(&outputs, plan.mode)?;
+    // Without a wait there is nothing to fail before: the files are staged once, below.
+    if plan.wait.policy != dns::WaitPolicy::None {
+        output::probe(&outputs, plan.mode)?;
+    }
     let target = WaitTarget {
         members: identity.members.clone(),
         self_ips: identity
