@@ -490,11 +490,7 @@ mod tests {
     use hickory_resolver::net::NoRecords;
     use hickory_resolver::proto::op::Query;
     use hickory_resolver::proto::rr::{RData, Record};
-    use std::future::Future;
-    use std::pin::Pin;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::task::{Context, Poll};
 
     fn name() -> Name {
         Name::from_ascii("web-0.web.default.svc.cluster.local.").unwrap()
