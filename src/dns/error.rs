@@ -28,7 +28,7 @@ pub enum WaitError {
     Client { servers: String, why: String },
     /// The open-file limit (`ulimit -n`) leaves no room for even one name in flight, even
     /// raised (exit 2).
-    TooFewFiles { limit: u64, needed: u64 },
+    TooFewFiles { limit: u64, open: u64, needed: u64 },
     /// A member's FQDN is no DNS name (exit 2; identity validation makes this unreachable).
     Name(crate::identity::IdentityError),
     /// `--wait N` with N outside `1..=replicas` (exit 2).
@@ -56,9 +56,13 @@ impl fmt::Display for WaitError {
             WaitError::Client { servers, why } => {
                 write!(f, "cannot set up a DNS client for {servers}: {why}")
             }
-            WaitError::TooFewFiles { limit, needed } => write!(
+            WaitError::TooFewFiles {
+                limit,
+                open,
+                needed,
+            } => write!(
                 f,
-                "the open-file limit (ulimit -n) is {limit}; the DNS wait needs at least {needed}"
+                "the open-file limit (ulimit -n) is {limit}, {open} are open already; the DNS wait needs at least {needed}"
             ),
             WaitError::Name(e) => e.fmt(f),
             WaitError::CountOutOfRange { n, replicas } => write!(

@@ -128,23 +128,36 @@ pub fn wait(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome,
     runtime.block_on(wait_or_signal(target, settings, in_flight))
 }
 
-/// File descriptors the wait needs besides its sockets: stdin/out/err, the runtime's epoll
-/// and wake-up descriptors, the signal pipes, and a margin.
-const BASE_FILES: u64 = 16;
+/// File descriptors the wait's runtime needs besides its sockets: the epoll and wake-up
+/// descriptors, the signal pipes, and a margin.
+const RUNTIME_FILES: u64 = 10;
 
-/// File descriptors a wait with `in_flight` names in flight needs: [`BASE_FILES`] and a
-/// socket per name in flight (two, with TCP after a truncated answer).
-fn files_needed(in_flight: usize) -> u64 {
-    BASE_FILES + 2 * in_flight as u64
+/// Descriptors open before the wait: stdin/out/err, and whatever the parent left open (a
+/// shell or a container runtime can pass more). Counted in /proc/self/fd; 3 without /proc.
+fn files_open() -> u64 {
+    match std::fs::read_dir("/proc/self/fd") {
+        // The listing itself holds one.
+        Ok(entries) => (entries.count() as u64).saturating_sub(1),
+        Err(_) => 3,
+    }
+}
+
+/// File descriptors a wait with `in_flight` names in flight needs, `open` being open already:
+/// those, [`RUNTIME_FILES`], and a socket per name in flight (two, with TCP after a truncated
+/// answer).
+fn files_needed(open: u64, in_flight: usize) -> u64 {
+    open + RUNTIME_FILES + 2 * in_flight as u64
 }
 
 /// How many names the wait may ask at once within the open-file limit: up to
 /// [`pacing::NAMES_IN_FLIGHT`] (never more than there are names). Raises the soft limit for
 /// that when it is lower (any process may, up to its hard limit); when the hard limit is lower
-/// too, fits the names in flight to it (`ulimit -n 64`: 24 at a time), and refuses to start,
-/// with a message that says so, only below room for one name in flight.
+/// too, fits the names in flight to what is left after the descriptors already open and the
+/// runtime's (`ulimit -n 64`: 24 at a time), and refuses to start, with a message that says
+/// so, only below room for one name in flight.
 fn fit_file_limit(names: usize) -> Result<usize, WaitError> {
     let wanted = names.clamp(1, pacing::NAMES_IN_FLIGHT);
+    let open = files_open();
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -154,9 +167,9 @@ fn fit_file_limit(names: usize) -> Result<usize, WaitError> {
         return Ok(wanted);
     }
     let mut have = limit.rlim_cur;
-    if have < files_needed(wanted) {
+    if have < files_needed(open, wanted) {
         let raised = libc::rlimit {
-            rlim_cur: files_needed(wanted).min(limit.rlim_max),
+            rlim_cur: files_needed(open, wanted).min(limit.rlim_max),
             rlim_max: limit.rlim_max,
         };
         // SAFETY: setrlimit only reads the struct it is given.
@@ -164,16 +177,19 @@ fn fit_file_limit(names: usize) -> Result<usize, WaitError> {
             have = raised.rlim_cur;
         }
     }
-    let fits = usize::try_from(have.saturating_sub(BASE_FILES) / 2).unwrap_or(usize::MAX);
+    let spare = have.saturating_sub(open + RUNTIME_FILES);
+    let fits = usize::try_from(spare / 2).unwrap_or(usize::MAX);
     if fits == 0 {
         return Err(WaitError::TooFewFiles {
             limit: limit.rlim_max,
-            needed: files_needed(1),
+            open,
+            needed: files_needed(open, 1),
         });
     }
     if fits < wanted {
         tracing::info!(
             open_file_limit = have,
+            files_open = open,
             names_in_flight = fits,
             "the open-file limit allows {fits} names in flight instead of {wanted}: the wait asks fewer at a time"
         );
