@@ -1303,8 +1303,14 @@ mod binary {
         );
         // Only the members' own names are asked, never a CNAME target.
         assert_eq!(followed, 0, "followed CNAMEs with queries");
-        assert!(seen.len() <= 100 * 13 + 600, "{} queries", seen.len());
-        assert!(rate <= 105.0, "{rate} q/s");
+        // 10 % for a loaded machine, where hickory resends a slow answer's query (those are
+        // charged too, but only from the round after).
+        assert!(
+            seen.len() <= (100 * 13 + 600) * 11 / 10,
+            "{} queries",
+            seen.len()
+        );
+        assert!(rate <= 110.0, "{rate} q/s");
     }
 
     #[tokio::test]
