@@ -1067,7 +1067,7 @@ fn an_assertion_bomb_under_a_64_mib_data_limit_is_one_error_line() {
     ] {
         let out = std::process::Command::new("prlimit")
             .arg("--data=67108864")
-            .arg(support::BIN)
+            .arg(support::BIN.as_str())
             .env_clear()
             .args([
                 "check",
@@ -1101,7 +1101,7 @@ fn template_bombs_through_any_filter_exit_3_under_a_32_mib_data_limit() {
         for command in ["render", "check"] {
             let mut cmd = std::process::Command::new("prlimit");
             cmd.arg("--data=33554432")
-                .arg(support::BIN)
+                .arg(support::BIN.as_str())
                 .env_clear()
                 .arg(command);
             cmd.args(["--template", &t, "--replicas", "3"]);
@@ -1309,7 +1309,7 @@ fn written_files_respect_the_umask_and_a_full_stdout_is_exit_5() {
         .args([
             "-c",
             "umask 022 && exec \"$0\" \"$@\"",
-            support::BIN,
+            support::BIN.as_str(),
             "check",
         ])
         .args([

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use super::{OutputError, OutputFile, Result, write_files};
-use crate::error::io_reason;
+use crate::reason::io_reason;
 
 /// The mode new files get from the process's umask (0666 & ~umask), as any tool that creates
 /// files: 0644 under the common umask 022, so another user of the CI job can read them.
