@@ -79,7 +79,7 @@ mod with_validator {
                     why,
                 };
                 let text = std::fs::read_to_string(&spec.path)
-                    .map_err(|e| fail(crate::error::io_reason(&e)))?;
+                    .map_err(|e| fail(crate::reason::io_reason(&e)))?;
                 let doc: Json = serde_json::from_str(&text)
                     .map_err(|e| fail(format!("not valid JSON: {e}")))?;
                 let mut compiler = boon::Compiler::new();
