@@ -69,7 +69,7 @@ run etcd 0 --template manifests/examples/etcd/etcd.json --statefulset etcd \
     --assert "config['initial-cluster'] | split(',') | list | length == replicas" \
     --assert "(pod_name ~ '=http://' ~ pod_fqdn ~ ':2380') in config['initial-cluster'] | split(',')" \
     --assert "config['initial-advertise-peer-urls'] == 'http://' ~ pod_fqdn ~ ':2380'" \
-    --assert "config['listen-peer-urls'] == 'http://' ~ pod_ip ~ ':2380'" \
+    --assert "config['listen-peer-urls'] == 'http://' ~ (pod_ip | hostport(2380))" \
     --assert "config['initial-cluster-state'] == 'new'" \
     --golden tests/golden/etcd "${update[@]}" --junit "$reports/etcd.xml"
 
