@@ -143,7 +143,9 @@ def run_member_lost(k: Cluster):
     # Contrast: the same restart with --wait=all (the example's former policy).
     old = pods[1]
     contrast = net.recreate(old, net.ip(7, 61))
-    args = [a if not a.startswith("--wait=") else "--wait=all" for a in contrast.init_container()["args"]]
+    # The former args: --wait=all, and no restart policy (which would replace it: the data is kept).
+    args = [a if not a.startswith("--wait=") else "--wait=all" for a in contrast.init_container()["args"]
+            if not a.startswith("--wait-on-restart=")]
     contrast.start_init(args=args)
     net.publish(contrast)
     time.sleep(NOTICE)
