@@ -77,7 +77,7 @@ def boot_cluster(k: Cluster, ns, subnet):
     pods = net.statefulset(docs, ns, subnet)
     check(len(pods) == 3, "etcd: expected 3 replicas")
     args = pods[0].init_container()["args"]
-    check("--wait=quorum" in args, f"etcd init args do not say --wait=quorum: {args}")
+    check("--wait=self" in args, f"etcd init args do not say --wait=self: {args}")
     offsets = [random.uniform(0, 3) for _ in pods]
     t0 = time.monotonic()
     mains = boot(net, pods, offsets, start_etcd)
