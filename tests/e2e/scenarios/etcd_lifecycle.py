@@ -128,11 +128,11 @@ def run_restart_new_ip(k: Cluster):
 
 
 def run_member_lost(k: Cluster):
-    """etcd member gone for good while another restarts: with --wait=quorum it rejoins.
+    """etcd member gone for good while another restarts: with the example's policy it rejoins.
 
     etcd-2's node is lost (its pod never comes back, its record is gone); etcd-1 then restarts
     with its data and a new IP. Contrast: the former --wait=all keeps that init waiting; the
-    example's --wait=quorum lets it start, and the 2 remaining members serve writes."""
+    example's policy lets it start, and the 2 remaining members serve writes."""
     docs, net, pods, mains = boot_cluster(k, "e2e-etcd-lost", 7)
     gone = pods[2]
     net.cut(gone)
@@ -157,7 +157,7 @@ def run_member_lost(k: Cluster):
     new = restart_with_new_ip(net, pods, mains, 1, 42)
     live = pods[:2]
     took = wait_healthy(net, live, [(p.name, mains[p.name]) for p in live], what="the 2 remaining members")
-    log(f"with --wait=quorum: {new.name} rejoined with its data, 2/2 live members healthy {took:.1f}s after "
+    log(f"with the example's policy: {new.name} rejoined with its data, 2/2 live members healthy {took:.1f}s after "
         "etcd started")
     put_get(net, new, pods[0], "/e2e/two-of-three")
     log("writes go through with 2 of 3 members")
