@@ -91,6 +91,8 @@ pub struct CheckPlan {
     pub output_dir: Option<PathBuf>,
     /// `--junit PATH`.
     pub junit: Option<PathBuf>,
+    /// `--has-data BOOL`: `has_data` for every render (a restart), else `false`.
+    pub has_data: Option<Sourced<bool>>,
 }
 
 #[derive(Debug, Clone)]

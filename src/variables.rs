@@ -161,6 +161,12 @@ pub fn set_data_state(vars: &mut Vec<Variable>, state: &DataState, keep_unknown:
     }
 }
 
+/// `check --has-data BOOL`: renders every pod as a first boot (`false`) or a restart (`true`).
+pub fn set_has_data(vars: &mut Vec<Variable>, value: bool, source: &str) {
+    vars.retain(|v| v.name != "has_data");
+    vars.push(var("has_data", json!(value), source));
+}
+
 /// `pod_ip`, `pod_ips`, and `pod_ipv4` / `pod_ipv6` for the families the pod has (a family it
 /// lacks stays undefined, so a template that needs it fails instead of rendering a wrong one).
 fn address_variables(ip: &Sourced<IpAddr>, ips: &Sourced<Vec<IpAddr>>) -> Vec<Variable> {

@@ -392,3 +392,33 @@ fn explain_shows_has_data_with_its_source() {
     let unknown = explain(None);
     assert!(unknown.contains("no --data-path given"), "{unknown}");
 }
+
+#[test]
+fn check_renders_a_first_boot_or_with_has_data_true_a_restart() {
+    let dir = open_dir();
+    let template = dir.path().join("etcd.json");
+    std::fs::write(
+        &template,
+        r#"{"initial-cluster-state": "{{ 'existing' if has_data else 'new' }}"}"#,
+    )
+    .unwrap();
+    let check = |extra: &[&str], want: &str| {
+        let out = support::peerconf()
+            .args(["check", "--template"])
+            .arg(&template)
+            .args(["--statefulset", "etcd", "--replicas", "3", "--assert"])
+            .arg(format!("config['initial-cluster-state'] == '{want}'"))
+            .args(extra)
+            .output()
+            .unwrap();
+        (support::code(&out), support::stdout(&out))
+    };
+    assert_eq!(check(&[], "new").0, 0);
+    assert_eq!(check(&["--has-data", "false"], "new").0, 0);
+    let (code, stdout) = check(&["--has-data", "true"], "existing");
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("3 passed, 0 failed"), "{stdout}");
+    // The expectation is checked, not just rendered: the wrong state fails (exit 6).
+    assert_eq!(check(&["--has-data", "true"], "new").0, 6);
+    assert_eq!(check(&[], "existing").0, 6);
+}

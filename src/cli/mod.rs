@@ -337,6 +337,11 @@ struct CheckArgs {
     /// Write a JUnit XML report (one test case per pod and file) to PATH.
     #[arg(long, value_name = "PATH")]
     junit: Option<PathBuf>,
+
+    /// The value of has_data in every render: true checks a restart, false a first boot
+    /// [default: false].
+    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    has_data: Option<bool>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -247,6 +247,7 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         update: args.update,
         output_dir: args.output_dir.clone(),
         junit: args.junit.clone(),
+        has_data: given.sourced("has_data", &args.has_data),
     })
 }
 
