@@ -442,7 +442,7 @@ def main(argv):
                     "(default WORKDIR/pids); network namespaces are listed in WORKDIR/run*/netns")
     ap.add_argument("--runs", type=int, default=10, help="rounds: each round runs every cell once")
     ap.add_argument("--datastores", default="etcd,zookeeper,nats")
-    ap.add_argument("--profiles", default="0-3,10-20")
+    ap.add_argument("--profiles", default="0-3,10-20,restart")
     ap.add_argument("--bound", type=float, default=45.0,
                     help="s after the last record within which a cluster must be healthy")
     ap.add_argument("--budget", type=float, default=0, help="start no new round after this many s (0: none)")

@@ -421,7 +421,7 @@ if want healthy; then
     if [ "$MODE" = smoke ]; then
         H_ARGS=(--runs "${H_RUNS:-1}" --datastores etcd --profiles 0-3)
     else
-        H_ARGS=(--runs "${H_RUNS:-10}" --budget "$H_BUDGET")
+        H_ARGS=(--runs "${H_RUNS:-10}" --budget "$H_BUDGET" --profiles 0-3,10-20,restart)
     fi
     mkdir -p "$WORK/healthy"
     H_CMD="python3 bench/healthy.py --bin PEERCONF --workdir DIR --out RESULTS.json ${H_ARGS[*]}"
