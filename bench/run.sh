@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift ;;
     --healthy-runs) H_RUNS=$2; shift ;;
     --healthy-budget) H_BUDGET=$2; shift ;;
-    -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
