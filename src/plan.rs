@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::dns::WaitSettings;
+use crate::dns::{WaitPolicy, WaitSettings};
 use crate::identity::{Host, Inputs, Sourced};
 use crate::logging::LogFormat;
 use crate::output::Target;
@@ -74,6 +74,10 @@ pub struct RenderPlan {
     pub mode: u32,
     /// The wait, with its effective policy (`none` for a dry run without `--wait`).
     pub wait: WaitSettings,
+    /// `--data-path`: what proves this pod's volume already holds data.
+    pub data_path: Option<Sourced<PathBuf>>,
+    /// `--wait-on-restart`: the policy when `data_path` exists (only with `data_path`).
+    pub wait_on_restart: Option<WaitPolicy>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +109,8 @@ pub struct CheckPlan {
     pub color: Color,
     /// `--name`: the test's name in the report and the JUnit suites.
     pub name: Option<String>,
+    /// `--has-data BOOL`: `has_data` for every render (a restart), else `false`.
+    pub has_data: Option<Sourced<bool>>,
 }
 
 /// An IP family of `check`'s matrix: which stand-in addresses the pods get.
@@ -141,4 +147,6 @@ pub enum Color {
 #[derive(Debug, Clone)]
 pub struct ExplainPlan {
     pub identity: IdentityPlan,
+    /// `--data-path`, for `has_data`.
+    pub data_path: Option<Sourced<PathBuf>>,
 }

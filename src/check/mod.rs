@@ -110,12 +110,19 @@ pub fn run(plan: &CheckPlan) -> Result<()> {
         for &family in &plan.families {
             for ordinal in identity.members.ordinals() {
                 let member = with_family(identity.for_ordinal(ordinal), family);
-                let vars = variables::variables(
+                let mut vars = variables::variables(
                     &member,
                     &plan.identity.sets,
                     &plan.env,
                     UnknownPodIp::Placeholder,
                 )?;
+                if let Some(has_data) = &plan.has_data {
+                    variables::set_has_data(
+                        &mut vars,
+                        has_data.value,
+                        &has_data.source.to_string(),
+                    );
+                }
                 check_pod(plan, &expect, &files, &member, family, &vars, &mut tally)?;
             }
         }

@@ -186,13 +186,39 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
         max_interval: args.wait.max_interval,
         max_qps: args.wait.max_qps,
         in_cluster: crate::identity::in_pod(),
+        own_record: args.wait.own_record,
     };
+    let data_path = given.sourced("data_path", &args.data.data_path);
+    let wait_on_restart = given.sourced("wait_on_restart", &args.wait.wait_on_restart);
+    if let (Some(restart), None) = (&wait_on_restart, &data_path) {
+        return Err(UsageError::CommandLine {
+            body: format!(
+                "{} {}: a restart policy needs --data-path (or PEERCONF_DATA_PATH) to tell a restart from a first boot",
+                restart.source, restart.value
+            ),
+            command: Some("render".into()),
+        }
+        .into());
+    }
+    let knows_ip = identity.inputs.pod_ip.is_some() || identity.inputs.pod_ips.is_some();
+    if wait.own_record == crate::dns::OwnRecord::Optional && !knows_ip {
+        return Err(UsageError::CommandLine {
+            body: "--own-record optional needs this pod's IP (POD_IP or POD_IPS, or --pod-ip): without it a stale record of the own name cannot be told from a current one".into(),
+            command: Some("render".into()),
+        }
+        .into());
+    }
     Ok(RenderPlan {
         identity,
         template,
         target,
         mode: args.mode,
         wait,
+        data_path,
+        // A dry run waits only when a policy is given explicitly; a restart one too.
+        wait_on_restart: wait_on_restart
+            .map(|p| p.value)
+            .filter(|_| args.wait.wait.is_some() || !args.dry_run),
     })
 }
 
@@ -259,11 +285,13 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         force: args.force,
         color: args.color,
         name: args.name.clone(),
+        has_data: given.sourced("has_data", &args.has_data),
     })
 }
 
 fn explain(args: &ExplainArgs, given: &Given) -> ExplainPlan {
     ExplainPlan {
         identity: given.identity(&args.identity),
+        data_path: given.sourced("data_path", &args.data.data_path),
     }
 }
