@@ -20,6 +20,7 @@ mod assertions;
 mod golden;
 mod junit;
 mod schema;
+pub(crate) mod suite;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -101,10 +102,7 @@ fn is_json(format: Format, file: &TemplateFile) -> bool {
 /// Runs `peerconf check`: the identities, the expectations, every pod of the matrix, then
 /// the report.
 pub fn run(plan: &CheckPlan) -> Result<()> {
-    let identities = identities(plan)?;
-    let files = template::load(&plan.template.source)?;
-    refuse_overlaps(plan)?;
-    let expect = Expectations::new(plan, &files)?;
+    let (identities, files, expect) = prepare(plan)?;
     let mut tally = Tally::default();
     for identity in &identities {
         for &family in &plan.families {
@@ -128,6 +126,18 @@ pub fn run(plan: &CheckPlan) -> Result<()> {
         }
     }
     finish(plan, &expect, tally)
+}
+
+/// Everything a run needs before it renders, each input validated: the identities, the
+/// template (with a suite's `replace` applied), the expectations. `peerconf test` calls it
+/// for every selected test first, so that a broken suite fails (exit 2) before any test runs.
+pub(crate) fn prepare(plan: &CheckPlan) -> Result<(Vec<Identity>, Vec<TemplateFile>, Expectations)> {
+    let identities = identities(plan)?;
+    let mut files = template::load(&plan.template.source)?;
+    suite::apply_replace(&plan.replace, &mut files)?;
+    refuse_overlaps(plan)?;
+    let expect = Expectations::new(plan, &files)?;
+    Ok((identities, files, expect))
 }
 
 /// Hermetic machine facts: no service account file, no resolv.conf, no host name.
@@ -215,7 +225,7 @@ fn refuse_overlaps(plan: &CheckPlan) -> Result<()> {
 }
 
 /// What every result is held to, loaded and compiled once.
-struct Expectations {
+pub(crate) struct Expectations {
     format: Format,
     schemas: schema::Schemas,
     asserts: assertions::Assertions,
@@ -621,6 +631,23 @@ pub enum CheckError {
     SchemaNotJson { target: String },
     /// A golden, `--output-dir` or `--junit` file that cannot be written or removed (exit 5).
     Write { path: String, reason: String },
+    /// A suite file that cannot be read or is not a valid suite (exit 2).
+    Suite { path: String, why: String },
+    /// An error preparing one test of a suite: what it was, with the suite and test named.
+    InTest {
+        suite: String,
+        test: String,
+        error: Box<crate::error::Error>,
+    },
+    /// `--filter NAME` that names no test of the suites (exit 2).
+    FilterUnmatched { name: String, names: Vec<String> },
+    /// `peerconf test`: `failed` of `total` tests did not end as they must; `kind` is the
+    /// worst of their failures (output, then template, then expectation).
+    SuiteFailed {
+        failed: usize,
+        total: usize,
+        kind: Kind,
+    },
 }
 
 impl CheckError {
@@ -628,12 +655,15 @@ impl CheckError {
         match self {
             CheckError::ExpectationsFailed { .. } => Kind::Expectation,
             CheckError::Write { .. } => Kind::Output,
+            CheckError::SuiteFailed { kind, .. } => *kind,
+            CheckError::InTest { error, .. } => error.kind(),
             _ => Kind::Usage,
         }
     }
 
     pub(crate) fn hint(&self) -> Option<String> {
         Some(match self {
+            CheckError::InTest { error, .. } => return error.hint(),
             CheckError::ExpectationsFailed { .. } => "the FAIL lines above name each pod, file and expectation; if a golden file is out of date on purpose, rerun with --update".to_string(),
             CheckError::BadAssertion { .. } => "an assertion is one expression, e.g. --assert \"config.bootstrap_expect == replicas\"".to_string(),
             CheckError::ReservedName(_) => "config, file and files are what --assert reads the rendered results by; pick another --set name".to_string(),
@@ -642,6 +672,9 @@ impl CheckError {
             CheckError::SchemaUnknownKey { .. } => "KEY is a file name of the template directory (a ConfigMap key)".to_string(),
             CheckError::SchemaNotJson { .. } => "schemas apply to JSON results (files named *.json, or --format json)".to_string(),
             CheckError::Write { .. } => "check the directory's path and permissions".to_string(),
+            CheckError::Suite { .. } => "a suite is TOML: [[test]] tables with name, template, statefulset, replicas and at least one of assert, schemas, golden (docs/testing-templates.md)".to_string(),
+            CheckError::FilterUnmatched { .. } => "--filter takes a test's name exactly, as its 'name =' line spells it".to_string(),
+            CheckError::SuiteFailed { .. } => "the FAIL lines above name each test; run one alone with --filter NAME".to_string(),
         })
     }
 }
@@ -673,6 +706,20 @@ impl fmt::Display for CheckError {
                 write!(f, "--schema {target}: no JSON result to validate")
             }
             CheckError::Write { path, reason } => write!(f, "cannot write {path}: {reason}"),
+            CheckError::Suite { path, why } => write!(f, "{path}: {why}"),
+            CheckError::InTest { suite, test, error } => {
+                write!(f, "{suite}: test '{test}': {error}")
+            }
+            CheckError::FilterUnmatched { name, names } => write!(
+                f,
+                "--filter {name}: no test has this name (the tests: {})",
+                names.join(", ")
+            ),
+            CheckError::SuiteFailed {
+                failed,
+                total,
+                ..
+            } => write!(f, "test: {failed} of {total} tests failed"),
         }
     }
 }
