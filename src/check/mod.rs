@@ -131,7 +131,9 @@ pub fn run(plan: &CheckPlan) -> Result<()> {
 /// Everything a run needs before it renders, each input validated: the identities, the
 /// template (with a suite's `replace` applied), the expectations. `peerconf test` calls it
 /// for every selected test first, so that a broken suite fails (exit 2) before any test runs.
-pub(crate) fn prepare(plan: &CheckPlan) -> Result<(Vec<Identity>, Vec<TemplateFile>, Expectations)> {
+pub(crate) fn prepare(
+    plan: &CheckPlan,
+) -> Result<(Vec<Identity>, Vec<TemplateFile>, Expectations)> {
     let identities = identities(plan)?;
     let mut files = template::load(&plan.template.source)?;
     suite::apply_replace(&plan.replace, &mut files)?;
@@ -715,11 +717,9 @@ impl fmt::Display for CheckError {
                 "--filter {name}: no test has this name (the tests: {})",
                 names.join(", ")
             ),
-            CheckError::SuiteFailed {
-                failed,
-                total,
-                ..
-            } => write!(f, "test: {failed} of {total} tests failed"),
+            CheckError::SuiteFailed { failed, total, .. } => {
+                write!(f, "test: {failed} of {total} tests failed")
+            }
         }
     }
 }

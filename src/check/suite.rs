@@ -149,11 +149,7 @@ pub fn run(plan: &TestPlan) -> Result<()> {
                 "==> {} ({}){}\n",
                 printable(&test.name),
                 test.suite,
-                if test.must_fail {
-                    ": must fail"
-                } else {
-                    ""
-                }
+                if test.must_fail { ": must fail" } else { "" }
             )
             .as_bytes(),
         )?;
@@ -162,9 +158,12 @@ pub fn run(plan: &TestPlan) -> Result<()> {
         if kind == Some(Kind::Usage) {
             // Prepared above, so only a late usage error (e.g. a --set that shadows a
             // built-in, found at the first render) can land here: the suite is broken.
-            return Err(result.err().map(|e| name_error(test, e)).unwrap_or_else(|| {
-                suite_error(Path::new(&test.suite), "usage error".to_string())
-            }));
+            return Err(result
+                .err()
+                .map(|e| name_error(test, e))
+                .unwrap_or_else(|| {
+                    suite_error(Path::new(&test.suite), "usage error".to_string())
+                }));
         }
         let (ok, why) = match (test.must_fail, kind) {
             (false, None) => (true, String::new()),
@@ -306,13 +305,7 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-fn to_test(
-    spec: TestSpec,
-    path: &Path,
-    base: &Path,
-    shown: &str,
-    run: &TestPlan,
-) -> Result<Test> {
+fn to_test(spec: TestSpec, path: &Path, base: &Path, shown: &str, run: &TestPlan) -> Result<Test> {
     let name = spec.name.clone();
     let err = |why: String| suite_error(path, format!("test '{}': {why}", printable(&name)));
     if !valid_name(&name) {
@@ -373,7 +366,8 @@ fn to_test(
             replicas.push(Sourced::new(count, source()));
         }
     }
-    let pods: u64 = replicas.iter().map(|r| u64::from(r.value)).sum::<u64>() * families.len() as u64;
+    let pods: u64 =
+        replicas.iter().map(|r| u64::from(r.value)).sum::<u64>() * families.len() as u64;
     if pods > MAX_PODS {
         return Err(err(format!(
             "the matrix is {pods} pods (replica counts x families), more than {MAX_PODS}: split it"

@@ -5,16 +5,13 @@
 use clap::parser::ValueSource;
 use clap::{ArgMatches, FromArgMatches};
 
-use super::{
-    CheckArgs, Cli, Command, ExplainArgs, IdentityArgs, RenderArgs, SyntaxArgs, TestArgs,
-};
+use super::{CheckArgs, Cli, Command, ExplainArgs, IdentityArgs, RenderArgs, SyntaxArgs, TestArgs};
 use crate::dns::{WaitPolicy, WaitSettings};
 use crate::error::{Result, UsageError};
 use crate::identity::{Inputs, Source, Sourced};
 use crate::output::Target;
 use crate::plan::{
-    CheckPlan, ExplainPlan, Family, Globals, IdentityPlan, Plan, RenderPlan, TemplatePlan,
-    TestPlan,
+    CheckPlan, ExplainPlan, Family, Globals, IdentityPlan, Plan, RenderPlan, TemplatePlan, TestPlan,
 };
 use crate::resolv_conf::ResolvConf;
 use crate::template::{Syntax, TemplateSource};
