@@ -10,9 +10,9 @@ What is run
   output). A trailing backslash, `|`, `&&` or `||` continues a command on the next line, and a
   here-document (`<<'EOF'` ... `EOF`) belongs to the command that opens it.
 
-  A command is RUN when it invokes `peerconf render|check|explain` (anywhere on the line, so
+  A command is RUN when it invokes `peerconf render|check|test|explain` (anywhere on the line, so
   `VAR=x peerconf ...` and `printf ... | peerconf ...` count) or `cargo run [ARGS] -- render|
-  check|explain`. `cargo run [ARGS] --` is replaced by `peerconf` (the same arguments against the
+  check|test|explain`. `cargo run [ARGS] --` is replaced by `peerconf` (the same arguments against the
   binary under test, without a second build); DOC_EXAMPLES_CARGO_RUN=1 runs it as written
   instead. Setup lines in the same block run too, in order: `mkdir [-p] /tmp/...`, and
   `printf`/`echo`/`cat` writing a file under /tmp (`printf '...' > /tmp/resolv.conf`,
@@ -51,8 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RUN_LANGS = {"sh", "bash", "shell", "console"}
-PEERCONF_RE = re.compile(r"(?:^|[\s|;&(`])peerconf\s+(?:render|check|explain)\b")
-CARGO_RUN_RE = re.compile(r"\bcargo\s+run\b(?:\s+(?!--(?:\s|$))\S+)*\s+--\s+(?=(?:render|check|explain)\b)")
+PEERCONF_RE = re.compile(r"(?:^|[\s|;&(`])peerconf\s+(?:render|check|test|explain)\b")
+CARGO_RUN_RE = re.compile(r"\bcargo\s+run\b(?:\s+(?!--(?:\s|$))\S+)*\s+--\s+(?=(?:render|check|test|explain)\b)")
 # setup lines, run in order with the examples: mkdir of /tmp dirs, and printf/echo/cat writing a
 # file under /tmp (nothing else, so an example can never touch the machine outside /tmp)
 SETUP_RE = re.compile(
