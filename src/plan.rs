@@ -115,6 +115,8 @@ pub struct CheckPlan {
     /// A suite test's `replace`: text substitutions applied to the loaded template before
     /// anything renders (negative controls: a copy of the template with one bug put in).
     pub replace: Vec<Replace>,
+    /// A suite test's `parse`: the format of a file by its key, over its extension's.
+    pub parse: Vec<(String, ParseFormat)>,
 }
 
 /// One assertion: the expression, and the message a suite gives it (said first on failure).
@@ -131,6 +133,31 @@ pub struct Replace {
     pub file: Option<String>,
     pub from: String,
     pub to: String,
+}
+
+/// A rendered file's format for `parsed` in assertions: declared per file in a suite, else
+/// by its extension (`check::parse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseFormat {
+    Json,
+    Toml,
+    Properties,
+    Ini,
+    /// Declared `none`: never parsed, whatever its name.
+    None,
+}
+
+impl ParseFormat {
+    pub fn from_name(name: &str) -> Option<ParseFormat> {
+        Some(match name {
+            "json" => ParseFormat::Json,
+            "toml" => ParseFormat::Toml,
+            "properties" => ParseFormat::Properties,
+            "ini" => ParseFormat::Ini,
+            "none" => ParseFormat::None,
+            _ => return None,
+        })
+    }
 }
 
 /// `peerconf test FILE...`: suite files, each test of which becomes a [`CheckPlan`].

@@ -412,3 +412,65 @@ fn the_shipped_templates_pass_their_suite() {
     let want = if cfg!(feature = "schema") { 6 } else { 3 };
     assert_eq!(last, format!("test: {want} passed, 0 failed"));
 }
+
+#[test]
+fn parsed_configs_by_extension_or_declared_and_a_parse_failure_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("tpl");
+    fs::create_dir(&tpl).unwrap();
+    fs::write(
+        tpl.join("zoo.cfg"),
+        "tickTime=2000\n{% for p in peers %}server.{{ loop.index }}={{ p }}:2888:3888\n{% endfor %}",
+    )
+    .unwrap();
+    fs::write(tpl.join("app.toml"), "[raft]\nsize = {{ replicas }}\n").unwrap();
+    fs::write(tpl.join("myid"), "{{ ordinal + 1 }}\n").unwrap();
+    let suite = r#"
+[[test]]
+name = "parsed"
+template = "tpl"
+statefulset = "zk"
+replicas = [3]
+families = ["ipv4"]
+assert = [
+    { expr = "parsed['zoo.cfg'].tickTime == '2000'", message = "properties values are strings" },
+    { expr = "parsed['zoo.cfg']['server.' ~ (ordinal + 1)] == pod_fqdn ~ ':2888:3888'", message = "own server line" },
+    { expr = "parsed['app.toml'].raft.size == replicas", message = "TOML keeps types" },
+    { expr = "'myid' not in parsed", message = "a one-value file is not key-value" },
+]
+"#;
+    fs::write(dir.path().join("suite.toml"), suite).unwrap();
+    let out = test_in(dir.path(), &["suite.toml"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+
+    // Declared as properties, myid ("1") cannot parse: a failure naming the file and line.
+    let declared = suite.replace(
+        "families = [\"ipv4\"]",
+        "families = [\"ipv4\"]\nparse = { myid = \"properties\" }",
+    );
+    fs::write(dir.path().join("suite.toml"), &declared).unwrap();
+    let out = test_in(dir.path(), &["suite.toml"]);
+    assert_eq!(code(&out), 6, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("myid  (replicas 3, ipv4)  myid line 1: not valid properties (key=value): '1' is not key=value"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A declared file the template does not have selects nothing: an error.
+    let typo = suite.replace(
+        "families = [\"ipv4\"]",
+        "families = [\"ipv4\"]\nparse = { myidd = \"properties\" }",
+    );
+    fs::write(dir.path().join("suite.toml"), typo).unwrap();
+    let out = test_in(dir.path(), &["suite.toml"]);
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("parse: the template has no file 'myidd'"), "{}", stderr(&out));
+
+    // A TOML result that does not parse fails on its own line, assertions or not.
+    fs::write(tpl.join("app.toml"), "[raft]\nsize = {{ replicas }}\nbroken =\n").unwrap();
+    fs::write(dir.path().join("suite.toml"), suite).unwrap();
+    let out = test_in(dir.path(), &["suite.toml"]);
+    assert_eq!(code(&out), 6, "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("app.toml line 3: not valid TOML"), "{}", stdout(&out));
+}

@@ -24,7 +24,7 @@ use crate::plan::AssertSpec;
 use crate::template::Renderer;
 
 /// Names an assertion reads the rendered results by; a `--set` may not take them.
-pub(super) const RESERVED: [&str; 3] = ["config", "file", "files"];
+pub(super) const RESERVED: [&str; 4] = ["config", "file", "files", "parsed"];
 
 /// The longest value shown in a failure, in characters.
 const MAX_SHOWN: usize = 200;

@@ -19,6 +19,7 @@
 mod assertions;
 mod golden;
 mod junit;
+mod parse;
 mod schema;
 pub(crate) mod suite;
 
@@ -137,6 +138,26 @@ pub(crate) fn prepare(
     let identities = identities(plan)?;
     let mut files = template::load(&plan.template.source)?;
     suite::apply_replace(&plan.replace, &mut files)?;
+    if let Some((key, _)) = plan
+        .parse
+        .iter()
+        .find(|(key, _)| !files.iter().any(|f| file_label(f) == key))
+    {
+        return Err(CheckError::Suite {
+            path: printable(&files.first().map(|f| f.display.clone()).unwrap_or_default())
+                .into_owned(),
+            why: format!(
+                "parse: the template has no file '{}' (its keys: {})",
+                printable(key),
+                files
+                    .iter()
+                    .map(|f| printable(file_label(f)).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+        .into());
+    }
     refuse_overlaps(plan)?;
     let expect = Expectations::new(plan, &files)?;
     Ok((identities, files, expect))
@@ -308,6 +329,24 @@ fn check_pod(
             Some((file_label(file).to_string(), value))
         })
         .collect();
+    // `parsed`: every rendered file with a format, by its key; a file its format cannot parse
+    // fails (its own case, below), and is not in `parsed`.
+    let mut parsed: BTreeMap<String, Value> = BTreeMap::new();
+    let mut parse_failures: BTreeMap<String, Failure> = BTreeMap::new();
+    for (file, (doc, _)) in files.iter().zip(&rendered) {
+        let label = file_label(file);
+        let (Ok((text, _)), Some(format)) = (doc, parse::format_of(label, &plan.parse)) else {
+            continue;
+        };
+        match parse::parse(label, text, format) {
+            Ok(value) => {
+                parsed.insert(label.to_string(), value);
+            }
+            Err(failure) => {
+                parse_failures.insert(label.to_string(), failure);
+            }
+        }
+    }
     let all_rendered = docs.len() == files.len();
     let (replicas, pod) = (
         member.members.replicas(),
@@ -317,7 +356,8 @@ fn check_pod(
     if !tally.sets.contains(&set) {
         tally.sets.push(set.clone());
     }
-    let base = assertions::Assertions::base(&context);
+    let mut base = assertions::Assertions::base(&context);
+    base.insert("parsed".to_string(), Value::from(parsed));
     // Pod-wide assertions: once, counted for the files they read (every file when none).
     let pod_wide = if all_rendered && !expect.asserts.is_empty() {
         expect.asserts.per_pod(&renderer, &base, &docs)
@@ -346,6 +386,7 @@ fn check_pod(
             Err(error) => case.render_error = Some(printable(error).into_owned()),
             Ok((text, json)) => {
                 case.bytes = text.len();
+                case.failures.extend(parse_failures.remove(label));
                 if let Some(json) = json {
                     case.failures.extend(expect.schemas.validate(label, json));
                 }
@@ -668,7 +709,7 @@ impl CheckError {
             CheckError::InTest { error, .. } => return error.hint(),
             CheckError::ExpectationsFailed { .. } => "the FAIL lines above name each pod, file and expectation; if a golden file is out of date on purpose, rerun with --update".to_string(),
             CheckError::BadAssertion { .. } => "an assertion is one expression, e.g. --assert \"config.bootstrap_expect == replicas\"".to_string(),
-            CheckError::ReservedName(_) => "config, file and files are what --assert reads the rendered results by; pick another --set name".to_string(),
+            CheckError::ReservedName(_) => "config, file, files and parsed are what --assert reads the rendered results by; pick another --set name".to_string(),
             CheckError::SchemaUnsupported => "this binary was built without JSON Schema support, which does not fit the 3 MiB init image; build one with 'cargo build --release --features schema' (docs/testing-templates.md)".to_string(),
             CheckError::Schema { .. } => "--schema takes a JSON Schema document (draft 7 or 2020-12), e.g. schemas/etcd.schema.json".to_string(),
             CheckError::SchemaUnknownKey { .. } => "KEY is a file name of the template directory (a ConfigMap key)".to_string(),

@@ -23,7 +23,7 @@ use crate::error::{Kind, Result};
 use crate::identity::{Inputs, Source, Sourced};
 use crate::logging::printable;
 use crate::plan::{
-    AssertSpec, CheckPlan, Family, IdentityPlan, Replace, SchemaSpec, TemplatePlan, TestPlan,
+    AssertSpec, CheckPlan, Family, IdentityPlan, ParseFormat, Replace, SchemaSpec, TemplatePlan, TestPlan,
 };
 use crate::resolv_conf::ResolvConf;
 use crate::template::{Format, Syntax, TemplateFile, TemplateSource};
@@ -73,6 +73,9 @@ struct TestSpec {
     expect: Option<String>,
     #[serde(default)]
     replace: Vec<ReplaceEntry>,
+    /// A file's format for `parsed`, over its extension's: json, toml, properties, ini, none.
+    #[serde(default)]
+    parse: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -405,6 +408,19 @@ fn to_test(spec: TestSpec, path: &Path, base: &Path, shown: &str, run: &TestPlan
     }
     // A negative control's report would be all failures: a CI dashboard would show red for a
     // control that did its job. Its verdict is the `ok`/`FAIL` line of the run.
+    let mut parse = Vec::new();
+    for (key, format) in spec.parse {
+        match ParseFormat::from_name(&format) {
+            Some(f) => parse.push((key, f)),
+            None => {
+                return Err(err(format!(
+                    "parse: '{}' = \"{}\": use json, toml, properties, ini or none",
+                    printable(&key),
+                    printable(&format)
+                )));
+            }
+        }
+    }
     let junit = run
         .junit_dir
         .as_ref()
@@ -462,6 +478,7 @@ fn to_test(spec: TestSpec, path: &Path, base: &Path, shown: &str, run: &TestPlan
         name: Some(format!("{shown}:{name}")),
         has_data: spec.has_data.map(|b| Sourced::new(b, source())),
         replace,
+        parse,
     };
     Ok(Test {
         name,

@@ -295,6 +295,7 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         name: args.name.clone(),
         has_data: given.sourced("has_data", &args.has_data),
         replace: Vec::new(),
+        parse: Vec::new(),
     })
 }
 
