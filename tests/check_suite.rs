@@ -465,12 +465,58 @@ assert = [
     fs::write(dir.path().join("suite.toml"), typo).unwrap();
     let out = test_in(dir.path(), &["suite.toml"]);
     assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
-    assert!(stderr(&out).contains("parse: the template has no file 'myidd'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("parse: the template has no file 'myidd'"),
+        "{}",
+        stderr(&out)
+    );
 
     // A TOML result that does not parse fails on its own line, assertions or not.
-    fs::write(tpl.join("app.toml"), "[raft]\nsize = {{ replicas }}\nbroken =\n").unwrap();
+    fs::write(
+        tpl.join("app.toml"),
+        "[raft]\nsize = {{ replicas }}\nbroken =\n",
+    )
+    .unwrap();
     fs::write(dir.path().join("suite.toml"), suite).unwrap();
     let out = test_in(dir.path(), &["suite.toml"]);
     assert_eq!(code(&out), 6, "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("app.toml line 3: not valid TOML"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("app.toml line 3: not valid TOML"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn matching_and_search_work_in_templates_and_assertions_alike() {
+    let dir = fixture(GOOD);
+    fs::write(
+        dir.path().join("tpl/app.json"),
+        r#"{"name": "{{ pod_name }}", "peers": "{{ peers }}", "size": "{{ replicas }}", "named": "{{ pod_name is matching('app-[0-9]+') }}"}"#,
+    )
+    .unwrap();
+    let suite = GOOD.replace(
+        "assert = [",
+        "assert = [\n    { expr = \"config.named and config.name is matching('app-[0-9]')\", message = \"the template's test agrees\" },\n    { expr = \"config.peers | select('search', '^app-0\\\\.') | list | length == 1\", message = \"one app-0 peer\" },\n    { expr = \"config.name is not search('x')\", message = \"no x\" },",
+    );
+    fs::write(dir.path().join("suite.toml"), &suite).unwrap();
+    let out = test_in(dir.path(), &["suite.toml"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+
+    // The whole value must match: `app` is not all of `app-0`.
+    let strict = suite.replace("matching('app-[0-9]')", "matching('app')");
+    fs::write(dir.path().join("suite.toml"), strict).unwrap();
+    let out = test_in(dir.path(), &["suite.toml"]);
+    assert_eq!(code(&out), 6, "{}{}", stdout(&out), stderr(&out));
+
+    // A pattern that does not compile fails the assertion, naming the pattern.
+    let bad = suite.replace("search('x')", "search('(')");
+    fs::write(dir.path().join("suite.toml"), bad).unwrap();
+    let out = test_in(dir.path(), &["suite.toml"]);
+    assert_eq!(code(&out), 6, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("not a valid pattern \"(\""),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 
 use super::Failure;
-pub use crate::plan::ParseFormat;
 use crate::logging::printable;
+pub use crate::plan::ParseFormat;
 
 trait Label {
     fn label(self) -> &'static str;
@@ -162,7 +162,10 @@ fn key_values(text: &str, ini: bool) -> Result<Value, (usize, String)> {
         }
     }
     if let Some((start, _)) = pending {
-        return Err((start, "the last line continues (\\) past the end".to_string()));
+        return Err((
+            start,
+            "the last line continues (\\) past the end".to_string(),
+        ));
     }
     for (name, keys) in sections {
         top.insert(name, Value::from(keys));

@@ -23,7 +23,8 @@ use crate::error::{Kind, Result};
 use crate::identity::{Inputs, Source, Sourced};
 use crate::logging::printable;
 use crate::plan::{
-    AssertSpec, CheckPlan, Family, IdentityPlan, ParseFormat, Replace, SchemaSpec, TemplatePlan, TestPlan,
+    AssertSpec, CheckPlan, Family, IdentityPlan, ParseFormat, Replace, SchemaSpec, TemplatePlan,
+    TestPlan,
 };
 use crate::resolv_conf::ResolvConf;
 use crate::template::{Format, Syntax, TemplateFile, TemplateSource};

@@ -12,6 +12,7 @@ mod engine;
 mod json;
 mod limits;
 mod mode;
+mod pattern;
 mod source;
 mod value;
 
