@@ -388,7 +388,7 @@ fn to_test(spec: TestSpec, path: &Path, base: &Path, shown: &str, run: &TestPlan
             )));
         }
     };
-    for (key, _) in &spec.env {
+    for key in spec.env.keys() {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
             return Err(err(format!("env: '{}' is not a KEY", printable(key))));
         }
