@@ -14,6 +14,7 @@ mod commands;
 pub mod dns;
 pub mod error;
 pub mod identity;
+mod kube;
 mod logging;
 pub mod members;
 pub mod output;

@@ -5,7 +5,9 @@
 use clap::parser::ValueSource;
 use clap::{ArgMatches, FromArgMatches};
 
-use super::{CheckArgs, Cli, Command, ExplainArgs, IdentityArgs, RenderArgs, SyntaxArgs};
+use super::{
+    CheckArgs, Cli, Command, ExplainArgs, IdentityArgs, RenderArgs, ReplicasArg, SyntaxArgs,
+};
 use crate::dns::{WaitPolicy, WaitSettings};
 use crate::error::{Result, UsageError};
 use crate::identity::{Inputs, Source, Sourced};
@@ -124,12 +126,27 @@ impl Given<'_> {
     }
 
     fn identity(&self, args: &IdentityArgs) -> IdentityPlan {
+        let count = match args.replicas {
+            Some(ReplicasArg::Count(n)) => Some(n),
+            _ => None,
+        };
+        // `auto`: where it was given; the timeout and pace are the command's (see `render`).
+        let auto = self
+            .sourced("replicas", &args.replicas)
+            .filter(|r| r.value == ReplicasArg::Auto)
+            .map(|r| crate::kube::Auto {
+                source: r.source,
+                service_account_dir: args.service_account_dir.clone(),
+                timeout: std::time::Duration::from_secs(30),
+                max_interval: std::time::Duration::from_secs(1),
+            });
         IdentityPlan {
+            auto,
             inputs: Inputs {
                 namespace: self.sourced("namespace", &args.namespace),
                 pod_name: self.sourced("pod_name", &args.pod_name),
                 statefulset: self.sourced("statefulset", &args.statefulset),
-                replicas: self.sourced("replicas", &args.replicas),
+                replicas: self.sourced("replicas", &count),
                 service: self.sourced("service", &args.service),
                 cluster_domain: self.sourced("cluster_domain", &args.cluster_domain),
                 pod_ip: self.sourced("pod_ip", &args.pod_ip),
@@ -162,7 +179,11 @@ fn template(
 }
 
 fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
-    let identity = given.identity(&args.identity);
+    let mut identity = given.identity(&args.identity);
+    if let Some(auto) = &mut identity.auto {
+        auto.timeout = args.wait.timeout;
+        auto.max_interval = args.wait.max_interval;
+    }
     let template = template(&args.template, &args.syntax, args.output.as_deref());
     let target = match (&args.output, args.dry_run, &template.source) {
         (_, true, _) => Target::Stdout,
@@ -200,15 +221,33 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         return Err(UsageError::CheckNeedsName.into());
     }
     // `--replicas` is a list in `check` (see `super::command`): every value, each once.
+    // `auto` reads the API: never in `check`, which is hermetic.
+    if let Some(auto) = &identity.auto {
+        return Err(
+            crate::identity::IdentityError::from(crate::kube::KubeError::InCheck(
+                auto.source.clone(),
+            ))
+            .into(),
+        );
+    }
     let mut replicas: Vec<Sourced<u32>> = Vec::new();
-    for count in given
+    for arg in given
         .matches
-        .get_many::<u32>("replicas")
+        .get_many::<ReplicasArg>("replicas")
         .into_iter()
         .flatten()
     {
-        if !replicas.iter().any(|r| r.value == *count) {
-            replicas.extend(given.sourced("replicas", &Some(*count)));
+        let ReplicasArg::Count(count) = *arg else {
+            let source = given
+                .sourced("replicas", &Some(()))
+                .map_or(Source::Flag("--replicas".into()), |s| s.source);
+            return Err(
+                crate::identity::IdentityError::from(crate::kube::KubeError::InCheck(source))
+                    .into(),
+            );
+        };
+        if !replicas.iter().any(|r| r.value == count) {
+            replicas.extend(given.sourced("replicas", &Some(count)));
         }
     }
     Ok(CheckPlan {
@@ -225,7 +264,9 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
 }
 
 fn explain(args: &ExplainArgs, given: &Given) -> ExplainPlan {
-    ExplainPlan {
-        identity: given.identity(&args.identity),
+    let mut identity = given.identity(&args.identity);
+    if let Some(auto) = &mut identity.auto {
+        auto.timeout = args.timeout;
     }
+    ExplainPlan { identity }
 }

@@ -26,6 +26,8 @@ use crate::error::Result;
 use crate::members::Members;
 use crate::resolv_conf::ResolvConf;
 pub use error::WaitError;
+/// The wait's backoff, also used between tries to read the StatefulSet (`--replicas auto`).
+pub(crate) use pacing::backoff;
 pub use policy::WaitPolicy;
 pub use policy::name_list;
 pub use run::wait_for_peers;

@@ -45,13 +45,17 @@ pub enum IdentityError {
         name: String,
         why: String,
     },
+    /// `--replicas auto` could not read the StatefulSet.
+    Kube(crate::kube::KubeError),
 }
 
 impl fmt::Display for IdentityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use IdentityError::*;
         match self {
-            ReplicasMissing => f.write_str("--replicas is required (or the env REPLICAS)"),
+            ReplicasMissing => {
+                f.write_str("--replicas is required (or the env REPLICAS): a count, or auto")
+            }
             ReplicasOutOfRange(n) => write!(
                 f,
                 "--replicas: {} is not in 1..={MAX_REPLICAS} ({})",
@@ -149,6 +153,7 @@ impl fmt::Display for IdentityError {
             NotADnsName { name, why } => {
                 write!(f, "peer name '{name}' is not a valid DNS name ({why})")
             }
+            Kube(e) => e.fmt(f),
         }
     }
 }
@@ -157,6 +162,7 @@ impl IdentityError {
     pub(crate) fn hint(&self) -> Option<String> {
         use IdentityError::*;
         let hint = match self {
+            Kube(e) => return e.hint(),
             ReplicasMissing | ReplicasOutOfRange(_) => {
                 "set REPLICAS to the StatefulSet's spec.replicas, e.g. --replicas 3"
             }
@@ -203,4 +209,10 @@ pub(super) fn ip_list(ips: &[IpAddr]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+impl From<crate::kube::KubeError> for IdentityError {
+    fn from(e: crate::kube::KubeError) -> Self {
+        IdentityError::Kube(e)
+    }
 }

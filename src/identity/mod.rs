@@ -42,6 +42,8 @@ pub enum Source {
     Default,
     /// A documentation address standing in for an unknown pod IP (dry run, `check`).
     Placeholder,
+    /// Read from the pod's StatefulSet `<namespace>/<name>` (`--replicas auto`).
+    StatefulSet(String),
 }
 
 impl fmt::Display for Source {
@@ -55,6 +57,7 @@ impl fmt::Display for Source {
             Source::Placeholder => f.write_str(
                 "placeholder: the IP is unknown here, so a documentation address (RFC 5737/3849) stands in",
             ),
+            Source::StatefulSet(object) => write!(f, "StatefulSet {object}"),
         }
     }
 }
@@ -233,6 +236,25 @@ impl Identity {
             ips.iter().any(IpAddr::is_ipv6),
         )
     }
+}
+
+/// The namespace and StatefulSet name [`Identity::resolve`] would find, validated: what
+/// `--replicas auto` reads before the rest of the identity can be resolved.
+pub fn statefulset_ref(
+    inputs: &Inputs,
+    host: &Host,
+) -> Result<(Sourced<String>, Sourced<String>), IdentityError> {
+    let namespace = inputs
+        .namespace
+        .clone()
+        .unwrap_or_else(|| namespace_default(host));
+    check_label("namespace", &namespace)?;
+    let pod_name = match &inputs.pod_name {
+        Some(pod) => pod.clone(),
+        None => host_pod_name(host)?,
+    };
+    let (statefulset, _) = statefulset_and_ordinal(&pod_name, inputs.statefulset.clone())?;
+    Ok((namespace, statefulset))
 }
 
 /// The primary pod IP and the list of all of them, from `--pod-ip` and `--pod-ips`: the
