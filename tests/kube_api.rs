@@ -32,11 +32,10 @@ struct Pki {
     key: Vec<u8>,
 }
 
-fn pki(ip: IpAddr) -> Pki {
+fn pki(ip: IpAddr, ca_name: &str) -> Pki {
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "peerconf test CA");
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -66,7 +65,7 @@ struct ApiServer {
 
 impl ApiServer {
     fn start(ip: IpAddr, replies: Vec<Vec<u8>>) -> ApiServer {
-        let pki = pki(ip);
+        let pki = pki(ip, "peerconf test CA");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
         std::fs::write(dir.path().join("ca.crt"), &pki.ca_pem).unwrap();
@@ -203,11 +202,12 @@ fn render(server: &ApiServer, pod: &str, extra: &[&str]) -> Output {
         pod,
         "--replicas",
         "auto",
-        "--timeout",
-        "5s",
         "--max-interval",
         "200ms",
     ];
+    if !extra.contains(&"--timeout") {
+        args.extend_from_slice(&["--timeout", "5s"]);
+    }
     args.extend_from_slice(extra);
     run(&mut server.peerconf(&args))
 }
@@ -573,20 +573,27 @@ fn oversized_responses_are_refused_without_reading_them_whole() {
 #[test]
 fn a_ca_that_does_not_verify_the_server_is_refused() {
     let server = ApiServer::start(V4, vec![statefulset(3, None, "zk")]);
-    let other = pki(V4);
-    std::fs::write(server.dir.path().join("ca.crt"), other.ca_pem).unwrap();
-    let out = render(&server, "zk-0", &[]);
-    assert_fails(
-        &out,
-        &[
-            &format!(
-                "the API server at 127.0.0.1:{} presented a certificate that does not verify against",
-                server.addr.port()
-            ),
-            "UnknownIssuer",
-            "hint: ca.crt must be the cluster's CA",
-        ],
-    );
+    // Another CA: one of another name (no issuer found), and an impostor of the same name (its
+    // signature does not verify).
+    for (ca_name, why) in [
+        ("another CA", "UnknownIssuer"),
+        ("peerconf test CA", "BadSignature"),
+    ] {
+        let other = pki(V4, ca_name);
+        std::fs::write(server.dir.path().join("ca.crt"), other.ca_pem).unwrap();
+        let out = render(&server, "zk-0", &[]);
+        assert_fails(
+            &out,
+            &[
+                &format!(
+                    "the API server at 127.0.0.1:{} presented a certificate that does not verify against",
+                    server.addr.port()
+                ),
+                why,
+                "hint: ca.crt must be the cluster's CA",
+            ],
+        );
+    }
     assert!(
         server.requests().is_empty(),
         "no request after a failed handshake"
