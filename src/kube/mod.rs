@@ -254,27 +254,31 @@ pub fn get_statefulset(
             Err(Attempt::TooLarge(limit)) => return Err(KubeError::TooLarge { object, limit }),
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        let pause = match retry_after {
-            Some(wait) => wait,
-            None => delays.next().unwrap_or(max_interval).min(max_interval),
-        };
+        // The backoff's pause, or the server's Retry-After when longer (a `Retry-After: 0`
+        // does not make the retries a busy loop).
+        let backoff = delays.next().unwrap_or(max_interval).min(max_interval);
+        let pause = retry_after.map_or(backoff, |wait| wait.max(backoff));
         let timed_out = |last: String| KubeError::TimedOut {
             object: object.clone(),
             timeout,
             attempts,
             last,
         };
-        if left.is_zero() {
-            return Err(timed_out(cause));
+        // A pause that reaches the deadline would only end in the same failure: stop now.
+        if pause >= left {
+            return Err(timed_out(match retry_after.filter(|wait| *wait >= left) {
+                Some(wait) => format!(
+                    "{cause}, and the server asked to retry after {}, past the deadline",
+                    humantime::format_duration(wait)
+                ),
+                None => cause,
+            }));
         }
-        if let Some(wait) = retry_after.filter(|wait| *wait > left) {
-            return Err(timed_out(format!(
-                "{cause}, and the server asked to retry after {}, past the deadline",
-                humantime::format_duration(wait)
-            )));
-        }
-        tracing::warn!(%cause, attempt = attempts, retry_in = %humantime::format_duration(pause), "reading {object} failed; retrying");
-        std::thread::sleep(pause.min(left));
+        let shown = humantime::format_duration(Duration::from_millis(
+            u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+        ));
+        tracing::warn!(%cause, attempt = attempts, retry_in = %shown, "reading {object} failed; retrying");
+        std::thread::sleep(pause);
     }
 }
 
