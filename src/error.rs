@@ -17,6 +17,7 @@ use std::process::ExitCode;
 pub use crate::check::CheckError;
 pub use crate::dns::WaitError;
 pub use crate::identity::IdentityError;
+pub use crate::kube::KubeError;
 pub use crate::output::OutputError;
 pub use crate::template::TemplateError;
 
@@ -34,7 +35,8 @@ pub enum Kind {
     /// `check`: every render succeeded, but an assertion, a schema or a golden file did not
     /// hold (exit 6).
     Expectation,
-    /// A bug: something panicked outside the template engine (exit 70, EX_SOFTWARE).
+    /// A bug: something panicked outside the template engine, or the DNS wait's runtime or
+    /// signal handlers could not start (exit 70, EX_SOFTWARE).
     Internal,
     /// SIGINT arrived while waiting (exit 130).
     Interrupted,
@@ -180,6 +182,8 @@ pub struct Error(Box<Failure>);
 pub enum Failure {
     Usage(UsageError),
     Identity(IdentityError),
+    /// `--replicas auto` could not read the StatefulSet (an identity failure: exit 2).
+    Kube(KubeError),
     Template(TemplateError),
     Wait(WaitError),
     Output(OutputError),
@@ -198,7 +202,7 @@ impl Error {
     pub fn kind(&self) -> Kind {
         use Failure::*;
         match self.failure() {
-            Usage(_) | Identity(_) => Kind::Usage,
+            Usage(_) | Identity(_) | Kube(_) => Kind::Usage,
             Template(_) => Kind::Template,
             Wait(WaitError::Terminated) => Kind::Terminated,
             Wait(WaitError::Interrupted) => Kind::Interrupted,
@@ -206,10 +210,11 @@ impl Error {
             | Wait(WaitError::NoNameserver { .. })
             | Wait(WaitError::Client { .. })
             | Wait(WaitError::CountOutOfRange { .. })
+            | Wait(WaitError::Name(_))
             | Wait(WaitError::TooFewFiles { .. }) => Kind::Usage,
-            Wait(WaitError::Unresolved { .. }) | Wait(WaitError::Runtime { .. }) => {
-                Kind::PeersUnresolved
-            }
+            Wait(WaitError::Unresolved { .. }) => Kind::PeersUnresolved,
+            // The runtime or a signal handler cannot start: nothing about the peers is known.
+            Wait(WaitError::Runtime { .. }) => Kind::Internal,
             Output(_) => Kind::Output,
             Check(e) => e.kind(),
             Internal(_) => Kind::Internal,
@@ -231,6 +236,7 @@ impl Error {
         match self.failure() {
             Failure::Usage(e) => e.hint(),
             Failure::Identity(e) => e.hint(),
+            Failure::Kube(e) => e.hint(),
             Failure::Template(e) => e.hint(),
             Failure::Wait(e) => e.hint(),
             Failure::Output(e) => e.hint(),
@@ -257,14 +263,9 @@ impl Error {
     }
 }
 
-/// An I/O error as a message names it: the common kinds in plain words.
-pub(crate) fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
-    }
-}
+/// Kept here for the areas that build their errors with it; it lives in the leaf
+/// [`crate::reason`], so that modules below this one need not depend on it.
+pub(crate) use crate::reason::io_reason;
 
 /// Whitespace runs folded to one space, and any other control character (a terminal escape
 /// sequence from a file name or an env value) shown escaped.
@@ -278,6 +279,7 @@ impl fmt::Display for Error {
         match self.failure() {
             Failure::Usage(e) => e.fmt(f),
             Failure::Identity(e) => e.fmt(f),
+            Failure::Kube(e) => e.fmt(f),
             Failure::Template(e) => e.fmt(f),
             Failure::Wait(e) => e.fmt(f),
             Failure::Output(e) => e.fmt(f),
@@ -298,7 +300,7 @@ macro_rules! from_area {
         }
     )*};
 }
-from_area!(UsageError => Usage, IdentityError => Identity, TemplateError => Template,
+from_area!(UsageError => Usage, IdentityError => Identity, KubeError => Kube, TemplateError => Template,
     WaitError => Wait, OutputError => Output, CheckError => Check);
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -353,6 +355,13 @@ mod tests {
             "Exit codes: 0 ok, 2 usage/identity, 3 template, 4 peers unresolved, 5 output, \
              6 check expectation failed, 70 internal error (a bug), 130 interrupted by SIGINT, 143 stopped by SIGTERM."
         );
+    }
+
+    #[test]
+    fn a_wait_that_cannot_start_is_a_bug_not_unresolved_peers() {
+        let err: Error = WaitError::Runtime("cannot start the DNS wait: boom".into()).into();
+        assert_eq!(err.kind(), Kind::Internal);
+        assert_eq!(err.kind().exit_code(), 70);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::check::SchemaSpec;
 use std::path::PathBuf;
 
 use crate::dns::WaitSettings;
-use crate::identity::{Host, Identity, IdentityError, Inputs, PodNameFallback, Sourced};
+use crate::identity::{Host, Identity, Inputs, PodNameFallback, Sourced};
 use crate::logging::LogFormat;
 use crate::output::Target;
 use crate::resolv_conf::ResolvConf;
@@ -50,13 +50,13 @@ impl IdentityPlan {
 
     /// The identity: the inputs (completed from the StatefulSet with `--replicas auto`),
     /// defaults and derivations, validated.
-    pub fn resolve(&self, fallback: PodNameFallback) -> Result<Identity, IdentityError> {
+    pub fn resolve(&self, fallback: PodNameFallback) -> crate::error::Result<Identity> {
         let host = self.host();
         let mut inputs = self.inputs.clone();
         if let Some(auto) = &self.auto {
             crate::kube::fill(&mut inputs, &host, auto)?;
         }
-        Identity::resolve(inputs, &host, fallback)
+        Ok(Identity::resolve(inputs, &host, fallback)?)
     }
 }
 

@@ -223,12 +223,7 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
     // `--replicas` is a list in `check` (see `super::command`): every value, each once.
     // `auto` reads the API: never in `check`, which is hermetic.
     if let Some(auto) = &identity.auto {
-        return Err(
-            crate::identity::IdentityError::from(crate::kube::KubeError::InCheck(
-                auto.source.clone(),
-            ))
-            .into(),
-        );
+        return Err(crate::kube::KubeError::InCheck(auto.source.clone()).into());
     }
     let mut replicas: Vec<Sourced<u32>> = Vec::new();
     for arg in given
@@ -241,10 +236,7 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
             let source = given
                 .sourced("replicas", &Some(()))
                 .map_or(Source::Flag("--replicas".into()), |s| s.source);
-            return Err(
-                crate::identity::IdentityError::from(crate::kube::KubeError::InCheck(source))
-                    .into(),
-            );
+            return Err(crate::kube::KubeError::InCheck(source).into());
         };
         if !replicas.iter().any(|r| r.value == count) {
             replicas.extend(given.sourced("replicas", &Some(count)));

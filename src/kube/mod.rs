@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 pub use error::KubeError;
 pub use statefulset::Spec;
 
-use crate::identity::{Host, IdentityError, Inputs, Source, Sourced};
+use crate::identity::{Host, Inputs, Source, Sourced};
 
 /// Where the kubelet mounts a pod's service-account token, CA bundle and namespace.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -144,7 +144,7 @@ impl Api {
         let tcp = tls::DeadlineStream::connect(addr, deadline).map_err(|e| {
             Attempt::Retry(format!(
                 "cannot connect to {authority}: {}",
-                crate::error::io_reason(&e)
+                crate::reason::io_reason(&e)
             ))
         })?;
         let mut stream =
@@ -194,7 +194,7 @@ fn read_token(path: &Path) -> Result<Token, KubeError> {
         std::io::ErrorKind::NotFound => KubeError::TokenMissing(path.to_path_buf()),
         _ => KubeError::TokenUnreadable {
             path: path.to_path_buf(),
-            why: crate::error::io_reason(&e),
+            why: crate::reason::io_reason(&e),
         },
     })?;
     let token = text.trim();
@@ -332,7 +332,7 @@ fn service_account_in(message: &str) -> Option<String> {
 
 /// `--replicas auto`: reads this pod's StatefulSet and fills in `inputs.replicas`, and
 /// `start_ordinal` and `service` unless their flags gave them (a disagreement is logged).
-pub fn fill(inputs: &mut Inputs, host: &Host, auto: &Auto) -> Result<(), IdentityError> {
+pub fn fill(inputs: &mut Inputs, host: &Host, auto: &Auto) -> crate::error::Result<()> {
     let (namespace, statefulset) = crate::identity::statefulset_ref(inputs, host)?;
     let api = Api::in_cluster(
         |name| std::env::var(name).ok(),

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::members::{MAX_REPLICAS, MAX_START_ORDINAL};
+use crate::sourced::{MAX_REPLICAS, MAX_START_ORDINAL};
 
 /// What `--replicas auto` takes from the object.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,7 +31,7 @@ pub enum CaError {
 /// The trust anchors from a PEM bundle (the pod's `ca.crt`).
 pub fn roots(ca_file: &Path) -> Result<RootCertStore, CaError> {
     let pem =
-        std::fs::read(ca_file).map_err(|e| CaError::Unreadable(crate::error::io_reason(&e)))?;
+        std::fs::read(ca_file).map_err(|e| CaError::Unreadable(crate::reason::io_reason(&e)))?;
     let mut roots = RootCertStore::empty();
     let mut found = 0;
     for cert in CertificateDer::pem_slice_iter(&pem) {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use super::Sourced;
-use crate::members::{MAX_REPLICAS, MAX_START_ORDINAL};
+use super::{MAX_REPLICAS, MAX_START_ORDINAL};
 
 /// Everything that can be wrong with a pod's identity (exit 2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +45,6 @@ pub enum IdentityError {
         name: String,
         why: String,
     },
-    /// `--replicas auto` could not read the StatefulSet.
-    Kube(crate::kube::KubeError),
 }
 
 impl fmt::Display for IdentityError {
@@ -153,7 +151,6 @@ impl fmt::Display for IdentityError {
             NotADnsName { name, why } => {
                 write!(f, "peer name '{name}' is not a valid DNS name ({why})")
             }
-            Kube(e) => e.fmt(f),
         }
     }
 }
@@ -162,7 +159,6 @@ impl IdentityError {
     pub(crate) fn hint(&self) -> Option<String> {
         use IdentityError::*;
         let hint = match self {
-            Kube(e) => return e.hint(),
             ReplicasMissing | ReplicasOutOfRange(_) => {
                 "set REPLICAS to the StatefulSet's spec.replicas, e.g. --replicas 3"
             }
@@ -204,15 +200,9 @@ impl IdentityError {
     }
 }
 
-pub(super) fn ip_list(ips: &[IpAddr]) -> String {
+pub(crate) fn ip_list(ips: &[IpAddr]) -> String {
     ips.iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",")
-}
-
-impl From<crate::kube::KubeError> for IdentityError {
-    fn from(e: crate::kube::KubeError) -> Self {
-        IdentityError::Kube(e)
-    }
 }
