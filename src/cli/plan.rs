@@ -12,7 +12,9 @@ use crate::dns::{WaitPolicy, WaitSettings};
 use crate::error::{Result, UsageError};
 use crate::identity::{Inputs, Source, Sourced};
 use crate::output::Target;
-use crate::plan::{CheckPlan, ExplainPlan, Globals, IdentityPlan, Plan, RenderPlan, TemplatePlan};
+use crate::plan::{
+    CheckPlan, ExplainPlan, Family, Globals, IdentityPlan, Plan, RenderPlan, TemplatePlan,
+};
 use crate::resolv_conf::ResolvConf;
 use crate::template::{Syntax, TemplateSource};
 
@@ -205,23 +207,72 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
         max_interval: args.wait.max_interval,
         max_qps: args.wait.max_qps,
         in_cluster: crate::identity::in_pod(),
+        own_record: args.wait.own_record,
     };
+    let data_path = given.sourced("data_path", &args.data.data_path);
+    let wait_on_restart = given.sourced("wait_on_restart", &args.wait.wait_on_restart);
+    if let (Some(restart), None) = (&wait_on_restart, &data_path) {
+        return Err(UsageError::CommandLine {
+            body: format!(
+                "{} {}: a restart policy needs --data-path (or PEERCONF_DATA_PATH) to tell a restart from a first boot",
+                restart.source, restart.value
+            ),
+            command: Some("render".into()),
+        }
+        .into());
+    }
+    let knows_ip = identity.inputs.pod_ip.is_some() || identity.inputs.pod_ips.is_some();
+    if wait.own_record == crate::dns::OwnRecord::Optional && !knows_ip {
+        return Err(UsageError::CommandLine {
+            body: "--own-record optional needs this pod's IP (POD_IP or POD_IPS, or --pod-ip): without it a stale record of the own name cannot be told from a current one".into(),
+            command: Some("render".into()),
+        }
+        .into());
+    }
     Ok(RenderPlan {
         identity,
         template,
         target,
         mode: args.mode,
         wait,
+        data_path,
+        // A dry run waits only when a policy is given explicitly; a restart one too.
+        wait_on_restart: wait_on_restart
+            .map(|p| p.value)
+            .filter(|_| args.wait.wait.is_some() || !args.dry_run),
     })
 }
 
+/// `value` unless it came from an environment variable: `check` is hermetic.
+fn flag_only<T>(value: Option<Sourced<T>>) -> Option<Sourced<T>> {
+    value.filter(|v| !matches!(v.source, Source::Env(_)))
+}
+
 fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
-    let identity = given.identity(&args.identity);
+    let mut identity = given.identity(&args.identity);
+    // Hermetic: the identity from the flags only, never POD_NAME, POD_NAMESPACE, POD_IP(S),
+    // REPLICAS... of the machine that runs the test (nor its resolv.conf: see check::run).
+    let inputs = &mut identity.inputs;
+    inputs.namespace = flag_only(inputs.namespace.take());
+    inputs.pod_name = flag_only(inputs.pod_name.take());
+    inputs.statefulset = flag_only(inputs.statefulset.take());
+    inputs.replicas = flag_only(inputs.replicas.take());
+    inputs.service = flag_only(inputs.service.take());
+    inputs.cluster_domain = flag_only(inputs.cluster_domain.take());
+    inputs.pod_ip = flag_only(inputs.pod_ip.take());
+    inputs.start_ordinal = flag_only(inputs.start_ordinal.take());
+    inputs.pod_ips = flag_only(inputs.pod_ips.take());
+    let given_ips = inputs.pod_ip.is_some() || inputs.pod_ips.is_some();
     if identity.inputs.pod_name.is_none() && identity.inputs.statefulset.is_none() {
         return Err(UsageError::CheckNeedsName.into());
     }
     // `--replicas` is a list in `check` (see `super::command`): every value, each once.
-    // `auto` reads the API: never in `check`, which is hermetic.
+    // `--replicas auto` reads the API: refused in `check`, which is hermetic (and, like every
+    // env value, a `REPLICAS=auto` of the machine is ignored).
+    identity.auto = identity
+        .auto
+        .take()
+        .filter(|auto| !matches!(auto.source, Source::Env(_)));
     if let Some(auto) = &identity.auto {
         return Err(crate::kube::KubeError::InCheck(auto.source.clone()).into());
     }
@@ -232,16 +283,29 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         .into_iter()
         .flatten()
     {
-        let ReplicasArg::Count(count) = *arg else {
-            let source = given
-                .sourced("replicas", &Some(()))
-                .map_or(Source::Flag("--replicas".into()), |s| s.source);
-            return Err(crate::kube::KubeError::InCheck(source).into());
+        let Some(count) = flag_only(given.sourced("replicas", &Some(*arg))) else {
+            continue;
         };
-        if !replicas.iter().any(|r| r.value == count) {
-            replicas.extend(given.sourced("replicas", &Some(count)));
+        let ReplicasArg::Count(n) = count.value else {
+            return Err(crate::kube::KubeError::InCheck(count.source).into());
+        };
+        if !replicas.iter().any(|r| r.value == n) {
+            replicas.push(Sourced::new(n, count.source));
         }
     }
+    let families = match (given_ips, args.family.as_slice()) {
+        (true, _) => vec![Family::Given],
+        (false, []) => vec![Family::Ipv4, Family::Ipv6, Family::Dual],
+        (false, list) => {
+            let mut families = Vec::new();
+            for family in list {
+                if !families.contains(family) {
+                    families.push(*family);
+                }
+            }
+            families
+        }
+    };
     Ok(CheckPlan {
         identity,
         replicas,
@@ -252,6 +316,12 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         update: args.update,
         output_dir: args.output_dir.clone(),
         junit: args.junit.clone(),
+        families,
+        env: args.env.clone(),
+        force: args.force,
+        color: args.color,
+        name: args.name.clone(),
+        has_data: given.sourced("has_data", &args.has_data),
     })
 }
 
@@ -260,5 +330,8 @@ fn explain(args: &ExplainArgs, given: &Given) -> ExplainPlan {
     if let Some(auto) = &mut identity.auto {
         auto.timeout = args.timeout;
     }
-    ExplainPlan { identity }
+    ExplainPlan {
+        identity,
+        data_path: given.sourced("data_path", &args.data.data_path),
+    }
 }
