@@ -63,7 +63,7 @@ class Program:
 IMAGES = {
     "gcr.io/etcd-development/etcd": Program({"etcd": "/usr/bin/etcd", "etcdctl": "/usr/bin/etcdctl"}, files=NSS),
     "zookeeper": Program(default_command=ZK_SERVER, files=ZK_FILES),
-    "nats": Program({"nats-server": "/usr/bin/nats-server"}, files=NSS),
+    "nats": Program({"nats-server": "/usr/sbin/nats-server"}, files=NSS),
     "redis": Program({"redis-server": "/usr/bin/redis-server", "redis-sentinel": "/usr/bin/redis-sentinel",
                       "redis-cli": "/usr/bin/redis-cli"}, files=NSS),
     "hashicorp/consul": Program({"consul": STANDIN_PATH}, files=[(str(STANDIN), STANDIN_PATH)],
