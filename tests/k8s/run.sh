@@ -37,6 +37,7 @@ command -v java >/dev/null || missing+=(default-jre-headless)
 command -v nats-server >/dev/null || missing+=(nats-server)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
+command -v nc >/dev/null || missing+=(netcat-openbsd) # the zookeeper image's readiness probe runs nc
 if [ "${#missing[@]}" -gt 0 ]; then
     say "installing ${missing[*]} (apt)"
     export DEBIAN_FRONTEND=noninteractive
