@@ -128,7 +128,11 @@ class Api:
             conn.close()
         if ok and r.status not in ok:
             raise ApiError(r.status, f"{method} {path}: {r.status} {raw[:500].decode(errors='replace')}")
-        return r.status, (json.loads(raw) if raw else None)
+        if not raw:
+            return r.status, None
+        if "json" in (r.getheader("Content-Type") or ""):
+            return r.status, json.loads(raw)
+        return r.status, raw.decode(errors="replace")
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)[1]
