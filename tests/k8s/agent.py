@@ -59,6 +59,7 @@ class Agent:
         self.log = log
         self.runners: dict[str, PodRunner] = {}  # pod uid -> runner
         self.lock = threading.Lock()
+        self.net_lock = threading.Lock()
         self.stopping = threading.Event()
         self.next_host = 0
         self.ip_delay = {}  # pod name -> seconds to wait before setting status.podIP (record delay)
@@ -342,7 +343,8 @@ class PodRunner(threading.Thread):
         if delay and self.stop_event.wait(delay):
             return
         self.ip = self.agent.new_ip()
-        self.netns = self.agent.cp.network.add_pod(self.ip)
+        with self.agent.net_lock:  # harness.netns.Network is not thread-safe
+            self.netns = self.agent.cp.network.add_pod(self.ip)
         # Set before any container runs, as the kubelet does: the EndpointSlice controller can
         # publish the pod (with publishNotReadyAddresses) while its init containers wait.
         self._status()
@@ -444,8 +446,9 @@ class PodRunner(threading.Thread):
         if self.pod is not None:
             for p in self.pod.procs:
                 p.kill()
-        if self.netns is not None and self.netns in self.agent.cp.network.pods:
-            self.agent.cp.network.remove_pod(self.netns)
+        with self.agent.net_lock:
+            if self.netns is not None and self.netns in self.agent.cp.network.pods:
+                self.agent.cp.network.remove_pod(self.netns)
 
 
 def exec_in(proc, pod, c, argv, timeout):

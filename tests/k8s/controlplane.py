@@ -152,7 +152,8 @@ class Api:
         return self.request("PUT", path, body, **kw)[1]
 
     def delete(self, path, body=None, **kw):
-        return self.request("DELETE", path, body, ok=(200, 202, 404), **kw)[1]
+        kw.setdefault("ok", (200, 202, 404))
+        return self.request("DELETE", path, body, **kw)[1]
 
 
 class ApiError(Failure):
