@@ -479,6 +479,7 @@ class Prober:
         self.next = {"r": self._first(self.rp), "l": self._first(self.lp)}
         self.fails = {"r": 0, "l": 0}
         self.oks = {"r": 0, "l": 0}
+        self.last_out = None
 
     def _first(self, p):
         return None if p is None else self.start + p.get("initialDelaySeconds", 0)
@@ -519,7 +520,11 @@ class Prober:
         ns = self.runner.agent.cp.network.node  # the kubelet probes from the node's network
         ip = self.runner.ip
         if "exec" in p:
-            return exec_in(proc, self.runner.pod, self.c, p["exec"]["command"], timeout)[0] == 0
+            rc, out = exec_in(proc, self.runner.pod, self.c, p["exec"]["command"], timeout)
+            if rc != 0 and out != self.last_out:
+                self.runner.log(f"probe {p['exec']['command']} exit {rc}: {out.strip()[:300]}")
+            self.last_out = out if rc != 0 else None
+            return rc == 0
         if "tcpSocket" in p:
             try:
                 ns.connect(ip, self._port(p["tcpSocket"]["port"]), timeout).close()

@@ -31,7 +31,9 @@ from harness import Failure
 
 NSS = [("/etc/nsswitch.conf", "/etc/nsswitch.conf")]
 JAVA_FILES = [("/etc/java-17-openjdk", "/etc/java-17-openjdk")] + NSS
-ZK_FILES = JAVA_FILES + [("/etc/zookeeper/conf/log4j.properties", "/conf/log4j.properties")]
+# The image's readiness probe runs `nc`; Debian's /usr/bin/nc is an alternatives link through /etc.
+NC = [("/etc/alternatives/nc", "/etc/alternatives/nc")]
+ZK_FILES = JAVA_FILES + NC + [("/etc/zookeeper/conf/log4j.properties", "/conf/log4j.properties")]
 JAVA = os.path.realpath(shutil.which("java") or "/usr/bin/java")
 # What the zookeeper image's `zkServer.sh start-foreground` runs (same as tests/e2e).
 ZK_SERVER = ["/bin/sh", "-c",
