@@ -57,7 +57,7 @@ build() {
     local wall=$((SECONDS - t0))
     {
         echo "$name: go build of $* ($(go version | awk '{print $3}'), CGO_ENABLED=0, -trimpath -s -w)"
-        echo "  wall ${wall}s; $(grep -E 'Maximum resident|Percent of CPU' "$dir.tmp/time-v.txt" | sed 's/^\s*//' | paste -sd';' | sed 's/;/; /')"
+        echo "  wall ${wall}s; $(grep -E 'User time|System time|Maximum resident|Percent of CPU' "$dir.tmp/time-v.txt" | sed 's/^\s*//' | paste -sd';' | sed 's/;/; /')"
         for b in "$dir.tmp"/*; do
             [ -x "$b" ] && [ -f "$b" ] && echo "  $(basename "$b"): $(stat -c %s "$b") bytes"
         done
