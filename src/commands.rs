@@ -63,8 +63,8 @@ fn render(plan: &RenderPlan) -> Result<()> {
     };
     let vars = variables::variables(&identity, &ids.sets, &variables::process_env(), unknown_ip)?;
     log_variables(&vars);
-    // Render and stage before waiting: a template or output problem must fail now, not
-    // after the DNS wait.
+    // Render and check the output before waiting: a template or output problem must fail
+    // now, not after the DNS wait.
     let renderer = renderer(&plan.template, &vars)?;
     let rendered = template::render_all(
         &renderer,
@@ -73,7 +73,13 @@ fn render(plan: &RenderPlan) -> Result<()> {
         plan.template.stdin_name.as_deref(),
     )?;
     let outputs = plan.target.files(&rendered);
-    let staged = output::stage(&outputs, plan.mode)?;
+    // Every output check, the files written in full and fsynced, then removed again: nothing
+    // of this run lies in the output directory during the wait, so no signal (HUP, QUIT,
+    // USR1... by their default action, or SIGKILL) can leave a staged file behind.
+    // Without a wait there is nothing to fail before: the files are staged once, below.
+    if plan.wait.policy != dns::WaitPolicy::None {
+        output::probe(&outputs, plan.mode)?;
+    }
     let target = WaitTarget {
         members: identity.members.clone(),
         self_ips: identity
@@ -90,11 +96,30 @@ fn render(plan: &RenderPlan) -> Result<()> {
     if dry_run {
         return print_rendered(&rendered);
     }
-    staged.publish()?;
+    let staged = output::stage(&outputs, plan.mode)?;
+    match plan.target {
+        Target::Directory(_) => staged
+            .pruning(template_id(&plan.template.source))
+            .publish()?,
+        _ => staged.publish()?,
+    }
     for file in &outputs {
         tracing::info!(path = %file.path.display(), bytes = file.contents.len(), mode = %format!("{:04o}", plan.mode), "wrote config");
     }
     Ok(())
+}
+
+/// The template directory, as the record of written files names it (see `output::prune`):
+/// the mount path made absolute, its symlinks not resolved (a ConfigMap update swaps `..data`
+/// underneath; the mount path stays the same).
+fn template_id(source: &template::TemplateSource) -> String {
+    match source {
+        template::TemplateSource::Directory(dir) => std::path::absolute(dir)
+            .unwrap_or_else(|_| dir.clone())
+            .display()
+            .to_string(),
+        other => format!("{other:?}"),
+    }
 }
 
 /// `--dry-run`: every rendered file on stdout, each under a header when there are several.

@@ -34,7 +34,8 @@ pub enum Kind {
     /// `check`: every render succeeded, but an assertion, a schema or a golden file did not
     /// hold (exit 6).
     Expectation,
-    /// A bug: something panicked outside the template engine (exit 70, EX_SOFTWARE).
+    /// A bug: something panicked outside the template engine, or the DNS wait's runtime or
+    /// signal handlers could not start (exit 70, EX_SOFTWARE).
     Internal,
     /// SIGINT arrived while waiting (exit 130).
     Interrupted,
@@ -206,10 +207,11 @@ impl Error {
             | Wait(WaitError::NoNameserver { .. })
             | Wait(WaitError::Client { .. })
             | Wait(WaitError::CountOutOfRange { .. })
+            | Wait(WaitError::Name(_))
             | Wait(WaitError::TooFewFiles { .. }) => Kind::Usage,
-            Wait(WaitError::Unresolved { .. }) | Wait(WaitError::Runtime { .. }) => {
-                Kind::PeersUnresolved
-            }
+            Wait(WaitError::Unresolved { .. }) => Kind::PeersUnresolved,
+            // The runtime or a signal handler cannot start: nothing about the peers is known.
+            Wait(WaitError::Runtime { .. }) => Kind::Internal,
             Output(_) => Kind::Output,
             Check(e) => e.kind(),
             Internal(_) => Kind::Internal,
@@ -257,14 +259,9 @@ impl Error {
     }
 }
 
-/// An I/O error as a message names it: the common kinds in plain words.
-pub(crate) fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
-    }
-}
+/// Kept here for the areas that build their errors with it; it lives in the leaf
+/// [`crate::reason`], so that modules below this one need not depend on it.
+pub(crate) use crate::reason::io_reason;
 
 /// Whitespace runs folded to one space, and any other control character (a terminal escape
 /// sequence from a file name or an env value) shown escaped.
@@ -353,6 +350,13 @@ mod tests {
             "Exit codes: 0 ok, 2 usage/identity, 3 template, 4 peers unresolved, 5 output, \
              6 check expectation failed, 70 internal error (a bug), 130 interrupted by SIGINT, 143 stopped by SIGTERM."
         );
+    }
+
+    #[test]
+    fn a_wait_that_cannot_start_is_a_bug_not_unresolved_peers() {
+        let err: Error = WaitError::Runtime("cannot start the DNS wait: boom".into()).into();
+        assert_eq!(err.kind(), Kind::Internal);
+        assert_eq!(err.kind().exit_code(), 70);
     }
 
     #[test]

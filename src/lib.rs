@@ -18,7 +18,9 @@ mod logging;
 pub mod members;
 pub mod output;
 mod plan;
+mod reason;
 pub mod resolv_conf;
+mod sourced;
 pub mod template;
 pub mod variables;
 
