@@ -178,9 +178,9 @@ def s_admission(k: K):
         objs = [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
         log(f"  {b.relative_to(k.repo)}: {len(objs)} objects admitted (server dry run): {', '.join(objs)}")
         check(any(o.startswith("statefulset.apps/") for o in objs), f"{b}: no StatefulSet in {objs}")
-    figure(f"admission: {len(bases)} kustomizations admitted unchanged by kube-apiserver "
-           f"{k.kubectl('version', '-o', 'json').stdout and json.loads(k.kubectl('version', '-o', 'json').stdout)['serverVersion']['gitVersion']}"
-           " under PodSecurity restricted, no warning")
+    server = json.loads(k.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
+    figure(f"admission: {len(bases)} kustomizations admitted unchanged by kube-apiserver {server} "
+           "under PodSecurity restricted, no warning")
     k.delete_ns(ns)
 
 
@@ -272,8 +272,9 @@ def s_consul(k: K):
     time.sleep(20)
     expects = {n: consul_config(k, ns, n)["bootstrap_expect"] for n in sorted(k.pods(ns)) if running(k.pod(ns, n))}
     figure(f"consul: count 5 + kubectl apply -k: REPLICAS 5, consul-3/4 Running with bootstrap_expect 5 in {took} s; "
-           f"20 s later bootstrap_expect by pod: {expects} (the rolling update waits for each replaced pod to be Ready, "
-           "which the Consul stand-in never is: with real Consul it goes on to consul-1 and consul-0)")
+           f"20 s later bootstrap_expect by pod: {expects} (the template changed, but the "
+           "rolling update replaces an old pod only while the pods are Ready, which the Consul stand-in never is; "
+           "with real Consul it would replace consul-2, -1, -0 in turn)")
     k.delete_ns(ns)
 
 
