@@ -61,7 +61,10 @@ fn render(plan: &RenderPlan) -> Result<()> {
         true => UnknownPodIp::Placeholder,
         false => UnknownPodIp::Undefined,
     };
-    let vars = variables::variables(&identity, &ids.sets, &variables::process_env(), unknown_ip)?;
+    let mut vars =
+        variables::variables(&identity, &ids.sets, &variables::process_env(), unknown_ip)?;
+    let data = crate::data_path::probe(plan.data_path.as_ref()).map_err(UsageError::DataPath)?;
+    variables::set_data_state(&mut vars, &data, false);
     log_variables(&vars);
     // Render and check the output before waiting: a template or output problem must fail
     // now, not after the DNS wait.
@@ -87,7 +90,12 @@ fn render(plan: &RenderPlan) -> Result<()> {
             .as_ref()
             .map_or_else(Vec::new, |ips| ips.value.clone()),
     };
-    if let WaitOutcome::TimedOut { unresolved } = dns::wait(&target, &plan.wait)? {
+    let mut wait = plan.wait.clone();
+    wait.policy = dns::policy_for(wait.policy, plan.wait_on_restart, data.has_data());
+    if let Some(has_data) = data.has_data() {
+        tracing::info!(has_data, policy = %wait.policy, first_boot_policy = %plan.wait.policy, restart_policy = %plan.wait_on_restart.unwrap_or(plan.wait.policy), "data path: {}", data.source());
+    }
+    if let WaitOutcome::TimedOut { unresolved } = dns::wait(&target, &wait)? {
         tracing::warn!(
             unresolved = %name_list(&unresolved, 20),
             "peers did not resolve before --timeout; writing the config anyway (--on-timeout continue)"
@@ -138,12 +146,14 @@ fn print_rendered(rendered: &[(String, String)]) -> Result<()> {
 fn explain(plan: &ExplainPlan) -> Result<()> {
     let ids = &plan.identity;
     let identity = Identity::resolve(ids.inputs.clone(), &ids.host(), PodNameFallback::HostName)?;
-    let vars = variables::variables(
+    let mut vars = variables::variables(
         &identity,
         &ids.sets,
         &variables::process_env(),
         UnknownPodIp::Placeholder,
     )?;
+    let data = crate::data_path::probe(plan.data_path.as_ref()).map_err(UsageError::DataPath)?;
+    variables::set_data_state(&mut vars, &data, true);
     let width = vars.iter().map(|v| v.name.len()).max().unwrap_or(0);
     let mut out = String::new();
     for var in &vars {

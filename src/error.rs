@@ -100,6 +100,8 @@ pub enum UsageError {
     },
     /// A `--set` key that names a built-in variable.
     SetShadowsBuiltIn(String),
+    /// `--data-path` cannot tell a first boot from a restart.
+    DataPath(crate::data_path::DataPathError),
     /// `--delimiters` / `--block-delimiters` / `--comment-delimiters` that the engine refuses.
     Delimiters {
         syntax: Box<crate::template::Syntax>,
@@ -127,6 +129,7 @@ impl fmt::Display for UsageError {
                 f,
                 "--set {key}=...: '{key}' is a built-in variable and cannot be overridden"
             ),
+            UsageError::DataPath(e) => e.fmt(f),
             UsageError::Delimiters { syntax, why } => write!(
                 f,
                 "--delimiters '{} {}' / --block-delimiters '{} {}' / --comment-delimiters '{} {}': {why}",
@@ -167,6 +170,7 @@ impl UsageError {
                 "pick another name, or set the built-in through its own flag (see 'peerconf explain')"
                     .to_string()
             }
+            UsageError::DataPath(e) => e.hint(),
             UsageError::Delimiters { .. } => return None,
         })
     }
@@ -258,10 +262,6 @@ impl Error {
         out
     }
 }
-
-/// Kept here for the areas that build their errors with it; it lives in the leaf
-/// [`crate::reason`], so that modules below this one need not depend on it.
-pub(crate) use crate::reason::io_reason;
 
 /// Whitespace runs folded to one space, and any other control character (a terminal escape
 /// sequence from a file name or an env value) shown escaped.

@@ -11,6 +11,7 @@
 mod check;
 mod cli;
 mod commands;
+pub mod data_path;
 pub mod dns;
 pub mod error;
 pub mod identity;

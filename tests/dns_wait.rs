@@ -54,6 +54,7 @@ fn settings(server: SocketAddr, policy: &str) -> WaitSettings {
         max_interval: Duration::from_millis(100),
         max_qps: 100,
         in_cluster: true,
+        own_record: Default::default(),
     }
 }
 

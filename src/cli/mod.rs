@@ -16,7 +16,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 pub use plan::{Parsed, parse};
 
-use crate::dns::{OnTimeout, WaitPolicy};
+use crate::dns::{OnTimeout, OwnRecord, WaitPolicy};
 use crate::logging::LogFormat;
 use crate::template::Format;
 
@@ -246,6 +246,19 @@ struct RenderArgs {
 
     #[command(flatten)]
     wait: WaitArgs,
+
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+/// First boot or restart.
+#[derive(Debug, Clone, Default, Args)]
+struct DataArgs {
+    /// A path the datastore itself creates in its data volume (etcd's member/, ZooKeeper's
+    /// version-2/): present means a restart (has_data true), absent a first boot. Absolute;
+    /// a symbolic link, a missing parent directory or an unreadable path exits 2.
+    #[arg(long, env = "PEERCONF_DATA_PATH", value_name = "PATH")]
+    data_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -274,6 +287,16 @@ struct WaitArgs {
     /// Steady-state DNS query budget of this pod, queries per second.
     #[arg(long, env = "PEERCONF_MAX_QPS", default_value = "100", value_parser = parse_qps)]
     max_qps: u32,
+
+    /// The policy when --data-path finds data (a restart), e.g. self; needs --data-path
+    /// [default: the --wait policy].
+    #[arg(long, env = "PEERCONF_WAIT_ON_RESTART", value_name = "POLICY", value_parser = parse_policy)]
+    wait_on_restart: Option<WaitPolicy>,
+
+    /// This pod's own name: required (it must resolve, to this pod's IP) or optional (it may
+    /// not exist yet, but never resolve only to another address; needs POD_IP).
+    #[arg(long, env = "PEERCONF_OWN_RECORD", value_name = "MODE", default_value = "required", value_parser = parse_own_record)]
+    own_record: OwnRecord,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -296,7 +319,7 @@ struct CheckArgs {
     /// JSON Schema (draft 7 or 2020-12) every JSON result must satisfy; KEY=FILE for one key
     /// of a ConfigMap directory (repeatable).
     #[arg(long, value_name = "[KEY=]FILE", value_parser = parse_schema)]
-    schema: Vec<crate::check::SchemaSpec>,
+    schema: Vec<crate::plan::SchemaSpec>,
 
     /// Compare every result with DIR/replicas-<N>/<pod-name>/<file>.
     #[arg(long, value_name = "DIR")]
@@ -311,15 +334,81 @@ struct CheckArgs {
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
 
-    /// Write a JUnit XML report (one test case per pod and file) to PATH.
+    /// Write a JUnit XML report (one test case per pod and file) to PATH; - for stdout
+    /// (the human report then goes to stderr).
     #[arg(long, value_name = "PATH")]
     junit: Option<PathBuf>,
+
+    /// IP families of the stand-in pod addresses, comma-separated: ipv4, ipv6, dual
+    /// [default: all three; with --pod-ip/--pod-ips, those addresses only].
+    #[arg(long, value_name = "FAMILY[,...]", value_delimiter = ',', value_parser = parse_family)]
+    family: Vec<crate::plan::Family>,
+
+    /// A variable of `env` for the template, KEY=VALUE (repeatable). check never reads the
+    /// process environment: `env` holds these fixtures only.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_fixture)]
+    env: Vec<(String, String)>,
+
+    /// With --update: rewrite the golden files even while a render or an expectation fails.
+    #[arg(long, requires = "update")]
+    force: bool,
+
+    /// Colour the report: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = parse_color)]
+    color: crate::plan::Color,
+
+    /// The test's name: JUnit suites are named after it (default: the template's path).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+
+    /// The value of has_data in every render: true checks a restart, false a first boot
+    /// [default: false].
+    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    has_data: Option<bool>,
+}
+
+fn parse_family(s: &str) -> Result<crate::plan::Family, String> {
+    use crate::plan::Family;
+    match s {
+        "ipv4" => Ok(Family::Ipv4),
+        "ipv6" => Ok(Family::Ipv6),
+        "dual" => Ok(Family::Dual),
+        _ => Err(format!("'{s}' is not an IP family: use ipv4, ipv6 or dual")),
+    }
+}
+
+fn parse_color(s: &str) -> Result<crate::plan::Color, String> {
+    use crate::plan::Color;
+    match s {
+        "auto" => Ok(Color::Auto),
+        "always" => Ok(Color::Always),
+        "never" => Ok(Color::Never),
+        _ => Err(format!(
+            "'{s}' is not a colour choice: use auto, always or never"
+        )),
+    }
+}
+
+/// `KEY=VALUE` for `env`: any non-empty key without `=` or NUL, as an environment allows.
+fn parse_env_fixture(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() && !key.contains('\0') => {
+            Ok((key.to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "'{}' is not KEY=VALUE",
+            crate::logging::printable(s)
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
 struct ExplainArgs {
     #[command(flatten)]
     identity: IdentityArgs,
+
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 fn parse_level(s: &str) -> Result<tracing::Level, String> {
@@ -367,16 +456,16 @@ fn parse_qps(s: &str) -> Result<u32, String> {
 /// sticky bit, and a sign (`+640`) is a typo.
 /// `FILE`, or `KEY=FILE` for one key of a ConfigMap directory. A value that names an
 /// existing file is a FILE even if it contains `=`.
-fn parse_schema(s: &str) -> Result<crate::check::SchemaSpec, String> {
+fn parse_schema(s: &str) -> Result<crate::plan::SchemaSpec, String> {
     let path = std::path::Path::new(s);
     let spec = match s.split_once('=') {
         Some((key, file)) if !path.exists() && !key.is_empty() && !key.contains('/') => {
-            crate::check::SchemaSpec {
+            crate::plan::SchemaSpec {
                 key: Some(key.to_string()),
                 path: PathBuf::from(file),
             }
         }
-        _ => crate::check::SchemaSpec {
+        _ => crate::plan::SchemaSpec {
             key: None,
             path: path.to_path_buf(),
         },
@@ -410,6 +499,10 @@ fn parse_delimiters(s: &str) -> Result<(String, String), String> {
 }
 
 fn parse_policy(s: &str) -> Result<WaitPolicy, String> {
+    s.parse()
+}
+
+fn parse_own_record(s: &str) -> Result<OwnRecord, String> {
     s.parse()
 }
 

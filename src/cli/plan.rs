@@ -10,7 +10,9 @@ use crate::dns::{WaitPolicy, WaitSettings};
 use crate::error::{Result, UsageError};
 use crate::identity::{Inputs, Source, Sourced};
 use crate::output::Target;
-use crate::plan::{CheckPlan, ExplainPlan, Globals, IdentityPlan, Plan, RenderPlan, TemplatePlan};
+use crate::plan::{
+    CheckPlan, ExplainPlan, Family, Globals, IdentityPlan, Plan, RenderPlan, TemplatePlan,
+};
 use crate::resolv_conf::ResolvConf;
 use crate::template::{Syntax, TemplateSource};
 
@@ -184,18 +186,62 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
         max_interval: args.wait.max_interval,
         max_qps: args.wait.max_qps,
         in_cluster: crate::identity::in_pod(),
+        own_record: args.wait.own_record,
     };
+    let data_path = given.sourced("data_path", &args.data.data_path);
+    let wait_on_restart = given.sourced("wait_on_restart", &args.wait.wait_on_restart);
+    if let (Some(restart), None) = (&wait_on_restart, &data_path) {
+        return Err(UsageError::CommandLine {
+            body: format!(
+                "{} {}: a restart policy needs --data-path (or PEERCONF_DATA_PATH) to tell a restart from a first boot",
+                restart.source, restart.value
+            ),
+            command: Some("render".into()),
+        }
+        .into());
+    }
+    let knows_ip = identity.inputs.pod_ip.is_some() || identity.inputs.pod_ips.is_some();
+    if wait.own_record == crate::dns::OwnRecord::Optional && !knows_ip {
+        return Err(UsageError::CommandLine {
+            body: "--own-record optional needs this pod's IP (POD_IP or POD_IPS, or --pod-ip): without it a stale record of the own name cannot be told from a current one".into(),
+            command: Some("render".into()),
+        }
+        .into());
+    }
     Ok(RenderPlan {
         identity,
         template,
         target,
         mode: args.mode,
         wait,
+        data_path,
+        // A dry run waits only when a policy is given explicitly; a restart one too.
+        wait_on_restart: wait_on_restart
+            .map(|p| p.value)
+            .filter(|_| args.wait.wait.is_some() || !args.dry_run),
     })
 }
 
+/// `value` unless it came from an environment variable: `check` is hermetic.
+fn flag_only<T>(value: Option<Sourced<T>>) -> Option<Sourced<T>> {
+    value.filter(|v| !matches!(v.source, Source::Env(_)))
+}
+
 fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
-    let identity = given.identity(&args.identity);
+    let mut identity = given.identity(&args.identity);
+    // Hermetic: the identity from the flags only, never POD_NAME, POD_NAMESPACE, POD_IP(S),
+    // REPLICAS... of the machine that runs the test (nor its resolv.conf: see check::run).
+    let inputs = &mut identity.inputs;
+    inputs.namespace = flag_only(inputs.namespace.take());
+    inputs.pod_name = flag_only(inputs.pod_name.take());
+    inputs.statefulset = flag_only(inputs.statefulset.take());
+    inputs.replicas = flag_only(inputs.replicas.take());
+    inputs.service = flag_only(inputs.service.take());
+    inputs.cluster_domain = flag_only(inputs.cluster_domain.take());
+    inputs.pod_ip = flag_only(inputs.pod_ip.take());
+    inputs.start_ordinal = flag_only(inputs.start_ordinal.take());
+    inputs.pod_ips = flag_only(inputs.pod_ips.take());
+    let given_ips = inputs.pod_ip.is_some() || inputs.pod_ips.is_some();
     if identity.inputs.pod_name.is_none() && identity.inputs.statefulset.is_none() {
         return Err(UsageError::CheckNeedsName.into());
     }
@@ -208,9 +254,22 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         .flatten()
     {
         if !replicas.iter().any(|r| r.value == *count) {
-            replicas.extend(given.sourced("replicas", &Some(*count)));
+            replicas.extend(flag_only(given.sourced("replicas", &Some(*count))));
         }
     }
+    let families = match (given_ips, args.family.as_slice()) {
+        (true, _) => vec![Family::Given],
+        (false, []) => vec![Family::Ipv4, Family::Ipv6, Family::Dual],
+        (false, list) => {
+            let mut families = Vec::new();
+            for family in list {
+                if !families.contains(family) {
+                    families.push(*family);
+                }
+            }
+            families
+        }
+    };
     Ok(CheckPlan {
         identity,
         replicas,
@@ -221,11 +280,18 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         update: args.update,
         output_dir: args.output_dir.clone(),
         junit: args.junit.clone(),
+        families,
+        env: args.env.clone(),
+        force: args.force,
+        color: args.color,
+        name: args.name.clone(),
+        has_data: given.sourced("has_data", &args.has_data),
     })
 }
 
 fn explain(args: &ExplainArgs, given: &Given) -> ExplainPlan {
     ExplainPlan {
         identity: given.identity(&args.identity),
+        data_path: given.sourced("data_path", &args.data.data_path),
     }
 }

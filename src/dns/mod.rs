@@ -29,6 +29,7 @@ use crate::resolv_conf::ResolvConf;
 pub use error::WaitError;
 pub use policy::WaitPolicy;
 pub use policy::name_list;
+pub use policy::{OwnRecord, policy_for};
 pub use run::wait_for_peers;
 
 /// What to do when the deadline passes with the policy unmet.
@@ -54,6 +55,8 @@ pub struct WaitSettings {
     /// Does this run in a Kubernetes pod? Off a cluster (a laptop, CI) the advice about
     /// Services and pod management policies does not apply, and the hints say so instead.
     pub in_cluster: bool,
+    /// `--own-record`: may the own name count while it does not exist yet?
+    pub own_record: OwnRecord,
 }
 
 /// Who to wait for.

@@ -318,6 +318,15 @@ impl Run<'_> {
                     self.self_stale = None;
                 }
                 debug!(peer = %peer, "not resolved yet: {why}");
+                // `--own-record optional`: nothing stale, only not published yet.
+                if is_self && self.settings.own_record.absent_counts() {
+                    self.progress.resolve(&self.req, i);
+                    info!(
+                        peer = %peer,
+                        elapsed = %short(self.start.elapsed()),
+                        "own name does not resolve yet, and no stale address either: counted (--own-record optional)"
+                    );
+                }
             }
             Answer::Failed(problem) => {
                 self.last_problem = Some(problem.clone());
