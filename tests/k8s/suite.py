@@ -349,8 +349,11 @@ def s_deadlock(k: K):
         else:
             check(sorted(ps) == ["etcd-0", "etcd-1", "etcd-2"], f"{title}: pods {sorted(ps)}")
             check(all(getattr(r, "rcode", None) == 3 for r in records.values()), f"{title}: records {records}")
+        in_init = sorted(n for n, p in ps.items() if not any(
+            "terminated" in c.get("state", {}) and c["state"]["terminated"].get("exitCode") == 0
+            for c in p.get("status", {}).get("initContainerStatuses", [])))
         hints = [line for n in ps for line in k.runner(ns, n).pod.procs[0].stderr().splitlines() if "hint" in line.lower()]
-        figure(f"deadlock ({title}): after {watch} s pods {sorted(ps)}, none Ready, all in their init container; "
+        figure(f"deadlock ({title}): after {watch} s pods {sorted(ps)}, none Ready, still in their init container: {in_init}; "
                f"CoreDNS answers {', '.join(f'{n}: ' + (str(r.addrs) if hasattr(r, 'addrs') and r.rcode == 0 else 'NXDOMAIN' if getattr(r, 'rcode', None) == 3 else str(r)) for n, r in records.items())}; "
                f"peerconf hint lines: {len(hints)}{' e.g. ' + hints[0][:160] if hints else ''}")
         k.delete_ns(ns)
