@@ -443,6 +443,7 @@ fn to_test(spec: TestSpec, path: &Path, base: &Path, shown: &str, run: &TestPlan
             },
             sets: spec.set.into_iter().collect(),
             resolv_conf: ResolvConf::from_text(Path::new("(none: test is hermetic)"), ""),
+            auto: None,
         },
         replicas,
         template: TemplatePlan {
