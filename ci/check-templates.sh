@@ -10,7 +10,8 @@
 #   ci/check-templates.sh --update            rewrite the golden files after a deliberate change
 #   ci/check-templates.sh --filter etcd       any other `peerconf test` flag is passed on
 #
-# JUnit reports land in target/check-templates/<test>.xml. Ends with `test: N passed, M failed`.
+# JUnit reports land in target/check-templates/<test>.xml. Then (with no argument) the examples
+# of docs/testing-templates.md that need the schema build run against it (ci/doc-examples.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -26,4 +27,9 @@ fi
 # global PEERCONF_LOG_* options could change a run, so every PEERCONF_* is cleared.
 while read -r name; do unset "$name"; done < <(env | sed -n 's/^\(PEERCONF_[A-Z_]*\)=.*/\1/p')
 mkdir -p target/check-templates
-exec "$bin" test ci/templates.suite.toml --color never --junit-dir target/check-templates "$@"
+"$bin" test ci/templates.suite.toml --color never --junit-dir target/check-templates "$@"
+# The testing page's suite examples need this (schema) build: run them here, with it.
+if [[ $# == 0 ]]; then
+    echo "==> docs/testing-templates.md examples with the schema build"
+    DOC_EXAMPLES_FEATURES=schema PEERCONF_BIN=$bin ci/doc-examples.sh docs/testing-templates.md
+fi

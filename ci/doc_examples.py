@@ -28,6 +28,9 @@ What is run
 Markers (an HTML comment on its own line, before the fence; blank lines may come between)
   <!-- doc-examples: expect-exit N -->   every command run from the next block must exit N
                                            (default: 0).
+  <!-- doc-examples: feature NAME -->     the next block runs only when DOC_EXAMPLES_FEATURES
+                                           (comma-separated) has NAME, i.e. PEERCONF_BIN was
+                                           built with --features NAME; else it is skipped.
   <!-- doc-examples: skip REASON -->      the next block is not run (REASON is required and
                                            printed; use it for examples that need a cluster or
                                            a DNS server).
@@ -165,10 +168,18 @@ def parse(path: Path) -> Doc:
             what = marker[1]
             em = re.fullmatch(r"expect-exit\s+(\d+)", what)
             sm = re.fullmatch(r"skip\s+(\S.*)", what)
+            fm = re.fullmatch(r"feature\s+(\w+)", what)
             if em:
                 expect = int(em.group(1))
             elif sm:
                 skip = sm.group(1)
+            elif fm:
+                have = os.environ.get("DOC_EXAMPLES_FEATURES", "").split(",")
+                if fm.group(1) not in have:
+                    skip = (
+                        f"needs a binary built with --features {fm.group(1)} "
+                        f"(DOC_EXAMPLES_FEATURES={fm.group(1)} PEERCONF_BIN=that binary)"
+                    )
             else:
                 doc.errors.append(f"{path}:{marker[0]}: unknown doc-examples marker {what!r}")
             marker = None

@@ -162,6 +162,8 @@ pub enum ParseFormat {
 }
 
 impl ParseFormat {
+    /// A suite's `parse` value (suites are read in the `schema` build only).
+    #[cfg_attr(not(feature = "schema"), allow(dead_code))]
     pub fn from_name(name: &str) -> Option<ParseFormat> {
         Some(match name {
             "json" => ParseFormat::Json,
@@ -176,6 +178,7 @@ impl ParseFormat {
 
 /// `peerconf test FILE...`: suite files, each test of which becomes a [`CheckPlan`].
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "schema"), allow(dead_code))]
 pub struct TestPlan {
     pub suites: Vec<PathBuf>,
     /// `--filter NAME` (repeatable): only the tests of these names; each must match one.

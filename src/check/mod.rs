@@ -20,8 +20,10 @@ mod assertions;
 mod golden;
 mod junit;
 mod parse;
+mod replace;
 mod schema;
-pub(crate) mod suite;
+#[cfg(feature = "schema")]
+mod suite;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -137,7 +139,7 @@ pub(crate) fn prepare(
 ) -> Result<(Vec<Identity>, Vec<TemplateFile>, Expectations)> {
     let identities = identities(plan)?;
     let mut files = template::load(&plan.template.source)?;
-    suite::apply_replace(&plan.replace, &mut files)?;
+    replace::apply_replace(&plan.replace, &mut files)?;
     if let Some((key, _)) = plan
         .parse
         .iter()
@@ -161,6 +163,18 @@ pub(crate) fn prepare(
     refuse_overlaps(plan)?;
     let expect = Expectations::new(plan, &files)?;
     Ok((identities, files, expect))
+}
+
+/// Runs `peerconf test`: suite files ([`suite`]), in the `schema` build (the CI build: the
+/// TOML parser does not fit the init image's size budget).
+pub fn test(plan: &crate::plan::TestPlan) -> Result<()> {
+    #[cfg(feature = "schema")]
+    return suite::run(plan);
+    #[cfg(not(feature = "schema"))]
+    {
+        let _ = plan;
+        Err(CheckError::SuiteUnsupported.into())
+    }
 }
 
 /// Hermetic machine facts: no service account file, no resolv.conf, no host name.
@@ -674,6 +688,8 @@ pub enum CheckError {
     SchemaNotJson { target: String },
     /// A golden, `--output-dir` or `--junit` file that cannot be written or removed (exit 5).
     Write { path: String, reason: String },
+    /// `peerconf test` in a build without suite support (exit 2).
+    SuiteUnsupported,
     /// A suite file that cannot be read or is not a valid suite (exit 2).
     Suite { path: String, why: String },
     /// An error preparing one test of a suite: what it was, with the suite and test named.
@@ -707,6 +723,7 @@ impl CheckError {
     pub(crate) fn hint(&self) -> Option<String> {
         Some(match self {
             CheckError::InTest { error, .. } => return error.hint(),
+            CheckError::SuiteUnsupported => "suites need the CI build, which does not fit the 3.5 MiB init image: 'cargo build --release --features schema' (docs/testing-templates.md); or run each test as a 'peerconf check' command".to_string(),
             CheckError::ExpectationsFailed { .. } => "the FAIL lines above name each pod, file and expectation; if a golden file is out of date on purpose, rerun with --update".to_string(),
             CheckError::BadAssertion { .. } => "an assertion is one expression, e.g. --assert \"config.bootstrap_expect == replicas\"".to_string(),
             CheckError::ReservedName(_) => "config, file, files and parsed are what --assert reads the rendered results by; pick another --set name".to_string(),
@@ -750,6 +767,9 @@ impl fmt::Display for CheckError {
             }
             CheckError::Write { path, reason } => write!(f, "cannot write {path}: {reason}"),
             CheckError::Suite { path, why } => write!(f, "{path}: {why}"),
+            CheckError::SuiteUnsupported => f.write_str(
+                "test: this peerconf reads no suite files (built without the `schema` feature)",
+            ),
             CheckError::InTest { suite, test, error } => {
                 write!(f, "{suite}: test '{test}': {error}")
             }

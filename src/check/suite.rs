@@ -27,7 +27,7 @@ use crate::plan::{
     TestPlan,
 };
 use crate::resolv_conf::ResolvConf;
-use crate::template::{Format, Syntax, TemplateFile, TemplateSource};
+use crate::template::{Format, Syntax, TemplateSource};
 
 /// The largest suite file read.
 const MAX_SUITE_BYTES: u64 = 1024 * 1024;
@@ -36,8 +36,6 @@ const MAX_TESTS: usize = 1000;
 /// The most pods one test renders (the sum of its replica counts, times its families): the
 /// largest matrix `check --replicas 10000` renders in all three families.
 const MAX_PODS: u64 = 30_000;
-/// A template after `replace` may not outgrow what `template::load` reads.
-const MAX_TEMPLATE_BYTES: usize = 1024 * 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -488,53 +486,4 @@ fn to_test(spec: TestSpec, path: &Path, base: &Path, shown: &str, run: &TestPlan
         must_fail,
         plan,
     })
-}
-
-/// Applies a test's `replace` to its loaded template: each must match at least once (a
-/// control whose bug was never put in would test nothing), and no file may outgrow the
-/// template size bound.
-pub(crate) fn apply_replace(replace: &[Replace], files: &mut [TemplateFile]) -> Result<()> {
-    for r in replace {
-        let mut matched = 0;
-        for file in files.iter_mut() {
-            if r.file.as_ref().is_some_and(|key| *key != file.key) {
-                continue;
-            }
-            let count = file.text.matches(r.from.as_str()).count();
-            if count == 0 {
-                continue;
-            }
-            let grown = file.text.len() - count * r.from.len() + count * r.to.len();
-            if grown > MAX_TEMPLATE_BYTES {
-                return Err(CheckError::Suite {
-                    path: printable(&file.display).into_owned(),
-                    why: format!(
-                        "replace '{}': the template would grow past {MAX_TEMPLATE_BYTES} bytes",
-                        printable(&r.from)
-                    ),
-                }
-                .into());
-            }
-            file.text = file.text.replace(r.from.as_str(), &r.to);
-            matched += count;
-        }
-        if matched == 0 {
-            let place = match &r.file {
-                Some(key) => format!("the template's file '{}'", printable(key)),
-                None => "the template".to_string(),
-            };
-            return Err(CheckError::Suite {
-                path: files
-                    .first()
-                    .map(|f| printable(&f.display).into_owned())
-                    .unwrap_or_default(),
-                why: format!(
-                    "replace '{}': not found in {place}, so this test would test nothing",
-                    printable(&r.from)
-                ),
-            }
-            .into());
-        }
-    }
-    Ok(())
 }
