@@ -28,8 +28,8 @@ fi
 while read -r name; do unset "$name"; done < <(env | sed -n 's/^\(PEERCONF_[A-Z_]*\)=.*/\1/p')
 mkdir -p target/check-templates
 "$bin" test ci/templates.suite.toml --color never --junit-dir target/check-templates "$@"
-# The testing page's suite examples need this (schema) build: run them here, with it.
+# The docs' suite examples need this (schema) build: run them here, with it.
 if [[ $# == 0 ]]; then
     echo "==> docs/testing-templates.md examples with the schema build"
-    DOC_EXAMPLES_FEATURES=schema PEERCONF_BIN=$bin ci/doc-examples.sh docs/testing-templates.md
+    DOC_EXAMPLES_FEATURES=schema PEERCONF_BIN=$bin ci/doc-examples.sh docs/testing-templates.md docs/commands.md
 fi
