@@ -18,6 +18,7 @@ pub use crate::check::CheckError;
 pub use crate::dns::WaitError;
 pub use crate::identity::IdentityError;
 pub use crate::output::OutputError;
+pub use crate::secret::SecretError;
 pub use crate::template::TemplateError;
 
 /// What kind of failure happened; decides the exit code.
@@ -99,6 +100,10 @@ pub enum UsageError {
     },
     /// A `--set` key that names a built-in variable.
     SetShadowsBuiltIn(String),
+    /// `--mode KEY=MODE` for a key the template directory does not have.
+    ModeKeyUnknown { key: String, keys: Vec<String> },
+    /// `--mode KEY=MODE` with a single-file template.
+    ModeKeyNeedsDirectory(String),
     /// `--delimiters` / `--block-delimiters` / `--comment-delimiters` that the engine refuses.
     Delimiters {
         syntax: Box<crate::template::Syntax>,
@@ -125,6 +130,15 @@ impl fmt::Display for UsageError {
             UsageError::SetShadowsBuiltIn(key) => write!(
                 f,
                 "--set {key}=...: '{key}' is a built-in variable and cannot be overridden"
+            ),
+            UsageError::ModeKeyUnknown { key, keys } => write!(
+                f,
+                "--mode {key}=...: the template directory has no key '{key}' (its keys: {})",
+                keys.join(", ")
+            ),
+            UsageError::ModeKeyNeedsDirectory(key) => write!(
+                f,
+                "--mode {key}=...: a per-key mode needs a template directory, but --template is a single file"
             ),
             UsageError::Delimiters { syntax, why } => write!(
                 f,
@@ -166,6 +180,13 @@ impl UsageError {
                 "pick another name, or set the built-in through its own flag (see 'peerconf explain')"
                     .to_string()
             }
+            UsageError::ModeKeyUnknown { .. } => {
+                "give the ConfigMap key (the file name in the mount), e.g. --mode .erlang.cookie=0400"
+                    .to_string()
+            }
+            UsageError::ModeKeyNeedsDirectory(_) => {
+                "give one mode for the file, e.g. --mode 0400".to_string()
+            }
             UsageError::Delimiters { .. } => return None,
         })
     }
@@ -184,6 +205,8 @@ pub enum Failure {
     Wait(WaitError),
     Output(OutputError),
     Check(CheckError),
+    /// `--secret`: a conflict on the command line (exit 2) or a file that cannot be one (exit 3).
+    Secret(SecretError),
     /// A panic outside the template engine: a bug.
     Internal(String),
 }
@@ -212,6 +235,8 @@ impl Error {
             }
             Output(_) => Kind::Output,
             Check(e) => e.kind(),
+            Secret(e) if e.is_usage() => Kind::Usage,
+            Secret(_) => Kind::Template,
             Internal(_) => Kind::Internal,
         }
     }
@@ -235,6 +260,7 @@ impl Error {
             Failure::Wait(e) => e.hint(),
             Failure::Output(e) => e.hint(),
             Failure::Check(e) => e.hint(),
+            Failure::Secret(e) => e.hint(),
             Failure::Internal(_) => Some(
                 "this is a bug in peerconf; please report it with the command line".to_string(),
             ),
@@ -248,12 +274,15 @@ impl Error {
     /// The exact text written to stderr: `peerconf: error: ...` and, where a fix is known,
     /// `peerconf: hint: ...`. Newlines inside the message are folded so the error stays one
     /// line (a kubelet event or a log scraper shows the first line only).
+    ///
+    /// Any secret value in it (an engine message that quotes a value) is redacted
+    /// ([`crate::secret::redact`]): this is the one printer of every error.
     pub fn report(&self) -> String {
         let mut out = format!("peerconf: error: {}\n", one_line(&self.message()));
         if let Some(hint) = self.hint() {
             out.push_str(&format!("peerconf: hint: {}\n", one_line(&hint)));
         }
-        out
+        crate::secret::redact(&out).into_owned()
     }
 }
 
@@ -282,6 +311,7 @@ impl fmt::Display for Error {
             Failure::Wait(e) => e.fmt(f),
             Failure::Output(e) => e.fmt(f),
             Failure::Check(e) => e.fmt(f),
+            Failure::Secret(e) => e.fmt(f),
             Failure::Internal(payload) => write!(f, "internal error: {payload}"),
         }
     }
@@ -299,7 +329,7 @@ macro_rules! from_area {
     )*};
 }
 from_area!(UsageError => Usage, IdentityError => Identity, TemplateError => Template,
-    WaitError => Wait, OutputError => Output, CheckError => Check);
+    WaitError => Wait, OutputError => Output, CheckError => Check, SecretError => Secret);
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -19,6 +19,7 @@ pub mod members;
 pub mod output;
 mod plan;
 pub mod resolv_conf;
+pub mod secret;
 pub mod template;
 pub mod variables;
 

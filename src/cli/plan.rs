@@ -137,6 +137,7 @@ impl Given<'_> {
                 pod_ips: self.sourced("pod_ips", &args.pod_ips),
             },
             sets: args.set.clone(),
+            secrets: args.secret.clone(),
             resolv_conf: ResolvConf::read(&args.resolv_conf),
         }
     }
@@ -185,11 +186,25 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
         max_qps: args.wait.max_qps,
         in_cluster: crate::identity::in_pod(),
     };
+    // The last `--mode MODE` is every file's; `--mode KEY=MODE` overrides one key.
+    let mut mode = 0o640;
+    let mut key_modes: Vec<(String, u32)> = Vec::new();
+    for spec in &args.mode {
+        match spec {
+            super::ModeSpec::All(m) => mode = *m,
+            super::ModeSpec::Key(key, m) => {
+                key_modes.retain(|(k, _)| k != key);
+                key_modes.push((key.clone(), *m));
+            }
+        }
+    }
     Ok(RenderPlan {
         identity,
         template,
         target,
-        mode: args.mode,
+        mode,
+        key_modes,
+        show_secrets: args.show_secrets,
         wait,
     })
 }
