@@ -36,6 +36,7 @@ command -v java >/dev/null || missing+=(default-jre-headless)
 command -v nats-server >/dev/null || missing+=(nats-server)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server) # with Erlang 25
 command -v ip >/dev/null || missing+=(iproute2)
 for tool in unshare setpriv chroot hostname; do
     command -v "$tool" >/dev/null || { say "missing $tool (util-linux/coreutils/hostname)"; exit 2; }
@@ -49,6 +50,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     # The package may start Debian's own unbound on 127.0.0.1:53 and [::1]:53; the suite starts its own.
     if [[ " ${missing[*]} " == *" unbound "* ]] && command -v systemctl >/dev/null; then
         systemctl stop unbound 2>/dev/null || true
+    fi
+    # Likewise Debian's own rabbitmq-server (and its epmd): the rabbitmq-cluster scenario runs its own.
+    if [[ " ${missing[*]} " == *" rabbitmq-server "* ]] && command -v systemctl >/dev/null; then
+        systemctl stop rabbitmq-server epmd.socket epmd 2>/dev/null || true
     fi
 fi
 if ! command -v kubectl >/dev/null; then
