@@ -91,6 +91,16 @@ run rabbitmq 0 --template manifests/examples/rabbitmq/templates --statefulset ra
     --assert "'USE_LONGNAME=true' in files['rabbitmq-env.conf'] | lines" \
     --golden tests/golden/rabbitmq "${update[@]}" --junit "$reports/rabbitmq.xml"
 
+# cluster.id: the cluster_id of default/kafka, the same in every pod and at every size.
+run kafka 0 --template manifests/examples/kafka/templates --statefulset kafka \
+    --assert "files['cluster.id'] | trim == 'Emie9P1Ar_sT03hEowoTlw'" \
+    --assert "files['cluster.id'] | trim | length == 22" \
+    --assert "('node.id=' ~ index) in files['server.properties'] | lines" \
+    --assert "(index ~ '@' ~ pod_fqdn ~ ':9093') in (files['server.properties'] | lines | select('startingwith', 'controller.quorum.voters=') | first)[25:] | split(',')" \
+    --assert "(files['server.properties'] | lines | select('startingwith', 'controller.quorum.voters=') | first)[25:] | split(',') | list | length == replicas" \
+    --assert "('advertised.listeners=PLAINTEXT://' ~ pod_fqdn ~ ':9092') in files['server.properties'] | lines" \
+    --golden tests/golden/kafka "${update[@]}" --junit "$reports/kafka.xml"
+
 if [[ ${#update[@]} == 0 ]]; then
     scratch=$(mktemp -d "${TMPDIR:-/tmp}/peerconf-check-templates.XXXXXX")
     trap 'rm -rf "$scratch"' EXIT

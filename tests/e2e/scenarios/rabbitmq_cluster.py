@@ -11,8 +11,9 @@ harness can stop it by PID; the Secret volume, which the pod emulation does not 
 laid out here as the kubelet would (root-owned, group fsGroup, defaultMode 0440).
 
 E2E_WAIT=none and E2E_RABBITMQ_RECORDS=10-20 (seconds after the inits start, default 0-3) turn
-it into one run of the with/without measurement of docs/datastores.md: the result line says
-whether the nodes formed one cluster or split."""
+it into one run of the with/without measurement of docs/datastores.md (E2E_RABBITMQ_FORMATION_ONLY=1
+stops after formation, E2E_RABBITMQ_FORM_WITHIN=S bounds it): the RESULT line says whether the
+nodes formed one cluster or split."""
 
 import json
 import os
@@ -128,6 +129,10 @@ def run(k: Cluster):
     log(f"RESULT rabbitmq split=False formed {took:.1f}s after the inits started (records at {records}s): "
         "cluster_status on each node lists all 3 running")
 
+    if os.environ.get("E2E_RABBITMQ_FORMATION_ONLY"):
+        for p in pods:
+            net.delete(p)
+        return
     qname = f"e2e-{random.randint(0, 1 << 30)}"
     declare = (f'rabbit_amqqueue:declare(rabbit_misc:r(<<"/">>, queue, <<"{qname}">>), true, false, [], none, '
                '<<"e2e">>).')
