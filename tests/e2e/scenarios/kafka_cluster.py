@@ -67,6 +67,10 @@ def run(k: Cluster):
     ids = {p.name: p.host_path("/config/cluster.id", p.main_container()).read_text().strip() for p in pods}
     check(len(set(ids.values())) == 1 and len(next(iter(ids.values()))) == 22, f"cluster ids differ: {ids}")
     cluster_id = next(iter(ids.values()))
+    for p in pods:
+        meta = p.volume("data") / "logs" / "meta.properties"
+        check(f"cluster.id={cluster_id}" in meta.read_text().splitlines(),
+              f"{p.name}: {meta} does not hold cluster.id={cluster_id}")
     topic = f"e2e-{random.randint(0, 1 << 30)}"
     boot0 = f"{pods[0].fqdn}:9092"
 
@@ -78,7 +82,7 @@ def run(k: Cluster):
         return r.returncode == 0
 
     check(wait_until(created, FORM_WITHIN, 1.0), f"topic {topic} (RF 3) not created within {FORM_WITHIN:.0f}s")
-    log(f"cluster id {cluster_id} in every pod; topic {topic} with replication factor 3 created "
+    log(f"cluster id {cluster_id} in every pod's cluster.id and formatted storage (meta.properties); topic {topic} with replication factor 3 created "
         f"{time.monotonic() - t0:.1f}s after the inits started (records at {', '.join(f'{o:.1f}' for o in offsets)}s)")
 
     def isr(bootstrap):
@@ -111,7 +115,8 @@ def run(k: Cluster):
     new.start_init()
     check(new.init.wait(30) == 0, f"{new.name}: init exited {new.init.returncode}\n{new.init.tail()}")
     mains[new.name] = start_kafka(new)
-    check(wait_until(lambda: isr(boot0) == ["0", "1", "2"] and mains[new.name].running(), FORM_WITHIN, 2.0),
+    # Asked of the re-created broker itself: it answers metadata at its new address.
+    check(wait_until(lambda: mains[new.name].running() and isr(f"{new.fqdn}:9092") == ["0", "1", "2"], FORM_WITHIN, 2.0),
           f"{new.name} with new IP {new.ip} not back in the ISR of {topic}: {isr(boot0)}\n{mains[new.name].tail(30)}")
     check(consumed(f"{new.fqdn}:9092"), f"{message} not consumed from the re-created {new.name}")
     log(f"{new.name} re-created with new IP {new.ip}: back in the ISR {time.monotonic() - t1:.1f}s later "
