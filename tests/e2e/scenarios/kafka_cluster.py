@@ -67,10 +67,6 @@ def run(k: Cluster):
     ids = {p.name: p.host_path("/config/cluster.id", p.main_container()).read_text().strip() for p in pods}
     check(len(set(ids.values())) == 1 and len(next(iter(ids.values()))) == 22, f"cluster ids differ: {ids}")
     cluster_id = next(iter(ids.values()))
-    for p in pods:
-        meta = p.volume("data") / "logs" / "meta.properties"
-        check(f"cluster.id={cluster_id}" in meta.read_text().splitlines(),
-              f"{p.name}: {meta} does not hold cluster.id={cluster_id}")
     topic = f"e2e-{random.randint(0, 1 << 30)}"
     boot0 = f"{pods[0].fqdn}:9092"
 
@@ -82,6 +78,11 @@ def run(k: Cluster):
         return r.returncode == 0
 
     check(wait_until(created, FORM_WITHIN, 1.0), f"topic {topic} (RF 3) not created within {FORM_WITHIN:.0f}s")
+    # Each node's storage was formatted (by the main container's format step) with that id.
+    for p in pods:
+        meta = p.volume("data") / "logs" / "meta.properties"
+        check(f"cluster.id={cluster_id}" in meta.read_text().splitlines(),
+              f"{p.name}: {meta} does not hold cluster.id={cluster_id}")
     log(f"cluster id {cluster_id} in every pod's cluster.id and formatted storage (meta.properties); topic {topic} with replication factor 3 created "
         f"{time.monotonic() - t0:.1f}s after the inits started (records at {', '.join(f'{o:.1f}' for o in offsets)}s)")
 
