@@ -123,7 +123,9 @@ def run(k: Cluster):
     took = time.monotonic() - t0
     records = ", ".join(f"{o:.1f}" for o in offsets)
     if not ok:
-        split = len({tuple(v or []) for v in seen.values()}) > 1
+        # Split: two nodes that answer and list different running members. A node whose
+        # cluster_status fails (None) is "not formed", not counted as a split.
+        split = len({tuple(v) for v in seen.values() if v is not None}) > 1
         log(f"RESULT rabbitmq split={split} records at {records}s: running_nodes per pod {seen}")
     check(ok, f"no single cluster of 3 within {FORM_WITHIN:.0f}s: running_nodes per pod {seen}")
     log(f"RESULT rabbitmq split=False formed {took:.1f}s after the inits started (records at {records}s): "
