@@ -15,6 +15,8 @@ and each pod's DNS record appears at a random offset from t0 (uniform over the p
                zk_synced_followers = 2
     nats       every server's /routez lists routes to both others (by name, through /varz)
 
+Profile `restart` (data kept, new IP, the old record served for 4 s): see RESTART_MODES below.
+
 Modes, drawn with the same offsets one after the other (a pair):
     peerconf     the init containers start at t0 with the example's args (its --wait policy);
                  each main container starts as soon as its init exits 0
@@ -53,8 +55,115 @@ from scenarios.datastores import start_zookeeper, with_wait, zk_ensemble  # noqa
 from scenarios.etcd_lifecycle import start_etcd  # noqa: E402
 from scenarios.nats_cluster import full_mesh, http_get, start_nats  # noqa: E402
 
-PROFILES = {"0-3": (0.0, 3.0), "10-20": (10.0, 20.0)}
+PROFILES = {"0-3": (0.0, 3.0), "10-20": (10.0, 20.0), "restart": (4.0, 4.0)}
 MODES = ("peerconf", "prerendered")
+# The restart profile (issue 21): a formed cluster; one pod re-created with its data and a new
+# IP while DNS serves its old IP for STALE_S more seconds. Its modes:
+#   peerconf     its init runs with the example's args (a restart: --wait-on-restart if any)
+#   prerendered  rendered with --wait=none, main started at once: it meets the stale record
+#   fresh        rendered with --wait=none, main started at once, the new record served at once
+#                (an unwaited restart that cannot hit the stale address: the floor)
+RESTART_MODES = ("peerconf", "prerendered", "fresh")
+STALE_S = 4.0
+
+
+def unwaited(pod):
+    """The init args rendering at once: --wait=none, no restart policy."""
+    return [a for a in with_wait(pod, "none") if not a.startswith("--wait-on-restart=")]
+
+
+def form_cluster(net, pods, start_main, probe, bound):
+    """Every record published, every config rendered unwaited, every main started: healthy
+    within `bound` s or Failure. Not timed: the restart runs start from here."""
+    for p in pods:
+        net.publish(p)
+        p.start_init(args=unwaited(p))
+    mains = {}
+    for p in pods:
+        rc = p.init.wait(10)
+        check(rc == 0, f"{p.name}: forming init exited {rc}\n{p.init.tail()}")
+        mains[p.name] = start_main(p)
+    deadline = time.monotonic() + bound
+    while not probe(net, pods):
+        check(time.monotonic() < deadline, f"the cluster did not form within {bound:.0f}s")
+        time.sleep(PROBE_EVERY)
+    return mains
+
+
+def restart_run(ctx, seq, ds, mode, bound, victim=1):
+    """One restart: pod `victim` re-created with its data and a new IP at t0; its old record is
+    served until t0 + STALE_S (mode fresh: the new one from t0). Time from t0 to healthy."""
+    start_main, probe, _ = DATASTORES[ds]
+    docs = ctx["docs"][ds]
+    rundir = ctx["workdir"] / f"run{seq}"
+    rundir.mkdir()
+    net = PodNet(ctx["sup"], rundir, ctx["binary"], ctx["image"], ctx["net"],
+                 prefix=f"pcbh{ctx['net']}r{seq}", name=f"run{seq}-{ds}-restart-{mode}")
+    rec = {"datastore": ds, "mode": mode, "offsets": [STALE_S if mode != "fresh" else 0.0],
+           "load1": float(open("/proc/loadavg").read().split()[0])}
+    prober = None
+    pods = []
+    try:
+        pods = net.statefulset(docs, f"bench-{ds}", subnet=1)
+        mains = form_cluster(net, pods, start_main, probe, bound)
+        old = pods[victim]
+        new = net.recreate(old, net.ip(1, 41))
+        pods[victim] = new
+        mains.pop(new.name)  # the old pod's container, stopped by recreate
+        if mode != "peerconf":
+            new.start_init(args=unwaited(new))
+            rc = new.init.wait(10)
+            check(rc == 0, f"{new.name}: unwaited init exited {rc}\n{new.init.tail()}")
+        t0 = time.monotonic()
+        started = {}
+        if mode == "peerconf":
+            new.start_init()
+        else:
+            mains[new.name] = start_main(new)
+            started[new.name] = 0.0
+        if mode == "fresh":
+            net.publish(new, wait=False)
+        published = mode == "fresh"
+        prober = Prober(probe, net, pods)
+        deadline = t0 + STALE_S + bound
+        outcome = None
+        while outcome is None:
+            now = time.monotonic()
+            if not published and now - t0 >= STALE_S:
+                net.publish(new, wait=False)
+                published = True
+            if new.name not in started and not new.init.running():
+                check(new.init.returncode == 0, f"{new.name}: init exited {new.init.returncode}\n{new.init.tail()}")
+                mains[new.name] = start_main(new)
+                started[new.name] = time.monotonic() - t0
+            if new.name in started and not prober.is_alive() and prober.healthy_at is None \
+                    and prober.error is None:
+                prober.start()
+            dead = [n for n, m in mains.items() if not m.running()]
+            if prober.healthy_at is not None:
+                outcome = "healthy"
+            elif prober.error is not None:
+                raise Failure(f"{ds}: the health probe failed: {prober.error}")
+            elif dead:
+                outcome = f"{dead[0]} exited {mains[dead[0]].returncode}"
+                rec["tail"] = mains[dead[0]].tail(5)
+            elif now > deadline:
+                outcome = f"not healthy {bound:.0f}s after the new record"
+            else:
+                time.sleep(0.01)
+        rec["outcome"] = outcome
+        rec["healthy_s"] = round(prober.healthy_at - t0, 3) if outcome == "healthy" else None
+        rec["published_s"] = {new.name: 0.0 if mode == "fresh" else STALE_S}
+        rec["main_started_s"] = {n: round(v, 3) for n, v in started.items()}
+        return rec
+    finally:
+        if prober is not None:
+            prober.halt.set()
+            if prober.is_alive():
+                prober.join(5)
+        for p in pods:
+            net.delete(p)
+        net.close()
 PROBE_EVERY = 0.05  # s between two probes of the whole cluster
 
 
@@ -207,7 +316,7 @@ def summary_rows(doc):
     for ds in doc["datastores"]:
         for prof in doc["profiles"]:
             stats = {}
-            for mode in MODES:
+            for mode in RESTART_MODES:
                 rs = by.get((ds, prof, mode), [])
                 ok = [r["healthy_s"] for r in rs if r["outcome"] == "healthy"]
                 stats[mode] = {"n": len(rs), "ok": len(ok), "values": ok,
@@ -225,6 +334,9 @@ def summary_rows(doc):
             else:
                 verdict = (f"{'met' if a['ok'] == a['n'] else 'missed'}: pre-rendered never healthy; "
                            f"peerconf healthy in {a['ok']} of {a['n']}")
+            if prof == "restart" and stats["fresh"]["ok"] and a["ok"] == a["n"] and a["n"]:
+                d = a["median"] - stats["fresh"]["median"]
+                verdict += f"; against an unwaited restart with no stale record: median {d:+.2f} s"
             rows.append((ds, prof, a, b, verdict))
     return rows
 
@@ -255,7 +367,7 @@ def markdown(doc):
     w("|---|---|---|---|---|---|")
     for ds, prof, a, b, verdict in summary_rows(doc):
         policy = doc["policies"][ds]
-        w(f"| {ds} {doc['versions'].get(ds, '')} | {prof} s | {a['n']} / {b['n']} | {fmt(a)} (`--wait={policy}`) | "
+        w(f"| {ds} {doc['versions'].get(ds, '')} | {prof} s | {a['n']} / {b['n']} | {fmt(a)} (`{policy}`) | "
           f"{fmt(b)} | {verdict} |")
     w("")
     w("Where the time goes, medians over the healthy runs (s from all pods started): when the last "
@@ -282,7 +394,7 @@ def markdown(doc):
     by = cells(doc["runs"])
     for ds in doc["datastores"]:
         for prof in doc["profiles"]:
-            for mode in MODES:
+            for mode in RESTART_MODES:
                 rs = by.get((ds, prof, mode), [])
                 if rs:
                     vals = ", ".join(f"{r['healthy_s']:.2f}" if r["healthy_s"] is not None else "-" for r in rs)
@@ -330,7 +442,7 @@ def main(argv):
                     "(default WORKDIR/pids); network namespaces are listed in WORKDIR/run*/netns")
     ap.add_argument("--runs", type=int, default=10, help="rounds: each round runs every cell once")
     ap.add_argument("--datastores", default="etcd,zookeeper,nats")
-    ap.add_argument("--profiles", default="0-3,10-20")
+    ap.add_argument("--profiles", default="0-3,10-20,restart")
     ap.add_argument("--bound", type=float, default=45.0,
                     help="s after the last record within which a cluster must be healthy")
     ap.add_argument("--budget", type=float, default=0, help="start no new round after this many s (0: none)")
@@ -369,7 +481,8 @@ def main(argv):
         governing_service(docs, sts)
         ctx["docs"][ds] = docs
         args = sts["spec"]["template"]["spec"]["initContainers"][0]["args"]
-        policies[ds] = next((x.split("=", 1)[1] for x in args if x.startswith("--wait=")), "?")
+        policies[ds] = " ".join(x for x in args if x.startswith(("--wait=", "--wait-on-restart=", "--own-record=",
+                                                                 "--data-path="))) or "?"
 
     rng = random.Random(a.seed)
     t_start = time.monotonic()
@@ -389,10 +502,14 @@ def main(argv):
                 for prof in profs:
                     lo, hi = PROFILES[prof]
                     offsets = [rng.uniform(lo, hi) for _ in range(3)]
-                    order = list(MODES) if rng.random() < 0.5 else list(reversed(MODES))
+                    modes = RESTART_MODES if prof == "restart" else MODES
+                    order = list(modes) if rng.random() < 0.5 else list(reversed(modes))
                     for mode in order:
                         seq += 1
-                        rec = one_run(ctx, seq, ds, mode, offsets, a.bound)
+                        if prof == "restart":
+                            rec = restart_run(ctx, seq, ds, mode, a.bound)
+                        else:
+                            rec = one_run(ctx, seq, ds, mode, offsets, a.bound)
                         rec.update(profile=prof, round=rnd + 1)
                         doc["runs"].append(rec)
                         took = f"{rec['healthy_s']:.2f}s" if rec["healthy_s"] is not None else rec["outcome"]

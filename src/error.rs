@@ -35,7 +35,8 @@ pub enum Kind {
     /// `check`: every render succeeded, but an assertion, a schema or a golden file did not
     /// hold (exit 6).
     Expectation,
-    /// A bug: something panicked outside the template engine (exit 70, EX_SOFTWARE).
+    /// A bug: something panicked outside the template engine, or the DNS wait's runtime or
+    /// signal handlers could not start (exit 70, EX_SOFTWARE).
     Internal,
     /// SIGINT arrived while waiting (exit 130).
     Interrupted,
@@ -104,6 +105,8 @@ pub enum UsageError {
     ModeKeyUnknown { key: String, keys: Vec<String> },
     /// `--mode KEY=MODE` with a single-file template.
     ModeKeyNeedsDirectory(String),
+    /// `--data-path` cannot tell a first boot from a restart.
+    DataPath(crate::data_path::DataPathError),
     /// `--delimiters` / `--block-delimiters` / `--comment-delimiters` that the engine refuses.
     Delimiters {
         syntax: Box<crate::template::Syntax>,
@@ -140,6 +143,7 @@ impl fmt::Display for UsageError {
                 f,
                 "--mode {key}=...: a per-key mode needs a template directory, but --template is a single file"
             ),
+            UsageError::DataPath(e) => e.fmt(f),
             UsageError::Delimiters { syntax, why } => write!(
                 f,
                 "--delimiters '{} {}' / --block-delimiters '{} {}' / --comment-delimiters '{} {}': {why}",
@@ -187,6 +191,7 @@ impl UsageError {
             UsageError::ModeKeyNeedsDirectory(_) => {
                 "give one mode for the file, e.g. --mode 0400".to_string()
             }
+            UsageError::DataPath(e) => e.hint(),
             UsageError::Delimiters { .. } => return None,
         })
     }
@@ -229,10 +234,11 @@ impl Error {
             | Wait(WaitError::NoNameserver { .. })
             | Wait(WaitError::Client { .. })
             | Wait(WaitError::CountOutOfRange { .. })
+            | Wait(WaitError::Name(_))
             | Wait(WaitError::TooFewFiles { .. }) => Kind::Usage,
-            Wait(WaitError::Unresolved { .. }) | Wait(WaitError::Runtime { .. }) => {
-                Kind::PeersUnresolved
-            }
+            Wait(WaitError::Unresolved { .. }) => Kind::PeersUnresolved,
+            // The runtime or a signal handler cannot start: nothing about the peers is known.
+            Wait(WaitError::Runtime { .. }) => Kind::Internal,
             Output(_) => Kind::Output,
             Check(e) => e.kind(),
             Secret(e) if e.is_usage() => Kind::Usage,
@@ -286,14 +292,9 @@ impl Error {
     }
 }
 
-/// An I/O error as a message names it: the common kinds in plain words.
-pub(crate) fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
-    }
-}
+/// Kept here for the areas that build their errors with it; it lives in the leaf
+/// [`crate::reason`], so that modules below this one need not depend on it.
+pub(crate) use crate::reason::io_reason;
 
 /// Whitespace runs folded to one space, and any other control character (a terminal escape
 /// sequence from a file name or an env value) shown escaped.
@@ -383,6 +384,13 @@ mod tests {
             "Exit codes: 0 ok, 2 usage/identity, 3 template, 4 peers unresolved, 5 output, \
              6 check expectation failed, 70 internal error (a bug), 130 interrupted by SIGINT, 143 stopped by SIGTERM."
         );
+    }
+
+    #[test]
+    fn a_wait_that_cannot_start_is_a_bug_not_unresolved_peers() {
+        let err: Error = WaitError::Runtime("cannot start the DNS wait: boom".into()).into();
+        assert_eq!(err.kind(), Kind::Internal);
+        assert_eq!(err.kind().exit_code(), 70);
     }
 
     #[test]

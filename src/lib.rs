@@ -11,6 +11,7 @@
 mod check;
 mod cli;
 mod commands;
+pub mod data_path;
 pub mod dns;
 pub mod error;
 pub mod identity;
@@ -18,8 +19,10 @@ mod logging;
 pub mod members;
 pub mod output;
 mod plan;
+mod reason;
 pub mod resolv_conf;
 pub mod secret;
+mod sourced;
 pub mod template;
 pub mod variables;
 

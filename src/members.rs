@@ -13,10 +13,8 @@
 
 use hickory_resolver::proto::rr::Name;
 
-use crate::identity::{IdentityError, Sourced};
-
-/// Upper bound of `--replicas`, so that a typo cannot make peerconf wait on millions of names.
-pub const MAX_REPLICAS: u32 = 10_000;
+use crate::sourced::{IdentityError, Sourced};
+pub use crate::sourced::{MAX_REPLICAS, MAX_START_ORDINAL};
 
 /// The one bound on the replica count: `1..=MAX_REPLICAS`.
 pub fn check_replicas(replicas: &Sourced<u32>) -> Result<(), IdentityError> {
@@ -25,8 +23,6 @@ pub fn check_replicas(replicas: &Sourced<u32>) -> Result<(), IdentityError> {
         false => Err(IdentityError::ReplicasOutOfRange(replicas.clone())),
     }
 }
-/// Upper bound of `--start-ordinal`: `spec.ordinals.start` is an int32 in Kubernetes.
-pub const MAX_START_ORDINAL: u32 = i32::MAX as u32;
 
 /// The members of one StatefulSet, seen from one of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +179,7 @@ impl Members {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Source;
+    use crate::sourced::Source;
 
     fn replicas(n: u32) -> Sourced<u32> {
         Sourced::new(n, Source::Flag("--replicas".into()))

@@ -7,7 +7,7 @@
 use crate::check::SchemaSpec;
 use std::path::PathBuf;
 
-use crate::dns::WaitSettings;
+use crate::dns::{WaitPolicy, WaitSettings};
 use crate::identity::{Host, Inputs, Sourced};
 use crate::logging::LogFormat;
 use crate::output::Target;
@@ -72,6 +72,10 @@ pub struct RenderPlan {
     pub show_secrets: bool,
     /// The wait, with its effective policy (`none` for a dry run without `--wait`).
     pub wait: WaitSettings,
+    /// `--data-path`: what proves this pod's volume already holds data.
+    pub data_path: Option<Sourced<PathBuf>>,
+    /// `--wait-on-restart`: the policy when `data_path` exists (only with `data_path`).
+    pub wait_on_restart: Option<WaitPolicy>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,9 +97,13 @@ pub struct CheckPlan {
     pub output_dir: Option<PathBuf>,
     /// `--junit PATH`.
     pub junit: Option<PathBuf>,
+    /// `--has-data BOOL`: `has_data` for every render (a restart), else `false`.
+    pub has_data: Option<Sourced<bool>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ExplainPlan {
     pub identity: IdentityPlan,
+    /// `--data-path`, for `has_data`.
+    pub data_path: Option<Sourced<PathBuf>>,
 }

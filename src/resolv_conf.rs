@@ -9,7 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use crate::identity::validate_subdomain;
+use crate::sourced::validate_subdomain;
 
 /// What `--resolv-conf` held, or why it could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]

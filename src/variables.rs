@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::data_path::DataState;
 use crate::error::UsageError;
 use std::net::IpAddr;
 
@@ -11,7 +12,7 @@ use crate::logging::printable;
 use crate::members::Members;
 
 /// The built-in variable names; a `--set` key may not shadow one.
-pub const BUILT_IN: [&str; 19] = [
+pub const BUILT_IN: [&str; 20] = [
     "namespace",
     "pod_name",
     "statefulset",
@@ -31,6 +32,7 @@ pub const BUILT_IN: [&str; 19] = [
     "peers",
     "members",
     "env",
+    "has_data",
 ];
 
 /// What to do about `pod_ip` (and `pod_ips`, `pod_ipv4`, `pod_ipv6`) when neither POD_IP nor
@@ -128,6 +130,7 @@ pub fn variables(
         Value::Object(env_map),
         "the process environment",
     ));
+    vars.push(has_data(&DataState::Unknown));
     for (key, value) in sets {
         if BUILT_IN.contains(&key.as_str()) {
             return Err(UsageError::SetShadowsBuiltIn(key.clone()));
@@ -136,6 +139,32 @@ pub fn variables(
         vars.push(var(key, json!(value), "flag --set"));
     }
     Ok(vars)
+}
+
+/// `has_data`: does this pod's volume already hold the datastore's data (`--data-path`)? A
+/// first boot is shown when it is unknown (`check`, `explain` without `--data-path`).
+pub fn has_data(state: &DataState) -> Variable {
+    var(
+        "has_data",
+        json!(state.has_data().unwrap_or(false)),
+        state.source(),
+    )
+}
+
+/// Puts what `--data-path` found into `vars`. In `render` (`keep_unknown` false) an unknown
+/// state leaves `has_data` undefined, so a template that branches on it fails instead of
+/// guessing a first boot.
+pub fn set_data_state(vars: &mut Vec<Variable>, state: &DataState, keep_unknown: bool) {
+    vars.retain(|v| v.name != "has_data");
+    if keep_unknown || state.has_data().is_some() {
+        vars.push(has_data(state));
+    }
+}
+
+/// `check --has-data BOOL`: renders every pod as a first boot (`false`) or a restart (`true`).
+pub fn set_has_data(vars: &mut Vec<Variable>, value: bool, source: &str) {
+    vars.retain(|v| v.name != "has_data");
+    vars.push(var("has_data", json!(value), source));
 }
 
 /// `pod_ip`, `pod_ips`, and `pod_ipv4` / `pod_ipv6` for the families the pod has (a family it
@@ -454,6 +483,44 @@ mod tests {
             .unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn has_data_follows_the_data_state_and_render_leaves_an_unknown_one_undefined() {
+        let id = identity("etcd-1", 3, None);
+        let mut vars = variables(&id, &[], &[], UnknownPodIp::Undefined).unwrap();
+        // Unknown: a first boot for check and explain, with a source that says so.
+        let unknown = get(&vars, "has_data").unwrap();
+        assert_eq!(unknown.value.to_json(), json!(false));
+        assert!(
+            unknown.source.contains("no --data-path"),
+            "{}",
+            unknown.source
+        );
+        let path = Sourced::new(
+            std::path::PathBuf::from("/var/lib/etcd/member"),
+            Source::Env("PEERCONF_DATA_PATH".into()),
+        );
+        set_data_state(&mut vars, &DataState::Restart(path.clone()), false);
+        let restart = get(&vars, "has_data").unwrap();
+        assert_eq!(restart.value.to_json(), json!(true));
+        assert_eq!(
+            restart.source,
+            "env PEERCONF_DATA_PATH /var/lib/etcd/member: exists (a restart)"
+        );
+        set_data_state(&mut vars, &DataState::FirstBoot(path), false);
+        assert_eq!(
+            get(&vars, "has_data").unwrap().value.to_json(),
+            json!(false)
+        );
+        assert_eq!(vars.iter().filter(|v| v.name == "has_data").count(), 1);
+        set_data_state(&mut vars, &DataState::Unknown, false);
+        assert!(get(&vars, "has_data").is_none());
+        set_data_state(&mut vars, &DataState::Unknown, true);
+        assert_eq!(
+            get(&vars, "has_data").unwrap().value.to_json(),
+            json!(false)
+        );
     }
 
     #[test]

@@ -75,6 +75,14 @@ impl Inputs {
             let made = Command::new("mkfifo").arg(p.join(fifo)).status().unwrap();
             assert!(made.success(), "mkfifo {fifo}");
         }
+        // A file name that is not UTF-8 (Latin-1 "café.json"): no ConfigMap key can be.
+        fs::create_dir(p.join("latin1-name-configmap")).unwrap();
+        write("latin1-name-configmap/good.cfg", b"x={{ ordinal }}\n");
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let name = std::ffi::OsStr::from_bytes(b"caf\xe9.json");
+            fs::write(p.join("latin1-name-configmap").join(name), b"{}").unwrap();
+        }
         Inputs { dir }
     }
 
@@ -181,6 +189,17 @@ fn template_cases(i: &Inputs) -> Vec<Case> {
             &["pipe", "not a regular file"],
         )
         .set("--template", i.path("fifo-configmap"))
+        .set("--output", "{out}"),
+        Case::new(
+            "a file name that is not UTF-8 in the template directory",
+            3,
+            &[
+                "latin1-name-configmap/caf\\xE9.json",
+                "the file name is not UTF-8",
+                "rename it",
+            ],
+        )
+        .set("--template", i.path("latin1-name-configmap"))
         .set("--output", "{out}"),
         Case::new(
             "stdin that only looks like JSON, no output name",
@@ -787,7 +806,7 @@ fn a_template_that_multiplies_its_output_fails_cleanly_in_bounded_memory() {
     let out = Command::new("sh")
         .arg("-c")
         .arg(r#"ulimit -v 262144 && exec "$0" "$@""#)
-        .arg(BIN)
+        .arg(&*BIN)
         .args([
             "render",
             "--template",
@@ -839,7 +858,7 @@ fn fuel_bounds_the_whole_json_document_not_each_string() {
     for template in [&as_text, &as_json] {
         let output = dir.path().join("config.out");
         fs::write(&output, GOOD).unwrap();
-        let out = Command::new(BIN)
+        let out = Command::new(&*BIN)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .args(["render", "--template", template.to_str().unwrap()])

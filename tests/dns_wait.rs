@@ -13,7 +13,7 @@ use peerconf::error::{Error, Kind};
 use peerconf::identity::{Source, Sourced};
 use peerconf::members::Members;
 use peerconf::resolv_conf::ResolvConf;
-use support::dns_server::{Seen, TestDns, closed_port};
+use support::dns_server::{Reply, Seen, TestDns, address_record, closed_port, cname_record};
 use tokio::task::JoinHandle;
 
 /// The zone the test server serves; every peer lives under it.
@@ -54,14 +54,22 @@ fn settings(server: SocketAddr, policy: &str) -> WaitSettings {
         max_interval: Duration::from_millis(100),
         max_qps: 100,
         in_cluster: true,
+        own_record: Default::default(),
     }
+}
+
+/// `dns::wait_for_peers`, its error as the process reports it.
+async fn wait_for(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome, Error> {
+    dns::wait_for_peers(target, settings)
+        .await
+        .map_err(Error::from)
 }
 
 fn start_wait(
     target: WaitTarget,
     settings: WaitSettings,
 ) -> JoinHandle<Result<WaitOutcome, Error>> {
-    tokio::spawn(async move { dns::wait_for_peers(&target, &settings).await })
+    tokio::spawn(async move { wait_for(&target, &settings).await })
 }
 
 /// Lets the wait go on for at least two more rounds asking for `pending` (a name that is
@@ -214,7 +222,7 @@ async fn none_sends_no_query_at_all() {
     let mut s = settings(closed_port().await, "none");
     s.nameservers.clear();
     let started = Instant::now();
-    let result = dns::wait_for_peers(&target(3, 0, None), &s).await;
+    let result = wait_for(&target(3, 0, None), &s).await;
     assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 0 });
     assert!(started.elapsed() < Duration::from_millis(100));
 }
@@ -288,9 +296,7 @@ async fn timeout_fails_with_exit_4_naming_the_unresolved_peers() {
     let mut s = settings(dns.addr, "all");
     s.timeout = Duration::from_millis(400);
     let started = Instant::now();
-    let err = dns::wait_for_peers(&target(3, 0, None), &s)
-        .await
-        .unwrap_err();
+    let err = wait_for(&target(3, 0, None), &s).await.unwrap_err();
     let took = started.elapsed();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
     assert_eq!(err.kind().exit_code(), 4);
@@ -314,7 +320,7 @@ async fn timeout_with_continue_returns_the_unresolved_peers() {
     let mut s = settings(dns.addr, "all");
     s.timeout = Duration::from_millis(300);
     s.on_timeout = OnTimeout::Continue;
-    let result = dns::wait_for_peers(&target(3, 0, None), &s).await;
+    let result = wait_for(&target(3, 0, None), &s).await;
     assert_eq!(
         result.unwrap(),
         WaitOutcome::TimedOut {
@@ -344,7 +350,7 @@ async fn a_timeout_on_a_stale_own_record_says_so() {
     dns.add(&peer(0), "10.0.0.99").await;
     let mut s = settings(dns.addr, "self");
     s.timeout = Duration::from_millis(300);
-    let err = dns::wait_for_peers(&target(1, 0, Some("10.0.0.1")), &s)
+    let err = wait_for(&target(1, 0, Some("10.0.0.1")), &s)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
@@ -385,7 +391,7 @@ async fn a_timeout_on_a_stale_dual_stack_own_record_names_both_addresses() {
     dns.add(&peer(0), "fd00::99").await;
     let mut s = settings(dns.addr, "self");
     s.timeout = Duration::from_millis(300);
-    let err = dns::wait_for_peers(&target(1, 0, Some("fd00::1")), &s)
+    let err = wait_for(&target(1, 0, Some("fd00::1")), &s)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
@@ -472,7 +478,7 @@ async fn a_dual_stack_pod_is_matched_by_either_family() {
     dns.add(&peer(0), "fd00::9").await;
     let mut s = settings(dns.addr, "self");
     s.timeout = Duration::from_millis(400);
-    let err = dns::wait_for_peers(&target_from(0, 1, 0, pod_ips.clone()), &s)
+    let err = wait_for(&target_from(0, 1, 0, pod_ips.clone()), &s)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
@@ -499,7 +505,7 @@ async fn a_start_ordinal_waits_for_its_members_and_asks_for_no_other_name() {
     let result = outcome(wait, Duration::from_secs(2)).await;
     assert_eq!(result.unwrap(), WaitOutcome::Met { resolved: 3 });
     // `preceding` from web-2: web-1 and itself.
-    let result = dns::wait_for_peers(
+    let result = wait_for(
         &target_from(1, 3, 2, vec![]),
         &settings(dns.addr, "preceding"),
     )
@@ -524,9 +530,7 @@ async fn a_server_that_is_down_does_not_stop_the_deadline() {
     let mut s = settings(closed_port().await, "all");
     s.timeout = Duration::from_millis(600);
     let started = Instant::now();
-    let err = dns::wait_for_peers(&target(2, 0, None), &s)
-        .await
-        .unwrap_err();
+    let err = wait_for(&target(2, 0, None), &s).await.unwrap_err();
     let took = started.elapsed();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
     assert!(took < s.timeout + Duration::from_millis(500), "{took:?}");
@@ -547,9 +551,7 @@ async fn a_servfail_server_does_not_stop_the_deadline_nor_get_flooded() {
     let mut s = settings(dns.addr, "all");
     s.timeout = Duration::from_millis(600);
     let started = Instant::now();
-    let err = dns::wait_for_peers(&target(2, 0, None), &s)
-        .await
-        .unwrap_err();
+    let err = wait_for(&target(2, 0, None), &s).await.unwrap_err();
     let took = started.elapsed();
     assert_eq!(err.kind(), Kind::PeersUnresolved);
     assert!(took < s.timeout + Duration::from_millis(500), "{took:?}");
@@ -635,7 +637,7 @@ async fn each_round_asks_a_once_per_name_and_aaaa_only_when_the_a_answer_leaves_
     s.max_interval = Duration::from_millis(400);
     s.timeout = Duration::from_millis(1500);
     s.on_timeout = OnTimeout::Continue;
-    let result = dns::wait_for_peers(&target(4, 0, Some("10.0.0.1")), &s).await;
+    let result = wait_for(&target(4, 0, Some("10.0.0.1")), &s).await;
     assert_eq!(
         result.unwrap(),
         WaitOutcome::TimedOut {
@@ -755,9 +757,7 @@ async fn an_unusable_resolv_conf_is_a_usage_error() {
         let mut s = settings(closed_port().await, "all");
         s.nameservers.clear();
         s.resolv_conf = ResolvConf::read(&path);
-        let err = dns::wait_for_peers(&target(1, 0, None), &s)
-            .await
-            .unwrap_err();
+        let err = wait_for(&target(1, 0, None), &s).await.unwrap_err();
         assert_eq!(err.kind(), Kind::Usage, "{err}");
         assert!(err.message().contains(&path.display().to_string()), "{err}");
         assert!(err.hint().unwrap().contains("--nameserver"));
@@ -1148,5 +1148,350 @@ mod binary {
         let output = finish(cmd.spawn().unwrap(), Duration::from_secs(5)).await;
         assert_eq!(code(output.status), 0, "{}", text(&output.stderr));
         assert_eq!(text(&output.stdout), "node=web-0\n");
+    }
+
+    // ---- misbehaving servers (issue 20) ------------------------------------------------------
+
+    /// `--wait self` as web-0 (POD_IP 10.0.0.1) against `server`, printing, with this timeout.
+    async fn wait_self(server: SocketAddr, timeout: &str) -> Output {
+        let dir = tempfile::tempdir().unwrap();
+        let child = render(
+            dir.path(),
+            server,
+            &["--wait", "self", "--dry-run", "--timeout", timeout],
+        )
+        .spawn()
+        .unwrap();
+        finish(child, Duration::from_secs(20)).await
+    }
+
+    #[tokio::test]
+    async fn only_records_owned_by_the_asked_name_or_its_cname_chain_count() {
+        let me = format!("{}.", peer(0));
+        // A stale own record, and a decoy with this pod's IP owned by another name.
+        let decoy = TestDns::start_scripted({
+            let me = me.clone();
+            move |name, _| Reply {
+                answers: match name == me {
+                    true => vec![
+                        address_record(&me, "10.0.0.99"),
+                        address_record("decoy.example", "10.0.0.1"),
+                        address_record("decoy.example", "fd00::1"),
+                    ],
+                    false => vec![],
+                },
+                ..Reply::default()
+            }
+        })
+        .await;
+        let output = wait_self(decoy.addr, "1s").await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 4, "the decoy counted: {stderr}");
+        assert!(
+            stderr.contains("resolves only to the stale 10.0.0.99"),
+            "{stderr}"
+        );
+
+        // The pod IP reached through a CNAME chain held in the answer counts.
+        let chain = TestDns::start_scripted({
+            let me = me.clone();
+            move |name, _| Reply {
+                answers: match name == me {
+                    true => vec![
+                        address_record("b.example", "10.0.0.1"),
+                        cname_record(&me, "a.example"),
+                        cname_record("a.example", "b.example"),
+                    ],
+                    false => vec![],
+                },
+                ..Reply::default()
+            }
+        })
+        .await;
+        let output = wait_self(chain.addr, "5s").await;
+        assert_eq!(code(output.status), 0, "{}", text(&output.stderr));
+        // Followed within the answer: no query for the chain's names.
+        assert!(
+            chain.seen().iter().all(|s| s.name == me),
+            "{:?}",
+            chain.seen()
+        );
+
+        // A chain longer than the bound does not count.
+        let long = TestDns::start_scripted({
+            let me = me.clone();
+            move |name, _| {
+                let mut answers = vec![cname_record(&me, "h0.example")];
+                for i in 0..9 {
+                    answers.push(cname_record(
+                        &format!("h{i}.example"),
+                        &format!("h{}.example", i + 1),
+                    ));
+                }
+                answers.push(address_record("h9.example", "10.0.0.1"));
+                Reply {
+                    answers: if name == me { answers } else { vec![] },
+                    ..Reply::default()
+                }
+            }
+        })
+        .await;
+        let output = wait_self(long.addr, "1s").await;
+        assert_eq!(code(output.status), 4, "{}", text(&output.stderr));
+    }
+
+    #[tokio::test]
+    async fn cname_loops_stay_within_max_qps() {
+        // Every name is a CNAME to another name of the zone, and that one back: hickory's
+        // resolver followed such chains with queries of its own (8 a lookup, A then AAAA),
+        // which the query budget never saw. 300 replicas at --max-qps 100.
+        let dns = TestDns::start_scripted(|name, _| Reply {
+            answers: vec![cname_record(name, &format!("loop.{name}"))],
+            ..Reply::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("t.txt");
+        std::fs::write(&template, "node={{ pod_name }}\n").unwrap();
+        let mut cmd = Command::from(support::peerconf());
+        cmd.args(["render", "--template"])
+            .arg(&template)
+            .args([
+                "--pod-name",
+                "web-0",
+                "--replicas",
+                "300",
+                "--namespace",
+                "default",
+            ])
+            .args([
+                "--cluster-domain",
+                "cluster.local",
+                "--resolv-conf",
+                "/nonexistent",
+            ])
+            .args([
+                "--nameserver",
+                &dns.addr.to_string(),
+                "--wait",
+                "all",
+                "--dry-run",
+            ])
+            .args([
+                "--timeout",
+                "13s",
+                "--max-qps",
+                "100",
+                "--log-level",
+                "error",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let output = finish(cmd.spawn().unwrap(), Duration::from_secs(30)).await;
+        assert_eq!(code(output.status), 4, "{}", text(&output.stderr));
+        let seen = dns.seen();
+        assert!(!seen.is_empty());
+        // The first round (A and AAAA for 300 names: 600 queries) is paid for by the pause
+        // after it, so over 13 s at most 100 q/s plus one round may be sent.
+        let span = seen.last().unwrap().at - seen[0].at;
+        let rate = seen.len().saturating_sub(600) as f64 / span.as_secs_f64();
+        let followed = seen.iter().filter(|s| s.name.starts_with("loop.")).count();
+        eprintln!(
+            "{} queries ({followed} for CNAME targets) in {span:?}: {rate:.0} q/s beyond the first round",
+            seen.len()
+        );
+        // Only the members' own names are asked, never a CNAME target.
+        assert_eq!(followed, 0, "followed CNAMEs with queries");
+        // 10 % for a loaded machine, where hickory resends a slow answer's query (those are
+        // charged too, but only from the round after).
+        assert!(
+            seen.len() <= (100 * 13 + 600) * 11 / 10,
+            "{} queries",
+            seen.len()
+        );
+        assert!(rate <= 110.0, "{rate} q/s");
+    }
+
+    #[tokio::test]
+    async fn an_absurd_negative_ttl_is_read_as_rfc_2181_says_and_capped() {
+        // 2^32-1: the top bit set, so it reads as 0 (RFC 2181 s8): never claimed.
+        let huge = TestDns::start_with_negative_ttl(ZONE, u32::MAX).await;
+        let output = wait_self(huge.addr, "1s").await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 4, "{stderr}");
+        assert!(!stderr.contains("no such name' for up to"), "{stderr}");
+        assert!(!stderr.contains("years"), "{stderr}");
+        // 2^31-1 (68 years): capped to what CoreDNS keeps by default, and said so.
+        let long = TestDns::start_with_negative_ttl(ZONE, (1 << 31) - 1).await;
+        let output = wait_self(long.addr, "1s").await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 4, "{stderr}");
+        assert!(!stderr.contains("years"), "{stderr}");
+        let hint = stderr
+            .lines()
+            .find(|l| l.starts_with("peerconf: hint:"))
+            .unwrap_or_else(|| panic!("no hint: {stderr}"));
+        assert!(
+            hint.contains(
+                "may cache 'no such name' for up to 30m (30m is the most CoreDNS's cache keeps"
+            ),
+            "{hint}"
+        );
+    }
+
+    /// `peerconf render --wait all` of `replicas` names under `ulimit -n 64` (soft and hard),
+    /// with `inherited` descriptors left open by the parent (fds 3.., as a shell or a
+    /// container runtime can pass), against a server that answers every A query.
+    /// Returns the output and how many distinct names the server was asked for.
+    async fn under_64_files(replicas: &str, inherited: usize) -> (Output, usize) {
+        let dns = TestDns::start_scripted(|name, record_type| Reply {
+            answers: match record_type {
+                RecordType::A => vec![address_record(name, "10.0.0.1")],
+                _ => vec![],
+            },
+            ..Reply::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("t.txt");
+        std::fs::write(&template, "node={{ pod_name }}\n").unwrap();
+        let script = "for fd in $(seq 3 $((2 + INHERITED))); do eval \"exec $fd</dev/null\"; done; \
+                      exec prlimit --nofile=64:64 \"$@\"";
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", script, "bash"])
+            .arg(&*support::BIN)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("INHERITED", inherited.to_string())
+            .env("POD_IP", "10.0.0.1")
+            .args(["render", "--template"])
+            .arg(&template)
+            .args(["--pod-name", "web-0", "--replicas", replicas])
+            .args([
+                "--namespace",
+                "default",
+                "--cluster-domain",
+                "cluster.local",
+            ])
+            .args([
+                "--resolv-conf",
+                "/nonexistent",
+                "--nameserver",
+                &dns.addr.to_string(),
+            ])
+            .args(["--wait", "all", "--dry-run", "--timeout", "60s"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let output = finish(cmd.spawn().unwrap(), Duration::from_secs(90)).await;
+        // Every name asked (a loaded machine can make hickory resend a slow one).
+        let names: std::collections::BTreeSet<String> =
+            dns.seen().into_iter().map(|s| s.name).collect();
+        (output, names.len())
+    }
+
+    /// From the log line that says the names in flight were fitted: (files open, names in
+    /// flight), checked against the rule (64 - open - 10 for the runtime) / 2.
+    fn fitted(stderr: &str) -> (u64, u64) {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("the open-file limit allows"))
+            .unwrap_or_else(|| panic!("no line about the file limit: {stderr}"));
+        let field = |name: &str| -> u64 {
+            let at = line.find(&format!("{name}=")).unwrap() + name.len() + 1;
+            line[at..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let (open, in_flight) = (field("files_open"), field("names_in_flight"));
+        assert_eq!(in_flight, (64 - open - 10) / 2, "{line}");
+        assert!(
+            line.contains(&format!("allows {in_flight} names in flight instead of 32")),
+            "{line}"
+        );
+        (open, in_flight)
+    }
+
+    /// `ulimit -n 64`: a 10,000-name wait fits its names in flight to the limit and
+    /// completes; it used to be refused with exit 2 ("the DNS wait needs 80").
+    #[tokio::test]
+    async fn a_low_file_limit_fits_the_names_in_flight_and_completes() {
+        let (output, queries) = under_64_files("10000", 0).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 0, "{stderr}");
+        assert_eq!(text(&output.stdout), "node=web-0\n");
+        let (open, in_flight) = fitted(&stderr);
+        eprintln!("{open} files open, {in_flight} names in flight");
+        assert!(open < 10 && in_flight > 20, "{open} {in_flight}");
+        assert_eq!(queries, 10_000);
+    }
+
+    /// The descriptors a parent left open count too: with 40 of them under `ulimit -n 64`,
+    /// a few names fit in flight, and no socket fails for want of a descriptor (no server
+    /// problem is reported); counting a fixed 16 for everything but the sockets, 24 were
+    /// asked at once.
+    #[tokio::test]
+    async fn descriptors_left_open_by_the_parent_are_counted() {
+        let (output, queries) = under_64_files("2000", 40).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 0, "{stderr}");
+        let (open, in_flight) = fitted(&stderr);
+        eprintln!("{open} files open, {in_flight} names in flight");
+        assert!(open >= 43 && in_flight >= 1, "{open} {in_flight}");
+        assert!(!stderr.contains("DNS server problem"), "{stderr}");
+        assert_eq!(queries, 2_000);
+    }
+
+    /// hickory resends an unanswered UDP query twice within the 2 s query timeout: the budget
+    /// charges those datagrams too. 3 names against a silent server at --max-qps 1, 12 s: the
+    /// first round puts 9 datagrams on the wire, so the next comes 9 s later, not 3 s.
+    #[tokio::test]
+    async fn resends_to_a_silent_server_are_charged_to_max_qps() {
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sink.local_addr().unwrap();
+        sink.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let counter = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let (mut buf, mut seen) = ([0u8; 512], 0usize);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if sink.recv_from(&mut buf).is_ok() {
+                        seen += 1;
+                    }
+                }
+                seen
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = render(
+            dir.path(),
+            addr,
+            &[
+                "--wait",
+                "all",
+                "--dry-run",
+                "--timeout",
+                "12s",
+                "--max-qps",
+                "1",
+            ],
+        );
+        cmd.args(["--log-level", "error"]);
+        let output = finish(cmd.spawn().unwrap(), Duration::from_secs(30)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let datagrams = counter.join().unwrap();
+        eprintln!("{datagrams} datagrams in 12 s at --max-qps 1");
+        assert_eq!(code(output.status), 4, "{}", text(&output.stderr));
+        // Two rounds of 9 (at 0 s and about 11 s); charging one per lookup made it three.
+        assert!(datagrams >= 9, "{datagrams}");
+        assert!(datagrams <= 12 + 9, "{datagrams} datagrams");
     }
 }

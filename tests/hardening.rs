@@ -23,6 +23,25 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether a root-only test can run here. Off root it is skipped with a note, except under
+/// `CI=true` (GitHub Actions and most CI systems set it), where it panics: CI runs as root, and
+/// a root-only test that passes without running would hide a broken promise.
+fn can_run_as_root(why: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        !ci(),
+        "needs root ({why}) and CI=true: run the tests as root in CI, or this promise is unchecked"
+    );
+    eprintln!("skipped: needs root ({why})");
+    false
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
 /// The arguments of `peerconf render` of `template` for pod `pod` of `replicas`, with no
 /// resolv.conf and errors-only logging.
 fn render_args(template: &Path, pod: &str, replicas: &str) -> Vec<String> {
@@ -59,7 +78,7 @@ fn render(template: &Path, extra: &[&str]) -> Command {
 fn wrapped(wrapper: &[&str], template: &Path, pod: &str, replicas: &str) -> Command {
     let mut cmd = Command::new(wrapper[0]);
     cmd.args(&wrapper[1..])
-        .arg(BIN)
+        .arg(&*BIN)
         .args(render_args(template, pod, replicas))
         .env_clear()
         .stdin(Stdio::null());
@@ -93,7 +112,7 @@ fn template(dir: &Path) -> std::path::PathBuf {
 fn in_mount_namespace(script: &str) -> Output {
     Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", script])
-        .env("BIN", BIN)
+        .env("BIN", &*BIN)
         .stdin(Stdio::null())
         .output()
         .expect("unshare")
@@ -101,8 +120,7 @@ fn in_mount_namespace(script: &str) -> Output {
 
 #[test]
 fn a_device_is_never_replaced() {
-    if !is_root() {
-        eprintln!("needs root (a device node in a private mount namespace)");
+    if !can_run_as_root("a device node in a private mount namespace") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -125,8 +143,7 @@ fn a_device_is_never_replaced() {
 
 #[test]
 fn a_full_disk_fails_before_the_wait_and_writes_nothing() {
-    if !is_root() {
-        eprintln!("needs root (a tiny tmpfs)");
+    if !can_run_as_root("a tiny tmpfs") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -160,8 +177,7 @@ fn a_full_disk_fails_before_the_wait_and_writes_nothing() {
 
 #[test]
 fn an_unwritable_directory_fails_before_the_wait() {
-    if !is_root() {
-        eprintln!("needs root (to run as another user)");
+    if !can_run_as_root("to run as another user") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -203,8 +219,7 @@ fn an_unwritable_directory_fails_before_the_wait() {
 
 #[test]
 fn a_mount_point_among_the_targets_leaves_the_old_set_whole() {
-    if !is_root() {
-        eprintln!("needs root (a bind mount in a private mount namespace)");
+    if !can_run_as_root("a bind mount in a private mount namespace") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -245,6 +260,8 @@ fn a_mount_point_among_the_targets_leaves_the_old_set_whole() {
     assert_eq!(listing(&out_dir), ["a.cfg", "b.cfg"]);
 }
 
+/// Below room for one name in flight (the files open, 10 for the runtime, 2 for the name),
+/// the wait refuses to start, saying what it needs.
 #[test]
 fn a_tiny_file_limit_is_a_clear_usage_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -253,10 +270,21 @@ fn a_tiny_file_limit_is_a_clear_usage_error() {
     cmd.args(["--dry-run", "--wait", "self", "--nameserver", "127.0.0.1:9"]);
     let out = cmd.output().unwrap();
     assert_eq!(code(&out), 2, "{}", stderr(&out));
+    // "is 6, 5 are open already; the DNS wait needs at least 17": the open files, 10 for
+    // the runtime, 2 for one name in flight.
+    let text = stderr(&out);
+    let open: u64 = text
+        .split("the open-file limit (ulimit -n) is 6, ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
     assert!(
-        stderr(&out).contains("the open-file limit (ulimit -n) is 6"),
-        "{}",
-        stderr(&out)
+        text.contains(&format!(
+            "are open already; the DNS wait needs at least {}",
+            open + 10 + 2
+        )),
+        "{text}"
     );
     assert!(!stderr(&out).contains("internal error"));
 }
@@ -272,7 +300,7 @@ fn broken_stdout_and_stderr_give_documented_exit_codes() {
         );
         Command::new("sh")
             .args(["-c", &script])
-            .env("BIN", BIN)
+            .env("BIN", &*BIN)
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -301,7 +329,7 @@ fn broken_stdout_and_stderr_give_documented_exit_codes() {
             "-c",
             &script.replace("echo rc=${PIPESTATUS:-}", "echo rc=${PIPESTATUS[0]}"),
         ])
-        .env("BIN", BIN)
+        .env("BIN", &*BIN)
         .output()
         .unwrap();
     assert!(
@@ -425,4 +453,290 @@ fn json_on_stdin_is_rendered_as_json() {
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(doc["bootstrap_expect"], 3);
     assert_eq!(doc["retry_join"].as_array().unwrap().len(), 3);
+}
+
+/// Under `CI=true`, a root-only test run without root fails instead of passing silently: this
+/// file's own test binary, run as nobody with CI=true, fails its root-only test.
+#[test]
+fn root_only_tests_fail_under_ci_when_not_root() {
+    if !can_run_as_root("to run this test binary as another user") {
+        return;
+    }
+    let me = std::env::current_exe().unwrap();
+    let run = |ci: &str| {
+        Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(&me)
+            .args([
+                "--exact",
+                "a_device_is_never_replaced",
+                "--test-threads",
+                "1",
+            ])
+            .env_clear()
+            .env("CI", ci)
+            .output()
+            .expect("setpriv")
+    };
+    let out = run("true");
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("needs root") && text.contains("CI=true"),
+        "{text}"
+    );
+    // Outside CI the same run skips with a note, and passes.
+    let out = run("false");
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+}
+
+/// `peerconf render` of the ConfigMap directory `cm` into the directory `out`, no wait.
+fn render_dir(cm: &Path, out: &Path) -> Output {
+    support::peerconf()
+        .args(["render", "--template"])
+        .arg(cm)
+        .args([
+            "--pod-name",
+            "db-0",
+            "--replicas",
+            "1",
+            "--pod-ip",
+            "10.0.0.7",
+        ])
+        .args([
+            "--resolv-conf",
+            "/nonexistent",
+            "--wait",
+            "none",
+            "--output",
+        ])
+        .arg(out)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The record of written files on the output directory `dir` (its extended attribute).
+fn written_record(dir: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let name = c"user.peerconf.written";
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: NUL-terminated path and name; buf is valid for its length.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert!(n >= 0, "{}", std::io::Error::last_os_error());
+    buf.truncate(n as usize);
+    String::from_utf8(buf).unwrap()
+}
+
+fn key(name: &str) -> (&str, &str) {
+    (name, "{\"node\": \"{{ pod_name }}\"}")
+}
+
+/// The ConfigMap at `cm` replaced by one with these keys (as a kubelet update does).
+fn configmap_now(cm: &Path, keys: &[(&str, &str)]) {
+    let _ = fs::remove_dir_all(cm);
+    fs::create_dir(cm).unwrap();
+    configmap(cm, keys);
+}
+
+/// A key removed from the ConfigMap is removed from the output on the next render, logged;
+/// a file peerconf did not write (never, or replaced since), or another template
+/// directory's file, is never removed.
+#[test]
+fn a_key_removed_from_the_configmap_is_removed_from_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cm, other_cm, out) = (
+        dir.path().join("cm"),
+        dir.path().join("other-cm"),
+        dir.path().join("out"),
+    );
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join("mine.json"), "{\"by\": \"the operator\"}").unwrap();
+    configmap_now(&cm, &[key("a.json"), key("b.json"), key("c.json")]);
+    configmap_now(&other_cm, &[key("z.json")]);
+    for source in [&cm, &other_cm] {
+        let run = render_dir(source, &out);
+        assert_eq!(code(&run), 0, "{}", stderr(&run));
+    }
+    assert_eq!(
+        listing(&out),
+        ["a.json", "b.json", "c.json", "mine.json", "z.json"]
+    );
+    // c.json is replaced by someone else: no longer the file peerconf wrote.
+    fs::write(dir.path().join("c.new"), "{\"by\": \"someone\"}").unwrap();
+    fs::rename(dir.path().join("c.new"), out.join("c.json")).unwrap();
+
+    configmap_now(&cm, &[key("a.json")]);
+    let run = render_dir(&cm, &out);
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+    assert_eq!(listing(&out), ["a.json", "c.json", "mine.json", "z.json"]);
+    let log = stderr(&run);
+    let removed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("removed a file an earlier render wrote"))
+        .collect();
+    assert_eq!(removed.len(), 1, "{}", stderr(&run));
+    assert!(removed[0].contains("b.json"), "{}", removed[0]);
+    assert_eq!(
+        fs::read_to_string(out.join("c.json")).unwrap(),
+        "{\"by\": \"someone\"}"
+    );
+    // The record is no file: nothing but the rendered and the operator's files.
+    let text = written_record(&out);
+    assert!(
+        text.contains(" a.json ") && text.contains(" z.json "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("b.json") && !text.contains("mine.json"),
+        "{text}"
+    );
+
+    // A key that comes back is written again, and removed again later.
+    configmap_now(&cm, &[key("a.json"), key("b.json")]);
+    assert_eq!(code(&render_dir(&cm, &out)), 0);
+    configmap_now(&cm, &[key("b.json")]);
+    assert_eq!(code(&render_dir(&cm, &out)), 0);
+    assert_eq!(listing(&out), ["b.json", "c.json", "mine.json", "z.json"]);
+}
+
+/// Where the output directory keeps no extended attributes (ramfs), nothing is pruned and
+/// one warning says why; the render itself succeeds.
+#[test]
+fn without_extended_attributes_nothing_is_pruned_and_a_warning_says_so() {
+    if !can_run_as_root("a ramfs in a private mount namespace") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cm, out) = (dir.path().join("cm"), dir.path().join("out"));
+    fs::create_dir(&out).unwrap();
+    configmap_now(&cm, &[key("a.json"), key("b.json")]);
+    let render = format!(
+        "\"$BIN\" render --template {cm} --pod-name db-0 --replicas 1 --pod-ip 10.0.0.7 \
+         --resolv-conf /nonexistent --wait none --output {out}",
+        cm = cm.display(),
+        out = out.display()
+    );
+    let script = format!(
+        "mount -t ramfs none {out} && {render} && rm {cm}/b.json && {render}; echo rc=$?; ls {out}",
+        out = out.display(),
+        cm = cm.display()
+    );
+    let run = in_mount_namespace(&script);
+    let text = format!("{}{}", stdout(&run), stderr(&run));
+    assert!(text.contains("rc=0"), "{text}");
+    assert!(
+        text.contains("cannot keep the record of the files peerconf writes here"),
+        "{text}"
+    );
+    assert!(text.contains("a.json\nb.json\n"), "{text}");
+}
+
+/// The top-level modules of `src/` each non-test source file names through `crate::` (a
+/// `#[cfg(test)] mod tests` block at the end of a file is left out).
+fn module_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut graph: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(&src).unwrap();
+            let first = rel
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy();
+            let module = first.trim_end_matches(".rs").to_string();
+            if module == "lib" || module == "main" || path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+            let code: String = code
+                .lines()
+                .map(|l| l.split("//").next().unwrap())
+                .collect::<Vec<_>>()
+                .join("\n");
+            let edges = graph.entry(module.clone()).or_default();
+            for (i, _) in code.match_indices("crate::") {
+                let rest = &code[i + "crate::".len()..];
+                let names: Vec<&str> = match rest.strip_prefix('{') {
+                    Some(group) => group
+                        .split('}')
+                        .next()
+                        .unwrap()
+                        .split(',')
+                        .map(|n| n.trim().split("::").next().unwrap())
+                        .collect(),
+                    None => vec![
+                        rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                            .next()
+                            .unwrap(),
+                    ],
+                };
+                for name in names {
+                    if !name.is_empty() && name != module {
+                        edges.insert(name.to_string());
+                    }
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// Data flows one way between identity, members, resolv.conf and the DNS wait, and the DNS
+/// wait and the output do not depend on `error`, which gathers their errors (issue 20: the
+/// graph had identity <-> members <-> resolv_conf, dns <-> error and output <-> error).
+#[test]
+fn identity_members_resolv_conf_dns_and_output_are_in_no_module_cycle() {
+    let graph = module_graph();
+    let reaches = |from: &str, to: &str| {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack = vec![from.to_string()];
+        while let Some(m) = stack.pop() {
+            for next in graph.get(&m).into_iter().flatten() {
+                if next == to {
+                    return true;
+                }
+                if seen.insert(next.clone()) {
+                    stack.push(next.clone());
+                }
+            }
+        }
+        false
+    };
+    for module in [
+        "identity",
+        "members",
+        "resolv_conf",
+        "sourced",
+        "reason",
+        "dns",
+    ] {
+        assert!(graph.contains_key(module), "{module}: {graph:?}");
+        assert!(
+            !reaches(module, module),
+            "{module} is in a cycle: {graph:?}"
+        );
+    }
+    assert!(!graph["output"].contains("error"), "{:?}", graph["output"]);
+    assert!(!reaches("dns", "error"), "{graph:?}");
 }

@@ -301,3 +301,108 @@ fn sigkill_in_directory_mode_leaves_complete_files_and_the_next_run_completes_th
     assert_eq!(listing(out_dir.path()), ["a.cfg", "b.cfg"], "leftovers");
     eprintln!("20 runs, {killed} killed; a whole run took {full_run:?}");
 }
+
+/// The terminating signals a pod's init container can receive (issue 20), by name and
+/// number.
+const SIGNALS: [(&str, i32); 8] = [
+    ("HUP", 1),
+    ("INT", 2),
+    ("QUIT", 3),
+    ("USR1", 10),
+    ("USR2", 12),
+    ("PIPE", 13),
+    ("ALRM", 14),
+    ("TERM", 15),
+];
+
+/// Nothing of a run lies in the output directory while it waits for DNS, so no signal
+/// during the wait can leave a staged file: for each signal, the directory is listed during
+/// the wait and after the signal, and holds the old config only, byte for byte. (SIGPIPE is
+/// ignored by the Rust runtime: that run goes on to its 3 s timeout, exit 4.)
+#[test]
+fn no_signal_during_the_wait_leaves_a_staged_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("t.json");
+    fs::write(&template, "{\"node\": \"{{ pod_name }}\"}\n").unwrap();
+    let out_dir = dir.path().join("out");
+    let cwd = dir.path().join("cwd");
+    fs::create_dir_all(&out_dir).unwrap();
+    fs::create_dir_all(&cwd).unwrap();
+    let out = out_dir.join("out.json");
+    fs::write(&out, "old\n").unwrap();
+    for (name, number) in SIGNALS {
+        // A DNS server that never answers: the wait goes on until the signal (or 3 s).
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut child = support::peerconf()
+            .current_dir(&cwd)
+            .args(["render", "--template"])
+            .arg(&template)
+            .args([
+                "--pod-name",
+                "db-0",
+                "--replicas",
+                "3",
+                "--pod-ip",
+                "10.0.0.7",
+            ])
+            .args([
+                "--resolv-conf",
+                "/nonexistent",
+                "--wait",
+                "all",
+                "--timeout",
+                "3s",
+            ])
+            .args(["--nameserver", &server.local_addr().unwrap().to_string()])
+            .arg("--output")
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The first query: the run is in its wait.
+        let mut buf = [0u8; 512];
+        server
+            .recv_from(&mut buf)
+            .expect("no DNS query within 10 s");
+        assert_eq!(
+            listing(&out_dir),
+            ["out.json"],
+            "SIG{name}: during the wait"
+        );
+        let kill = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let give_up = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < give_up, "SIG{name}: still running");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        let how = match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            _ => unreachable!(),
+        };
+        eprintln!("SIG{name} ({number}) during the wait: {how}");
+        let expected = match name {
+            "INT" => "exit 130".to_string(),
+            "TERM" => "exit 143".to_string(),
+            "PIPE" => "exit 4".to_string(),
+            _ => format!("killed by signal {number}"),
+        };
+        assert_eq!(how, expected, "SIG{name}");
+        assert_eq!(listing(&out_dir), ["out.json"], "SIG{name}: after");
+        assert_eq!(fs::read_to_string(&out).unwrap(), "old\n", "SIG{name}");
+    }
+    assert!(listing(&cwd).is_empty(), "{:?}", listing(&cwd));
+}

@@ -127,7 +127,7 @@ pub fn assert_template_error(e: &peerconf::error::Error) {
 /// Whether `text` contains anything the renderer treats as template markup.
 pub fn has_markup(text: &str, custom: bool) -> bool {
     let starts: &[&str] = if custom {
-        &["[[", "[%", "{#"]
+        &["[[", "[%", "[#"]
     } else {
         &["{{", "{%", "{#"]
     };

@@ -138,12 +138,15 @@ pub fn run(plan: &CheckPlan) -> Result<()> {
     for identity in &identities {
         for ordinal in identity.members.ordinals() {
             let member = identity.for_ordinal(ordinal);
-            let vars = variables::variables(
+            let mut vars = variables::variables(
                 &member,
                 &plan.identity.sets,
                 &env,
                 UnknownPodIp::Placeholder,
             )?;
+            if let Some(has_data) = &plan.has_data {
+                variables::set_has_data(&mut vars, has_data.value, &has_data.source.to_string());
+            }
             check_pod(plan, &expect, &files, &member, &vars, &mut tally, &mut out)?;
         }
     }

@@ -16,7 +16,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 pub use plan::{Parsed, parse};
 
-use crate::dns::{OnTimeout, WaitPolicy};
+use crate::dns::{OnTimeout, OwnRecord, WaitPolicy};
 use crate::logging::LogFormat;
 use crate::template::Format;
 
@@ -258,6 +258,19 @@ struct RenderArgs {
 
     #[command(flatten)]
     wait: WaitArgs,
+
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+/// First boot or restart.
+#[derive(Debug, Clone, Default, Args)]
+struct DataArgs {
+    /// A path the datastore itself creates in its data volume (etcd's member/, ZooKeeper's
+    /// version-2/): present means a restart (has_data true), absent a first boot. Absolute;
+    /// a symbolic link, a missing parent directory or an unreadable path exits 2.
+    #[arg(long, env = "PEERCONF_DATA_PATH", value_name = "PATH")]
+    data_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -286,6 +299,16 @@ struct WaitArgs {
     /// Steady-state DNS query budget of this pod, queries per second.
     #[arg(long, env = "PEERCONF_MAX_QPS", default_value = "100", value_parser = parse_qps)]
     max_qps: u32,
+
+    /// The policy when --data-path finds data (a restart), e.g. self; needs --data-path
+    /// [default: the --wait policy].
+    #[arg(long, env = "PEERCONF_WAIT_ON_RESTART", value_name = "POLICY", value_parser = parse_policy)]
+    wait_on_restart: Option<WaitPolicy>,
+
+    /// This pod's own name: required (it must resolve, to this pod's IP) or optional (it may
+    /// not exist yet, but never resolve only to another address; needs POD_IP).
+    #[arg(long, env = "PEERCONF_OWN_RECORD", value_name = "MODE", default_value = "required", value_parser = parse_own_record)]
+    own_record: OwnRecord,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -326,12 +349,20 @@ struct CheckArgs {
     /// Write a JUnit XML report (one test case per pod and file) to PATH.
     #[arg(long, value_name = "PATH")]
     junit: Option<PathBuf>,
+
+    /// The value of has_data in every render: true checks a restart, false a first boot
+    /// [default: false].
+    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    has_data: Option<bool>,
 }
 
 #[derive(Debug, Clone, Args)]
 struct ExplainArgs {
     #[command(flatten)]
     identity: IdentityArgs,
+
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 fn parse_level(s: &str) -> Result<tracing::Level, String> {
@@ -457,6 +488,10 @@ fn parse_delimiters(s: &str) -> Result<(String, String), String> {
 }
 
 fn parse_policy(s: &str) -> Result<WaitPolicy, String> {
+    s.parse()
+}
+
+fn parse_own_record(s: &str) -> Result<OwnRecord, String> {
     s.parse()
 }
 

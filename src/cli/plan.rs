@@ -185,6 +185,7 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
         max_interval: args.wait.max_interval,
         max_qps: args.wait.max_qps,
         in_cluster: crate::identity::in_pod(),
+        own_record: args.wait.own_record,
     };
     // The last `--mode MODE` is every file's; `--mode KEY=MODE` overrides one key.
     let mut mode = 0o640;
@@ -198,6 +199,26 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
             }
         }
     }
+    let data_path = given.sourced("data_path", &args.data.data_path);
+    let wait_on_restart = given.sourced("wait_on_restart", &args.wait.wait_on_restart);
+    if let (Some(restart), None) = (&wait_on_restart, &data_path) {
+        return Err(UsageError::CommandLine {
+            body: format!(
+                "{} {}: a restart policy needs --data-path (or PEERCONF_DATA_PATH) to tell a restart from a first boot",
+                restart.source, restart.value
+            ),
+            command: Some("render".into()),
+        }
+        .into());
+    }
+    let knows_ip = identity.inputs.pod_ip.is_some() || identity.inputs.pod_ips.is_some();
+    if wait.own_record == crate::dns::OwnRecord::Optional && !knows_ip {
+        return Err(UsageError::CommandLine {
+            body: "--own-record optional needs this pod's IP (POD_IP or POD_IPS, or --pod-ip): without it a stale record of the own name cannot be told from a current one".into(),
+            command: Some("render".into()),
+        }
+        .into());
+    }
     Ok(RenderPlan {
         identity,
         template,
@@ -206,6 +227,11 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
         key_modes,
         show_secrets: args.show_secrets,
         wait,
+        data_path,
+        // A dry run waits only when a policy is given explicitly; a restart one too.
+        wait_on_restart: wait_on_restart
+            .map(|p| p.value)
+            .filter(|_| args.wait.wait.is_some() || !args.dry_run),
     })
 }
 
@@ -236,11 +262,13 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         update: args.update,
         output_dir: args.output_dir.clone(),
         junit: args.junit.clone(),
+        has_data: given.sourced("has_data", &args.has_data),
     })
 }
 
 fn explain(args: &ExplainArgs, given: &Given) -> ExplainPlan {
     ExplainPlan {
         identity: given.identity(&args.identity),
+        data_path: given.sourced("data_path", &args.data.data_path),
     }
 }

@@ -14,7 +14,7 @@ use super::query::Problem;
 pub enum WaitError {
     /// The deadline passed with `--on-timeout fail` (exit 4).
     Unresolved(Box<TimeoutReport>),
-    /// The runtime or a signal handler could not be set up (exit 4).
+    /// The runtime or a signal handler could not be set up (exit 70: not the peers' fault).
     Runtime(String),
     /// SIGTERM (exit 143).
     Terminated,
@@ -26,8 +26,11 @@ pub enum WaitError {
     NoNameserver { path: String },
     /// hickory refused the server list (exit 2).
     Client { servers: String, why: String },
-    /// The open-file limit (`ulimit -n`) is too low for the wait, even raised (exit 2).
-    TooFewFiles { limit: u64, needed: u64 },
+    /// The open-file limit (`ulimit -n`) leaves no room for even one name in flight, even
+    /// raised (exit 2).
+    TooFewFiles { limit: u64, open: u64, needed: u64 },
+    /// A member's FQDN is no DNS name (exit 2; identity validation makes this unreachable).
+    Name(crate::identity::IdentityError),
     /// `--wait N` with N outside `1..=replicas` (exit 2).
     CountOutOfRange { n: usize, replicas: usize },
 }
@@ -53,10 +56,15 @@ impl fmt::Display for WaitError {
             WaitError::Client { servers, why } => {
                 write!(f, "cannot set up a DNS client for {servers}: {why}")
             }
-            WaitError::TooFewFiles { limit, needed } => write!(
+            WaitError::TooFewFiles {
+                limit,
+                open,
+                needed,
+            } => write!(
                 f,
-                "the open-file limit (ulimit -n) is {limit}; the DNS wait needs {needed}"
+                "the open-file limit (ulimit -n) is {limit}, {open} are open already; the DNS wait needs at least {needed}"
             ),
+            WaitError::Name(e) => e.fmt(f),
             WaitError::CountOutOfRange { n, replicas } => write!(
                 f,
                 "--wait {n}: a count must be from 1 to the replica count {replicas}"
@@ -83,6 +91,7 @@ impl WaitError {
             WaitError::CountOutOfRange { replicas, .. } => Some(format!(
                 "use a number from 1 to {replicas}, or all, quorum, preceding, self or none"
             )),
+            WaitError::Name(e) => e.hint(),
             WaitError::Runtime(_)
             | WaitError::Terminated
             | WaitError::Interrupted
@@ -122,11 +131,15 @@ impl TimeoutReport {
     pub fn hint(&self) -> String {
         match self.negative_ttl {
             Some(ttl) => format!(
-                "{}; also, the DNS server may cache 'no such name' for up to {}, so a record \
+                "{}; also, the DNS server may cache 'no such name' for up to {}{}, so a record \
                  published meanwhile shows only once that expires: lower the negative TTL of the \
                  cluster zone (docs/caching-dns.md)",
                 self.cause.hint(),
-                short(ttl)
+                short(ttl),
+                match ttl >= Duration::from_secs(u64::from(super::NEGATIVE_TTL_CAP)) {
+                    true => format!(" ({})", super::NEGATIVE_TTL_CAP_NOTE),
+                    false => String::new(),
+                }
             ),
             None => self.cause.hint().to_string(),
         }

@@ -109,6 +109,19 @@ pub fn round_cost(pending: &[usize], cost: &[Option<u8>]) -> usize {
         .sum()
 }
 
+/// What the next round is charged: its `estimate` ([`round_cost`], in lookups) scaled by what
+/// the last round put on the wire per lookup (`sent` datagrams and TCP connections for
+/// `looked_up` lookups), never less than the estimate. hickory resends an unanswered UDP query
+/// twice within the query timeout and may ask another server or TCP, which a lookup does not
+/// report; this charges them.
+pub fn charged(estimate: usize, sent: u64, looked_up: u64) -> usize {
+    if looked_up == 0 || sent <= looked_up {
+        return estimate;
+    }
+    let scaled = (estimate as u128 * u128::from(sent)).div_ceil(u128::from(looked_up));
+    usize::try_from(scaled).unwrap_or(usize::MAX)
+}
+
 /// How long to actually sleep: the pause, but never past the deadline.
 pub fn sleep_for(pause: Duration, until_deadline: Duration) -> Duration {
     pause.min(until_deadline)
@@ -292,6 +305,25 @@ mod tests {
             qps_interval(5, 0),
             Duration::from_secs(5),
             "0 qps acts as 1"
+        );
+    }
+
+    #[test]
+    fn a_round_is_charged_what_its_lookups_put_on_the_wire() {
+        // Every lookup one datagram: the estimate as it is.
+        assert_eq!(charged(600, 600, 600), 600);
+        assert_eq!(charged(600, 0, 0), 600);
+        // A silent server: each lookup sent 3 datagrams.
+        assert_eq!(charged(3, 9, 3), 9);
+        // Some lookups resent once: rounded up.
+        assert_eq!(charged(10, 11, 10), 11);
+        assert_eq!(charged(7, 4, 3), 10);
+        // Fewer on the wire than lookups (an answer shared by two lookups): never below.
+        assert_eq!(charged(10, 5, 10), 10);
+        // 3 names at --max-qps 1 against a silent server: 9 s between rounds, not 3 s.
+        assert_eq!(
+            pause(MS * 900, Duration::from_secs(1), None, charged(3, 9, 3), 1),
+            Duration::from_secs(9)
         );
     }
 

@@ -58,6 +58,64 @@ impl fmt::Display for WaitPolicy {
     }
 }
 
+/// What this pod's own name must do before it counts (`--own-record`).
+///
+/// The own name is the stale-record guard: a re-created pod must not start while its name
+/// still gives its old IP. Both modes keep that guard; they differ on a name that does not
+/// resolve at all, which on a first start is nothing stale, only not published yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OwnRecord {
+    /// It must resolve, to one of this pod's IPs when they are known (the default).
+    #[default]
+    Required,
+    /// It counts once an answer says it does not exist (NXDOMAIN or no data) or holds one of
+    /// this pod's IPs; never while it resolves only to other addresses. Needs the pod's IPs.
+    Optional,
+}
+
+impl FromStr for OwnRecord {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "required" => Ok(OwnRecord::Required),
+            "optional" => Ok(OwnRecord::Optional),
+            other => Err(format!(
+                "'{other}' is not an own-record mode: use required or optional"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for OwnRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OwnRecord::Required => "required",
+            OwnRecord::Optional => "optional",
+        })
+    }
+}
+
+impl OwnRecord {
+    /// Does an answer that says the own name does not exist (NXDOMAIN, no data) count?
+    pub fn absent_counts(self) -> bool {
+        self == OwnRecord::Optional
+    }
+}
+
+/// The policy this run waits by: `on_restart` (`--wait-on-restart`) when `--data-path` found
+/// data, else `first` (`--wait`). Unknown data (no `--data-path`) is never a restart.
+pub fn policy_for(
+    first: WaitPolicy,
+    on_restart: Option<WaitPolicy>,
+    has_data: Option<bool>,
+) -> WaitPolicy {
+    match (on_restart, has_data) {
+        (Some(restart), Some(true)) => restart,
+        _ => first,
+    }
+}
+
 /// How long the wait runs before a hint about a likely deadlock is logged.
 pub const HINT_AFTER: Duration = Duration::from_secs(30);
 
@@ -557,6 +615,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn own_record_modes_parse_and_print_back() {
+        for text in ["required", "optional"] {
+            assert_eq!(text.parse::<OwnRecord>().unwrap().to_string(), text);
+        }
+        assert_eq!(OwnRecord::default(), OwnRecord::Required);
+        assert!(!OwnRecord::Required.absent_counts());
+        assert!(OwnRecord::Optional.absent_counts());
+        for bad in ["", "yes", "Optional", "stale"] {
+            assert!(
+                bad.parse::<OwnRecord>().unwrap_err().contains("own-record"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_restart_policy_applies_only_when_data_was_found() {
+        let (q, s) = (WaitPolicy::Quorum, WaitPolicy::SelfOnly);
+        assert_eq!(policy_for(q, Some(s), Some(true)), s);
+        assert_eq!(policy_for(q, Some(s), Some(false)), q);
+        assert_eq!(policy_for(q, Some(s), None), q);
+        assert_eq!(policy_for(q, None, Some(true)), q);
+        assert_eq!(policy_for(q, None, None), q);
     }
 
     #[test]

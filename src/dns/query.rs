@@ -1,19 +1,41 @@
-//! The DNS side: which servers, a resolver that never caches, an A query per name (and an
-//! AAAA query only when the A answer leaves the question open), and what each answer means.
+//! The DNS side: which servers, a client that never caches and sends exactly the queries the
+//! wait asks for, an A query per name (and an AAAA query only when the A answer leaves the
+//! question open), and what each answer means.
+//!
+//! The client is hickory's name-server pool, not its `Resolver`: the resolver follows a CNAME
+//! by sending more queries of its own (up to 8 per lookup, so a server answering with CNAME
+//! loops made each name cost 16 queries a round while the query budget counted 2), and it
+//! counts every address record in an answer, whoever owns it (a `decoy. A <pod IP>` record
+//! beside a stale own record made the own name count as resolved). Here a lookup asks for the
+//! name it is given and nothing else, and [`addresses_of`] reads an answer by
+//! owner name: the asked name's records, or those reached from it by a CNAME chain that the
+//! answer itself holds, at most [`MAX_CNAME_HOPS`] long.
+//!
+//! What hickory still does by itself within one lookup (resend an unanswered UDP query, ask
+//! the next server, ask again over TCP after truncation) is counted where it is sent
+//! ([`Client::sent`]), and the query budget charges that count.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
-use hickory_resolver::lookup::Lookup;
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::runtime::{
+    DnsUdpSocket, RuntimeProvider, TokioRuntimeProvider, TokioTime,
+};
+use hickory_resolver::net::xfer::{DnsHandle, FirstAnswer};
 use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{Name, RecordType};
+use hickory_resolver::proto::op::{DnsRequestOptions, DnsResponse, Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 
 use super::WaitError;
 use crate::resolv_conf::ResolvConf;
@@ -88,14 +110,174 @@ pub fn resolver_config(servers: &[SocketAddr]) -> ResolverConfig {
     ResolverConfig::from_name_servers(name_servers)
 }
 
-pub fn build_resolver(servers: &[SocketAddr]) -> Result<TokioResolver, WaitError> {
-    TokioResolver::builder_with_config(resolver_config(servers), TokioRuntimeProvider::default())
-        .with_options(resolver_opts())
-        .build()
-        .map_err(|e| WaitError::Client {
-            servers: server_list(servers),
-            why: e.to_string(),
+/// The DNS client of one wait: hickory's name-server pool over [`resolver_config`]'s servers
+/// with [`resolver_opts`], asked directly (see the module doc for why not its `Resolver`),
+/// on a runtime that counts every datagram and TCP connection it sends ([`Client::sent`]).
+#[derive(Clone)]
+pub struct Client {
+    pool: NameServerPool<Counting>,
+    options: DnsRequestOptions,
+    sent: Arc<AtomicU64>,
+}
+
+/// Tokio, with every UDP datagram sent and every TCP connection made counted: hickory resends
+/// an unanswered UDP query (3 datagrams in 0.67 s, measured against a silent server), asks
+/// the next server after a failure, and asks again over TCP after a truncated answer, none of
+/// which a lookup reports. The query budget charges what this counts.
+#[derive(Clone)]
+struct Counting {
+    tokio: TokioRuntimeProvider,
+    sent: Arc<AtomicU64>,
+}
+
+type Connect<T> = Pin<Box<dyn Send + Future<Output = std::io::Result<T>>>>;
+
+impl RuntimeProvider for Counting {
+    type Handle = <TokioRuntimeProvider as RuntimeProvider>::Handle;
+    type Timer = <TokioRuntimeProvider as RuntimeProvider>::Timer;
+    type Udp = CountingUdp;
+    type Tcp = <TokioRuntimeProvider as RuntimeProvider>::Tcp;
+
+    fn create_handle(&self) -> Self::Handle {
+        self.tokio.create_handle()
+    }
+
+    fn connect_tcp(
+        &self,
+        server: SocketAddr,
+        bind: Option<SocketAddr>,
+        timeout: Option<Duration>,
+    ) -> Connect<Self::Tcp> {
+        let (sent, connect) = (
+            self.sent.clone(),
+            self.tokio.connect_tcp(server, bind, timeout),
+        );
+        Box::pin(async move {
+            let stream = connect.await?;
+            // A connection carries the one query asked again after a truncated answer.
+            sent.fetch_add(1, Ordering::Relaxed);
+            Ok(stream)
         })
+    }
+
+    fn bind_udp(&self, local: SocketAddr, server: SocketAddr) -> Connect<Self::Udp> {
+        let (sent, bind) = (self.sent.clone(), self.tokio.bind_udp(local, server));
+        Box::pin(async move {
+            Ok(CountingUdp {
+                socket: bind.await?,
+                sent,
+            })
+        })
+    }
+}
+
+/// A UDP socket that counts the datagrams it sends.
+struct CountingUdp {
+    socket: <TokioRuntimeProvider as RuntimeProvider>::Udp,
+    sent: Arc<AtomicU64>,
+}
+
+impl DnsUdpSocket for CountingUdp {
+    type Time = TokioTime;
+
+    fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<(usize, SocketAddr)>> {
+        DnsUdpSocket::poll_recv_from(&self.socket, cx, buf)
+    }
+
+    fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        target: SocketAddr,
+    ) -> Poll<std::io::Result<usize>> {
+        let sent = DnsUdpSocket::poll_send_to(&self.socket, cx, buf, target);
+        if let Poll::Ready(Ok(_)) = sent {
+            self.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+}
+
+pub fn build_client(servers: &[SocketAddr]) -> Result<Client, WaitError> {
+    let opts = resolver_opts();
+    let tls = TlsConfig::new().map_err(|e| WaitError::Client {
+        servers: server_list(servers),
+        why: e.to_string(),
+    })?;
+    let mut options = DnsRequestOptions::default();
+    options.recursion_desired = opts.recursion_desired;
+    options.use_edns = opts.edns0;
+    options.edns_payload_len = opts.edns_payload_len;
+    let context = Arc::new(PoolContext::new(opts, tls));
+    let sent = Arc::new(AtomicU64::new(0));
+    let runtime = Counting {
+        tokio: TokioRuntimeProvider::default(),
+        sent: sent.clone(),
+    };
+    let pool = NameServerPool::from_config(
+        resolver_config(servers).name_servers().to_vec(),
+        context,
+        runtime,
+    );
+    Ok(Client {
+        pool,
+        options,
+        sent,
+    })
+}
+
+impl Client {
+    /// Datagrams sent and TCP connections made so far, resends and retries included.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// One query for `name`'s records of `record_type`: the server's response, or why there
+    /// is none (NXDOMAIN and no data come as `NoRecordsFound`, with the SOA's negative TTL).
+    async fn lookup(
+        &self,
+        name: &Name,
+        record_type: RecordType,
+    ) -> std::result::Result<DnsResponse, NetError> {
+        self.pool
+            .lookup(Query::query(name.clone(), record_type), self.options)
+            .first_answer()
+            .await
+    }
+}
+
+/// The longest CNAME chain followed within one answer. Kubernetes' own records need none; an
+/// ExternalName-style alias needs one or two. Longer chains, and loops, give no address.
+pub const MAX_CNAME_HOPS: usize = 8;
+
+/// The addresses an answer gives `name` for `record_type` (A or AAAA): only records owned by
+/// `name`, or by a name reached from it through CNAME records held in the same answer, at most
+/// [`MAX_CNAME_HOPS`] of them. Nothing else in the answer counts, whatever address it holds.
+pub fn addresses_of(name: &Name, record_type: RecordType, answers: &[Record]) -> Vec<IpAddr> {
+    let mut owner = name.clone();
+    for _ in 0..=MAX_CNAME_HOPS {
+        let addresses: Vec<IpAddr> = answers
+            .iter()
+            .filter(|r| r.name == owner && r.record_type() == record_type)
+            .filter_map(|r| r.data.ip_addr())
+            .collect();
+        if !addresses.is_empty() {
+            return addresses;
+        }
+        let next = answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(target) if r.name == owner => Some(target.0.clone()),
+            _ => None,
+        });
+        match next {
+            Some(target) => owner = target,
+            None => break,
+        }
+    }
+    Vec::new()
 }
 
 /// What one query (or a name's two queries, combined) said.
@@ -162,19 +344,23 @@ impl fmt::Display for Problem {
     }
 }
 
-/// What a lookup result means for the wait.
-pub fn classify(result: &std::result::Result<Lookup, NetError>) -> Answer {
+/// What one query's result means for the wait: the addresses [`addresses_of`] finds for the
+/// asked name, else why there are none.
+pub fn classify(
+    name: &Name,
+    record_type: RecordType,
+    result: &std::result::Result<DnsResponse, NetError>,
+) -> Answer {
     match result {
-        Ok(lookup) => {
-            let addresses: Vec<IpAddr> = lookup
-                .answers()
-                .iter()
-                .filter_map(|record| record.data.ip_addr())
-                .collect();
-            if addresses.is_empty() {
-                Answer::Absent(Absence::NoData)
-            } else {
+        Ok(response) => {
+            let addresses = addresses_of(name, record_type, &response.answers);
+            if !addresses.is_empty() {
                 Answer::Addresses(addresses)
+            } else if response.response_code == ResponseCode::NXDomain {
+                // NXDOMAIN after a CNAME: the chain's end does not exist.
+                Answer::Absent(Absence::NxDomain)
+            } else {
+                Answer::Absent(Absence::NoData)
             }
         }
         Err(error) => classify_error(error),
@@ -226,10 +412,11 @@ pub fn combine(a: Answer, aaaa: Answer) -> Answer {
 }
 
 /// The negative-caching TTL a "no such name" or "no data" answer carries: the SOA in its
-/// authority section, min(SOA TTL, SOA minimum) (RFC 2308). A caching server hands out the
-/// remaining time of its cached answer, so this is how long it may still hide a new record.
+/// authority section, min(SOA TTL, SOA minimum) (RFC 2308), as the server claims it (see
+/// [`super::claimed_negative_ttl`] for what the wait makes of it). A caching server hands out
+/// the remaining time of its cached answer, so this is how long it may still hide a new record.
 /// None for any other answer, or without an SOA (dnsmasq's `--local` zones send none).
-pub fn negative_ttl(result: &std::result::Result<Lookup, NetError>) -> Option<u32> {
+pub fn negative_ttl(result: &std::result::Result<DnsResponse, NetError>) -> Option<u32> {
     match result {
         Err(NetError::Dns(DnsError::NoRecordsFound(no_records))) => no_records.negative_ttl,
         _ => None,
@@ -260,7 +447,8 @@ pub fn needs_aaaa(a: &Answer, must_hold: &[IpAddr]) -> bool {
 pub struct Asked {
     /// Both answers combined when both were asked.
     pub answer: Answer,
-    /// Queries sent (1 or 2), for the query budget.
+    /// Lookups made (1 or 2), for the query budget; what they sent on the wire (resends,
+    /// other servers, TCP) is counted by [`Client::sent`].
     pub queries: u8,
     /// The longest [`negative_ttl`] of the answers.
     pub negative_ttl: Option<u32>,
@@ -271,9 +459,12 @@ pub struct Asked {
 ///
 /// `must_hold`: the pod's IPs when `name` is this pod's own name and they are known; empty
 /// otherwise.
-pub async fn ask(resolver: &TokioResolver, name: Name, must_hold: &[IpAddr]) -> Asked {
-    let result = resolver.lookup(name.clone(), RecordType::A).await;
-    let (a, a_ttl) = (classify(&result), negative_ttl(&result));
+pub async fn ask(client: &Client, name: Name, must_hold: &[IpAddr]) -> Asked {
+    let result = client.lookup(&name, RecordType::A).await;
+    let (a, a_ttl) = (
+        classify(&name, RecordType::A, &result),
+        negative_ttl(&result),
+    );
     if !needs_aaaa(&a, must_hold) {
         return Asked {
             answer: a,
@@ -281,8 +472,11 @@ pub async fn ask(resolver: &TokioResolver, name: Name, must_hold: &[IpAddr]) -> 
             negative_ttl: a_ttl,
         };
     }
-    let result = resolver.lookup(name, RecordType::AAAA).await;
-    let (aaaa, aaaa_ttl) = (classify(&result), negative_ttl(&result));
+    let result = client.lookup(&name, RecordType::AAAA).await;
+    let (aaaa, aaaa_ttl) = (
+        classify(&name, RecordType::AAAA, &result),
+        negative_ttl(&result),
+    );
     Asked {
         answer: combine(a, aaaa),
         queries: 2,
@@ -417,22 +611,100 @@ mod tests {
         }
     }
 
-    #[test]
-    fn answers_yield_their_addresses() {
-        let query = Query::query(name(), RecordType::A);
-        let ip: IpAddr = "10.0.0.7".parse().unwrap();
-        let lookup = Lookup::from_rdata(query.clone(), RData::from(ip));
-        assert_eq!(classify(&Ok(lookup)), Answer::Addresses(vec![ip]));
-        // An answer without any A/AAAA record (e.g. only a CNAME) is no data.
-        let cname = Record::from_rdata(
-            name(),
+    fn response(code: ResponseCode, answers: Vec<Record>) -> DnsResponse {
+        let mut message = hickory_resolver::proto::op::Message::query().into_response();
+        message.metadata.response_code = code;
+        message.add_query(Query::query(name(), RecordType::A));
+        message.answers = answers;
+        DnsResponse::from_message(message).unwrap()
+    }
+
+    fn a(owner: &str, ip: &str) -> Record {
+        let ip: IpAddr = ip.parse().unwrap();
+        Record::from_rdata(Name::from_ascii(owner).unwrap(), 60, RData::from(ip))
+    }
+
+    fn cname(owner: &str, target: &str) -> Record {
+        Record::from_rdata(
+            Name::from_ascii(owner).unwrap(),
             60,
             RData::CNAME(hickory_resolver::proto::rr::rdata::CNAME(
-                Name::from_ascii("elsewhere.example.").unwrap(),
+                Name::from_ascii(target).unwrap(),
             )),
+        )
+    }
+
+    #[test]
+    fn only_the_asked_names_records_count() {
+        let me = "web-0.web.default.svc.cluster.local.";
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let classify_a = |answers| {
+            classify(
+                &name(),
+                RecordType::A,
+                &Ok(response(ResponseCode::NoError, answers)),
+            )
+        };
+        assert_eq!(
+            classify_a(vec![a(me, "10.0.0.7")]),
+            Answer::Addresses(vec![ip("10.0.0.7")])
         );
-        let lookup = Lookup::new_with_max_ttl(query, [cname]);
-        assert_eq!(classify(&Ok(lookup)), Answer::Absent(Absence::NoData));
+        // Owner names compare without regard to case.
+        assert_eq!(
+            classify_a(vec![a("WEB-0.web.default.svc.cluster.local.", "10.0.0.7")]),
+            Answer::Addresses(vec![ip("10.0.0.7")])
+        );
+        // A decoy owned by another name counts for nothing, whatever address it holds.
+        assert_eq!(
+            classify_a(vec![a(me, "10.0.0.99"), a("decoy.example.", "10.0.0.1")]),
+            Answer::Addresses(vec![ip("10.0.0.99")])
+        );
+        assert_eq!(
+            classify_a(vec![a("decoy.example.", "10.0.0.1")]),
+            Answer::Absent(Absence::NoData)
+        );
+        // A CNAME chain held in the answer is followed, in any record order.
+        assert_eq!(
+            classify_a(vec![
+                a("b.example.", "10.0.0.1"),
+                cname(me, "a.example."),
+                cname("a.example.", "b.example.")
+            ]),
+            Answer::Addresses(vec![ip("10.0.0.1")])
+        );
+        // A chain that leaves the answer, or loops, gives no address (and no further query).
+        assert_eq!(
+            classify_a(vec![cname(me, "elsewhere.example.")]),
+            Answer::Absent(Absence::NoData)
+        );
+        assert_eq!(
+            classify_a(vec![cname(me, "a.example."), cname("a.example.", me)]),
+            Answer::Absent(Absence::NoData)
+        );
+        // Longer than MAX_CNAME_HOPS: not followed to its end.
+        let mut long = vec![cname(me, "h0.example.")];
+        for i in 0..MAX_CNAME_HOPS {
+            long.push(cname(
+                &format!("h{i}.example."),
+                &format!("h{}.example.", i + 1),
+            ));
+        }
+        long.push(a(&format!("h{}.example.", MAX_CNAME_HOPS), "10.0.0.1"));
+        assert_eq!(classify_a(long.clone()), Answer::Absent(Absence::NoData));
+        long.remove(1);
+        long[0] = cname(me, "h1.example.");
+        assert_eq!(classify_a(long), Answer::Addresses(vec![ip("10.0.0.1")]));
+        // An AAAA record does not answer an A question.
+        assert_eq!(
+            classify_a(vec![a(me, "fd00::1")]),
+            Answer::Absent(Absence::NoData)
+        );
+        // NXDOMAIN at the end of a CNAME chain.
+        let nx = response(ResponseCode::NXDomain, vec![cname(me, "gone.example.")]);
+        assert_eq!(
+            classify(&name(), RecordType::A, &Ok(nx)),
+            Answer::Absent(Absence::NxDomain)
+        );
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::Name;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -14,16 +13,27 @@ use super::error::{StaleSelf, TimeoutCause, TimeoutReport, addr_list, short};
 use super::policy::{self, Hints, Progress, Requirement, hint_text, name_list};
 use super::query::{self, Answer, Problem};
 use super::{
-    OnTimeout, SUMMARY_EVERY, WaitError, WaitOutcome, WaitSettings, WaitTarget,
-    negative_ttl_matters, pacing,
+    NEGATIVE_TTL_CAP_NOTE, OnTimeout, SUMMARY_EVERY, WaitError, WaitOutcome, WaitSettings,
+    WaitTarget, claimed_negative_ttl, negative_ttl_matters, pacing,
 };
-use crate::error::Result;
 
 /// Waits until the policy is met. Errors: exit 4 on timeout with `fail`, exit 2 for an
 /// unusable resolv.conf or a policy count out of range.
 ///
 /// Needs a tokio runtime with time and I/O enabled; it spawns its queries on it.
-pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Result<WaitOutcome> {
+pub async fn wait_for_peers(
+    target: &WaitTarget,
+    settings: &WaitSettings,
+) -> Result<WaitOutcome, WaitError> {
+    wait_for_peers_with(target, settings, pacing::NAMES_IN_FLIGHT).await
+}
+
+/// The same, with at most `in_flight` names asked at once (fitted to the open-file limit).
+pub(super) async fn wait_for_peers_with(
+    target: &WaitTarget,
+    settings: &WaitSettings,
+    in_flight: usize,
+) -> Result<WaitOutcome, WaitError> {
     let req = Requirement::new(settings.policy, &target.members)?;
     if req.needed() == 0 {
         return Ok(WaitOutcome::Met { resolved: 0 });
@@ -32,28 +42,31 @@ pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Res
         .members
         .ordinals()
         .map(|i| target.members.dns_name(i))
-        .collect::<std::result::Result<std::sync::Arc<[Name]>, _>>()?;
+        .collect::<Result<std::sync::Arc<[Name]>, _>>()
+        .map_err(WaitError::Name)?;
     let servers = query::nameservers(&settings.nameservers, &settings.resolv_conf)?;
     if settings.nameservers.is_empty() {
         for line in settings.resolv_conf.ignored() {
             warn!(resolv_conf = %settings.resolv_conf.path().display(), problem = %line, "ignored a resolv.conf line it cannot read, as libc does");
         }
     }
-    let resolver = query::build_resolver(&servers)?;
+    let client = query::build_client(&servers)?;
     let start = Instant::now();
     // A timeout too large for the clock (e.g. `--timeout 1000years`) means no deadline.
     let deadline = start
         .checked_add(settings.timeout)
         .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 24 * 3600));
     let mut run = Run {
+        in_flight: in_flight.max(1),
         target,
         settings,
         progress: Progress::new(&req),
         cost: vec![None; req.replicas()],
+        last_wire: (0, 0),
         req,
         names,
         servers: query::server_list(&servers),
-        resolver,
+        client,
         start,
         deadline,
         self_stale: None,
@@ -68,19 +81,24 @@ pub async fn wait_for_peers(target: &WaitTarget, settings: &WaitSettings) -> Res
 
 /// One wait, from the first query to the end.
 struct Run<'a> {
+    /// Names asked at once: [`pacing::NAMES_IN_FLIGHT`], or fewer under a low file limit.
+    in_flight: usize,
     target: &'a WaitTarget,
     settings: &'a WaitSettings,
     req: Requirement,
     /// Shared with the query tasks.
     names: std::sync::Arc<[Name]>,
     servers: String,
-    resolver: TokioResolver,
+    client: query::Client,
     start: Instant,
     deadline: Instant,
     /// Which ordinals resolved; once resolved, stays resolved for this run.
     progress: Progress,
     /// Per ordinal: the queries its last round sent (1 or 2), for the query budget.
     cost: Vec<Option<u8>>,
+    /// The last round's datagrams and TCP connections on the wire, and its lookups: what a
+    /// lookup really costs ([`pacing::charged`]).
+    last_wire: (u64, u64),
     /// The addresses this pod's own name resolves to while none of them is the pod IP.
     self_stale: Option<Vec<IpAddr>>,
     /// The longest negative-caching TTL a server has reported, once it matters
@@ -95,7 +113,7 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn run(&mut self) -> Result<WaitOutcome> {
+    async fn run(&mut self) -> Result<WaitOutcome, WaitError> {
         let settings = self.settings;
         info!(
             policy = %settings.policy,
@@ -132,7 +150,11 @@ impl Run<'_> {
                 raw,
                 settings.max_interval,
                 pacing::startup_pause(elapsed, fastrand::f64()),
-                pacing::round_cost(&next, &self.cost),
+                pacing::charged(
+                    pacing::round_cost(&next, &self.cost),
+                    self.last_wire.0,
+                    self.last_wire.1,
+                ),
                 settings.max_qps,
             );
             // The hints read meaning into DNS answers: none before a server has answered.
@@ -167,17 +189,17 @@ impl Run<'_> {
     }
 
     /// Asks for each name in `to_ask` once ([`query::ask`]: A, and AAAA only when needed),
-    /// at most [`pacing::NAMES_IN_FLIGHT`] names at a time. Returns when every answer is in,
+    /// at most `in_flight` ([`pacing::NAMES_IN_FLIGHT`]) names at a time. Returns when every answer is in,
     /// when the policy is met, or at the deadline.
     async fn round(&mut self, to_ask: &[usize]) {
         let mut queue = to_ask.iter().copied();
         let mut in_flight = JoinSet::new();
-        let resolver = self.resolver.clone();
+        let client = self.client.clone();
         let names = self.names.clone();
         let self_index = self.self_index();
         let self_ips: std::sync::Arc<[IpAddr]> = self.target.self_ips.clone().into();
         let spawn = move |set: &mut JoinSet<(usize, query::Asked)>, i: usize| {
-            let resolver = resolver.clone();
+            let client = client.clone();
             let name = names[i].clone();
             // The stale-record guard: the own name's answer must hold one of the pod's IPs.
             let must_hold = if i == self_index {
@@ -185,12 +207,13 @@ impl Run<'_> {
             } else {
                 [].into()
             };
-            set.spawn(async move { (i, query::ask(&resolver, name, &must_hold).await) });
+            set.spawn(async move { (i, query::ask(&client, name, &must_hold).await) });
         };
-        for i in queue.by_ref().take(pacing::NAMES_IN_FLIGHT) {
+        for i in queue.by_ref().take(self.in_flight) {
             spawn(&mut in_flight, i);
         }
         let mut problems = Vec::new();
+        let (wire_before, mut looked_up) = (self.client.sent(), 0u64);
         let deadline = tokio::time::sleep_until(self.deadline);
         tokio::pin!(deadline);
         loop {
@@ -211,6 +234,7 @@ impl Run<'_> {
                 Err(_) => continue,
             };
             self.cost[i] = Some(asked.queries);
+            looked_up += u64::from(asked.queries);
             self.note_negative_ttl(asked.negative_ttl);
             self.record(i, asked.answer, &mut problems);
             if self.req.is_met_by(&self.progress) {
@@ -220,23 +244,33 @@ impl Run<'_> {
                 spawn(&mut in_flight, next);
             }
         }
+        if looked_up > 0 {
+            self.last_wire = (self.client.sent() - wire_before, looked_up);
+        }
         self.report_problems(problems);
     }
 
     /// Logs, once, that the server caches "no such name" for longer than the wait's pause.
+    /// The server's claim is read as [`claimed_negative_ttl`] says (RFC 2181's top bit, and
+    /// capped to what CoreDNS keeps), and the message says when it was capped.
     fn note_negative_ttl(&mut self, ttl: Option<u32>) {
-        let Some(ttl) = ttl.map(|secs| Duration::from_secs(u64::from(secs))) else {
+        let Some((secs, capped)) = ttl.map(claimed_negative_ttl) else {
             return;
         };
+        let ttl = Duration::from_secs(u64::from(secs));
         if !negative_ttl_matters(ttl, self.settings.max_interval) {
             return;
         }
         if self.negative_ttl.is_none() {
+            let cap_note = match capped {
+                true => format!(" ({NEGATIVE_TTL_CAP_NOTE})"),
+                false => String::new(),
+            };
             info!(
                 server = %self.servers,
                 negative_ttl = %short(ttl),
-                "the DNS server may cache 'no such name' for up to {}: a peer published after \
-                 it answered NXDOMAIN is seen only once that answer expires (see \
+                "the DNS server may cache 'no such name' for up to {}{cap_note}: a peer published \
+                 after it answered NXDOMAIN is seen only once that answer expires (see \
                  docs/caching-dns.md)",
                 short(ttl)
             );
@@ -284,6 +318,15 @@ impl Run<'_> {
                     self.self_stale = None;
                 }
                 debug!(peer = %peer, "not resolved yet: {why}");
+                // `--own-record optional`: nothing stale, only not published yet.
+                if is_self && self.settings.own_record.absent_counts() {
+                    self.progress.resolve(&self.req, i);
+                    info!(
+                        peer = %peer,
+                        elapsed = %short(self.start.elapsed()),
+                        "own name does not resolve yet, and no stale address either: counted (--own-record optional)"
+                    );
+                }
             }
             Answer::Failed(problem) => {
                 self.last_problem = Some(problem.clone());
@@ -320,7 +363,7 @@ impl Run<'_> {
         }
     }
 
-    fn timed_out(&self) -> Result<WaitOutcome> {
+    fn timed_out(&self) -> Result<WaitOutcome, WaitError> {
         let unresolved = self.peer_names(&self.req.to_ask(self.progress.resolved()));
         let stale_self = match (&self.self_stale, &self.target.self_ips[..]) {
             (Some(addresses), pod_ips) if !pod_ips.is_empty() => Some(StaleSelf {
@@ -353,7 +396,7 @@ impl Run<'_> {
             server_trouble,
         };
         match self.settings.on_timeout {
-            OnTimeout::Fail => Err(WaitError::Unresolved(Box::new(report)).into()),
+            OnTimeout::Fail => Err(WaitError::Unresolved(Box::new(report))),
             OnTimeout::Continue => {
                 // The caller logs the warning (it knows what it does next).
                 debug!("{report}; continuing (--on-timeout continue)");

@@ -2,20 +2,17 @@
 //! place its value came from (so `explain` and the start-up log can say so), and the
 //! StatefulSet's [`Members`] derived from them.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::members::Members;
 use crate::resolv_conf::ResolvConf;
 
-mod error;
-mod names;
-
-pub use error::IdentityError;
-pub use names::{
-    documentation_ip, documentation_ips, documentation_ipv4, documentation_ipv6, split_ordinal,
-    validate_label, validate_subdomain,
+// The vocabulary identity shares with `members` and `resolv_conf` lives in the leaf module
+// `sourced`, so that they need not depend on this module (which depends on them).
+pub use crate::sourced::{
+    IdentityError, Source, Sourced, documentation_ip, documentation_ips, documentation_ipv4,
+    documentation_ipv6, split_ordinal, validate_label, validate_subdomain,
 };
 
 /// The service-account namespace file a pod gets mounted (kubectl reads the same).
@@ -31,53 +28,6 @@ pub fn in_pod() -> bool {
 
 /// Where the kernel keeps the host name (a pod's host name is its pod name).
 const KERNEL_HOSTNAME: &str = "/proc/sys/kernel/hostname";
-
-/// Where a value came from. Flag and variable names come from clap's own definitions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    Flag(String),
-    Env(String),
-    File(PathBuf),
-    Derived(&'static str),
-    Default,
-    /// A documentation address standing in for an unknown pod IP (dry run, `check`).
-    Placeholder,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Flag(flag) => write!(f, "flag {flag}"),
-            Source::Env(name) => write!(f, "env {name}"),
-            Source::File(path) => write!(f, "file {}", path.display()),
-            Source::Derived(from) => write!(f, "derived from {from}"),
-            Source::Default => f.write_str("default"),
-            Source::Placeholder => f.write_str(
-                "placeholder: the IP is unknown here, so a documentation address (RFC 5737/3849) stands in",
-            ),
-        }
-    }
-}
-
-/// A value and where it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sourced<T> {
-    pub value: T,
-    pub source: Source,
-}
-
-impl<T> Sourced<T> {
-    pub fn new(value: T, source: Source) -> Self {
-        Sourced { value, source }
-    }
-}
-
-impl<T: fmt::Display> Sourced<T> {
-    /// `'value' (source)`, as error messages name an input.
-    fn quoted(&self) -> String {
-        format!("'{}' ({})", self.value, self.source)
-    }
-}
 
 /// What the command line and environment said, before defaults and derivation.
 #[derive(Debug, Clone, Default)]
@@ -354,7 +304,7 @@ mod tests {
     use super::*;
     use crate::error::Error;
     use crate::members::MAX_REPLICAS;
-    use error::ip_list;
+    use crate::sourced::ip_list;
 
     fn host_without_files(dir: &Path) -> Host {
         Host {

@@ -1,16 +1,19 @@
 //! Staging and publishing a set of files in one directory.
 //!
-//! - **Staging** (before the wait): stale temp files of killed runs are removed, every
-//!   target is checked (absent, or a regular file), and each file is written to a temp file
-//!   beside its target, chmod-ed and fsynced. The staging run holds an exclusive `flock` on
-//!   each of its temp files for as long as it lives, so another peerconf's clean-up can tell a
-//!   live writer's temp file (locked) from a killed run's (unlocked) and leaves it alone.
-//! - **Publishing** (after the wait), under an exclusive `flock` on the directory, so that two
-//!   writers of one target publish one after the other, each set complete: every existing
-//!   target is first hard-linked to a backup name; then the temp files are renamed into
-//!   place; if a rename fails, the targets already replaced are put back from their backups
-//!   (or removed, if they did not exist), so the directory keeps the complete old set; then
-//!   the backups are removed and the directory is fsynced.
+//! - **Staging** (before the wait as a probe that is discarded at once, see
+//!   [`super::probe`]; then again after the wait): stale temp files of killed runs are
+//!   removed, every target is checked (absent, or a regular file), and each file is written to
+//!   a temp file beside its target, chmod-ed and fsynced. The staging run holds an exclusive
+//!   `flock` on each of its temp files for as long as it lives, so another peerconf's clean-up
+//!   can tell a live writer's temp file (locked) from a killed run's (unlocked) and leaves it
+//!   alone.
+//! - **Publishing** (right after the second staging), under an exclusive `flock` on the
+//!   directory, so that two writers of one target publish one after the other, each set
+//!   complete: every existing target is first hard-linked to a backup name; then the temp
+//!   files are renamed into place; if a rename fails, the targets already replaced are put
+//!   back from their backups (or removed, if they did not exist), so the directory keeps the
+//!   complete old set; then the backups are removed, in directory mode the files of keys no
+//!   longer rendered are removed ([`super::prune`]), and the directory is fsynced.
 //!
 //! Temp and backup names start with `.` and end in `.peerconf-tmp` / `.peerconf-old`, so
 //! Consul's `-config-dir` (which loads every `*.json` and `*.hcl`) never picks one up; the
@@ -19,13 +22,13 @@
 
 use std::fs::{self, File, TryLockError};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-use super::{OutputError, OutputFile, Result};
-use crate::error::io_reason;
+use super::{OutputError, OutputFile, Result, prune};
+use crate::reason::io_reason;
 
 const TEMP_SUFFIX: &str = ".peerconf-tmp";
 const BACKUP_SUFFIX: &str = ".peerconf-old";
@@ -39,6 +42,9 @@ const NAME_MAX: usize = 255;
 pub struct Staged {
     dir: PathBuf,
     files: Vec<(NamedTempFile, PathBuf)>,
+    /// Directory mode: remove what earlier renders of this template directory wrote for
+    /// keys no longer rendered.
+    prune: Option<String>,
 }
 
 /// Stages `files`, which share one directory, each with `mode`. See the module doc.
@@ -53,6 +59,7 @@ pub fn stage_each(files: &[OutputFile], mode_of: &dyn Fn(&OutputFile) -> u32) ->
         return Ok(Staged {
             dir: PathBuf::from("."),
             files: Vec::new(),
+            prune: None,
         });
     };
     let dir = parent_dir(&first.path);
@@ -68,10 +75,27 @@ pub fn stage_each(files: &[OutputFile], mode_of: &dyn Fn(&OutputFile) -> u32) ->
     for file in files {
         staged.push((stage_one(&dir, file, mode_of(file))?, file.path.clone()));
     }
-    Ok(Staged { dir, files: staged })
+    Ok(Staged {
+        dir,
+        files: staged,
+        prune: None,
+    })
 }
 
 impl Staged {
+    /// Removes the temp files without publishing anything (see [`super::probe`]).
+    pub fn discard(self) {
+        drop(self);
+    }
+
+    /// Directory mode: [`Staged::publish`] also removes the files earlier renders wrote
+    /// for keys this one no longer has (see [`super::prune`]).
+    /// `source` names the template directory the files come from.
+    pub fn pruning(mut self, source: String) -> Self {
+        self.prune = Some(source);
+        self
+    }
+
     /// Renames every staged file into place: all of them, or none (see the module doc).
     pub fn publish(self) -> Result<()> {
         if self.files.is_empty() {
@@ -82,6 +106,10 @@ impl Staged {
             // Checked at staging; checked again in case something appeared during the wait.
             check_target(target)?;
         }
+        let pruning = match &self.prune {
+            Some(source) => start_pruning(&self.dir, source, &self.files),
+            None => None,
+        };
         let backups = back_up(&self.files)?;
         let mut replaced = 0;
         let mut failure = None;
@@ -97,6 +125,10 @@ impl Staged {
         if let Some((target, reason)) = failure {
             let restored = restore(&backups[..replaced]);
             remove_backups(&backups);
+            if let Some((old, _)) = &pruning {
+                // The old set is back: so is the old record.
+                let _ = prune::write(&self.dir, old);
+            }
             return Err(OutputError::Rename {
                 target,
                 reason,
@@ -105,6 +137,9 @@ impl Staged {
             });
         }
         remove_backups(&backups);
+        if let (Some((old, new)), Some(source)) = (pruning, &self.prune) {
+            finish_pruning(&self.dir, source, &old, new);
+        }
         // The renames are only durable once the directory entries are on disk.
         let synced = File::open(&self.dir).and_then(|d| d.sync_all());
         drop(lock);
@@ -112,6 +147,84 @@ impl Staged {
             dir: self.dir.clone(),
             reason: io_reason(&e),
         })
+    }
+}
+
+/// Before the renames: reads the directory's record of what earlier renders wrote, and
+/// records this render's files beside it (their temp files' inodes, which the renames keep),
+/// so that a run killed after the renames still knows them. `None`, with a warning, when the
+/// directory keeps no record: then nothing is pruned.
+fn start_pruning(
+    dir: &Path,
+    source: &str,
+    files: &[(NamedTempFile, PathBuf)],
+) -> Option<(prune::Record, prune::Record)> {
+    let warn = |e: std::io::Error| {
+        tracing::warn!(
+            dir = %dir.display(),
+            error = %io_reason(&e),
+            "cannot keep the record of the files peerconf writes here (an extended attribute, {}): \
+             a key removed from the ConfigMap will leave its old file in place",
+            prune::XATTR
+        );
+    };
+    let old = match prune::read(dir) {
+        Ok(old) => old.unwrap_or_default(),
+        Err(e) => {
+            warn(e);
+            return None;
+        }
+    };
+    let mut new = prune::Record::default();
+    for (temp, target) in files {
+        let name = target.file_name()?.to_str()?.to_string();
+        let ino = temp.as_file().metadata().ok()?.ino();
+        new.0.push(prune::Entry {
+            ino,
+            name,
+            source: source.to_string(),
+        });
+    }
+    if let Err(e) = prune::write(dir, &old.merged(&new)) {
+        warn(e);
+        return None;
+    }
+    Some((old, new))
+}
+
+/// After the renames: removes the files of keys no longer rendered (see [`prune::stale`]),
+/// each logged, and leaves the record holding this render's files (and any stale file that
+/// could not be removed, to try again next time).
+fn finish_pruning(dir: &Path, source: &str, old: &prune::Record, new: prune::Record) {
+    let current: Vec<String> = new.0.iter().map(|e| e.name.clone()).collect();
+    let mut kept = prune::Record::default();
+    for path in prune::stale(dir, old, source, &current) {
+        match fs::remove_file(&path) {
+            Ok(()) => tracing::info!(
+                path = %path.display(),
+                "removed a file an earlier render wrote for a key no longer in the ConfigMap"
+            ),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %io_reason(&e), "could not remove the file of a key no longer in the ConfigMap");
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                kept.0
+                    .extend(old.0.iter().filter(|e| e.name == name).cloned());
+            }
+        }
+    }
+    // Other template directories' entries stay as they are.
+    let others = prune::Record(
+        old.0
+            .iter()
+            .filter(|e| e.source != source)
+            .cloned()
+            .collect(),
+    );
+    if let Err(e) = prune::write(dir, &others.merged(&kept).merged(&new)) {
+        tracing::warn!(dir = %dir.display(), error = %io_reason(&e), "cannot update the record of the files peerconf wrote here");
     }
 }
 

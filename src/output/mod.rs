@@ -1,15 +1,18 @@
 //! Writing the rendered config: atomically, durably, never over something that is not a
 //! regular file, and never to a path that does not exist yet.
 //!
-//! The files are staged before the DNS wait ([`stage`]): each written to a temp file in its
-//! target's directory, given its mode and fsynced, so that every output-side problem (a
-//! missing or read-only directory, no space, a device or a directory where the file should
-//! go, a name too long) fails at once rather than after a five-minute wait. After the wait,
-//! [`Staged::publish`] renames them into place, and a directory's set is all or nothing (see
-//! [`atomic`]). A reader (the datastore container, or a restarted init) sees the complete old
-//! set or the complete new one.
+//! Before the DNS wait the files are probed ([`probe`]): each staged to a temp file in its
+//! target's directory, given its mode and fsynced, then removed, so that every output-side
+//! problem (a missing or read-only directory, no space, a device or a directory where the file
+//! should go, a name too long) fails at once rather than after a five-minute wait, and nothing
+//! of the run lies in the directory while it waits. After the wait they are staged again
+//! ([`stage`]) and [`Staged::publish`] renames them into place, and a directory's set is all or
+//! nothing (see [`atomic`]); in directory mode it also removes the files a previous render
+//! wrote for keys no longer in the ConfigMap ([`prune`]). A reader (the datastore container,
+//! or a restarted init) sees the complete old set or the complete new one.
 
 mod atomic;
+mod prune;
 
 use std::fmt;
 use std::io::Write;
@@ -17,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use atomic::{Staged, stage, stage_each};
 
-use crate::error::io_reason;
+use crate::reason::io_reason;
 use crate::template::TemplateSource;
 
 type Result<T> = std::result::Result<T, OutputError>;
@@ -100,6 +103,15 @@ fn absolute(path: &Path) -> Option<PathBuf> {
 pub struct OutputFile {
     pub path: PathBuf,
     pub contents: Vec<u8>,
+}
+
+/// Checks, before the DNS wait, that `files` can be written: stages them (every check of
+/// [`stage`], the full contents written, chmod-ed and fsynced, so a full disk shows) and
+/// removes the temp files at once. Nothing of this run then lies in the directory during the
+/// wait, whatever ends it; after the wait the files are staged again and published.
+pub fn probe(files: &[OutputFile], mode: u32) -> Result<()> {
+    stage(files, mode)?.discard();
+    Ok(())
 }
 
 /// Stages and publishes at once (no wait in between).

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::TemplateError;
-use crate::error::io_reason;
+use crate::reason::io_reason;
 
 /// Kubernetes refuses ConfigMaps over 1 MiB, so a bigger template is a wrong path.
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
@@ -109,10 +109,25 @@ fn load_version(dir: &Path, data: &Path) -> Result<Vec<TemplateFile>, TemplateEr
     let mut files = Vec::new();
     for entry in fs::read_dir(data).map_err(unreadable)? {
         let entry = entry.map_err(unreadable)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("..") {
+        let raw = entry.file_name();
+        if raw.as_encoded_bytes().starts_with(b"..") {
             continue;
         }
+        // A key is its output file's name: a name that is not UTF-8 can be neither a
+        // ConfigMap key nor printed as one. Refused, naming the file with its bytes escaped
+        // (never skipped: the output set would silently lack a file).
+        let Some(name) = raw.to_str().map(str::to_string) else {
+            return Err(TemplateError::Read {
+                display: dir
+                    .join(escaped_name(raw.as_encoded_bytes()))
+                    .display()
+                    .to_string(),
+                reason: "the file name is not UTF-8 (its other bytes shown as \\xNN), so it \
+                         cannot be a ConfigMap key nor an output file name: rename it to \
+                         letters, digits, '-', '_' and '.', as ConfigMap keys are"
+                    .to_string(),
+            });
+        };
         let shown = dir.join(&name);
         let path = data.join(&name);
         let meta = fs::metadata(&path).map_err(|e| TemplateError::Read {
@@ -135,6 +150,18 @@ fn load_version(dir: &Path, data: &Path) -> Result<Vec<TemplateFile>, TemplateEr
     }
     files.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(files)
+}
+
+/// A file name's bytes as text: its UTF-8 parts as they are, every other byte as `\xNN`.
+fn escaped_name(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02X}"));
+        }
+    }
+    out
 }
 
 fn read_bounded(reader: impl Read, display: &str) -> Result<String, TemplateError> {

@@ -107,6 +107,83 @@ impl RequestHandler for ServFail {
     }
 }
 
+/// What a scripted server answers to one query: a response code, the answer section, and an
+/// SOA for the authority section (the negative TTL).
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub code: ResponseCode,
+    pub answers: Vec<Record>,
+    pub soa: Option<Record>,
+}
+
+type Script = Arc<dyn Fn(&str, RecordType) -> Reply + Send + Sync>;
+
+/// Answers each query with what its script says for (lowercase absolute name, type): a
+/// misbehaving server (decoy records, CNAME loops, absurd TTLs) that no zone would produce.
+struct Scripted(Script);
+
+#[async_trait]
+impl RequestHandler for Scripted {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let (name, record_type) = match request.request_info() {
+            Ok(info) => (info.query.name().to_string(), info.query.query_type()),
+            Err(_) => (String::new(), RecordType::A),
+        };
+        let reply = (self.0)(&name, record_type);
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.response_code = reply.code;
+        metadata.authoritative = true;
+        let response = MessageResponseBuilder::from_message_request(request).build(
+            metadata,
+            reply.answers.iter(),
+            std::iter::empty(),
+            reply.soa.iter(),
+            std::iter::empty(),
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(_) => ResponseInfo::from(Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            }),
+        }
+    }
+}
+
+/// An A or AAAA record (by the address family), `owner` absolute or not.
+pub fn address_record(owner: &str, ip: &str) -> Record {
+    let ip: IpAddr = ip.parse().unwrap();
+    Record::from_rdata(absolute(owner), TTL, RData::from(ip))
+}
+
+/// `owner CNAME target`.
+pub fn cname_record(owner: &str, target: &str) -> Record {
+    Record::from_rdata(
+        absolute(owner),
+        TTL,
+        RData::CNAME(hickory_server::proto::rr::rdata::CNAME(absolute(target))),
+    )
+}
+
+/// The SOA of `origin` with this TTL and minimum (the negative TTL is the smaller).
+pub fn soa_record(origin: &str, ttl: u32) -> Record {
+    let origin = absolute(origin);
+    let soa = SOA::new(
+        Name::from_ascii(format!("ns.{origin}")).unwrap(),
+        Name::from_ascii(format!("admin.{origin}")).unwrap(),
+        1,
+        3600,
+        600,
+        86400,
+        ttl,
+    );
+    Record::from_rdata(origin, ttl, RData::SOA(soa))
+}
+
 /// The running server. Drop it to stop serving.
 pub struct TestDns {
     pub addr: SocketAddr,
@@ -119,6 +196,7 @@ pub struct TestDns {
 enum ServerKind {
     Zone(Server<Logging<Catalog>>),
     ServFail(Server<Logging<ServFail>>),
+    Scripted(Server<Logging<Scripted>>),
 }
 
 async fn sockets(loopback: IpAddr) -> (UdpSocket, TcpListener, SocketAddr) {
@@ -207,6 +285,27 @@ impl TestDns {
             log,
             serial: Mutex::new(1),
             _server: ServerKind::ServFail(server),
+        }
+    }
+
+    /// A server that answers each query as `script` says (and logs what it was asked).
+    pub async fn start_scripted(
+        script: impl Fn(&str, RecordType) -> Reply + Send + Sync + 'static,
+    ) -> TestDns {
+        let log = Arc::new(QueryLog::default());
+        let (udp, tcp, addr) = sockets(IpAddr::from([127, 0, 0, 1])).await;
+        let mut server = Server::new(Logging {
+            inner: Scripted(Arc::new(script)),
+            log: log.clone(),
+        });
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 4096);
+        TestDns {
+            addr,
+            zone: None,
+            log,
+            serial: Mutex::new(1),
+            _server: ServerKind::Scripted(server),
         }
     }
 

@@ -9,13 +9,17 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_peerconf");
+/// The binary under test: the one cargo built, or `PEERCONF_TEST_BIN` when set (to run the
+/// same tests against the static release binary, or an older build to show what a fix
+/// changed).
+pub static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("PEERCONF_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_peerconf").into())
+});
 
 /// The binary with a clean environment (PATH only), so the machine's POD_*, REPLICAS or
 /// PEERCONF_* cannot leak into a test.
 pub fn peerconf() -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(&*BIN);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd

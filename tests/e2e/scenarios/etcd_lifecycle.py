@@ -77,7 +77,7 @@ def boot_cluster(k: Cluster, ns, subnet):
     pods = net.statefulset(docs, ns, subnet)
     check(len(pods) == 3, "etcd: expected 3 replicas")
     args = pods[0].init_container()["args"]
-    check("--wait=quorum" in args, f"etcd init args do not say --wait=quorum: {args}")
+    check("--wait=self" in args, f"etcd init args do not say --wait=self: {args}")
     offsets = [random.uniform(0, 3) for _ in pods]
     t0 = time.monotonic()
     mains = boot(net, pods, offsets, start_etcd)
@@ -128,11 +128,11 @@ def run_restart_new_ip(k: Cluster):
 
 
 def run_member_lost(k: Cluster):
-    """etcd member gone for good while another restarts: with --wait=quorum it rejoins.
+    """etcd member gone for good while another restarts: with the example's policy it rejoins.
 
     etcd-2's node is lost (its pod never comes back, its record is gone); etcd-1 then restarts
     with its data and a new IP. Contrast: the former --wait=all keeps that init waiting; the
-    example's --wait=quorum lets it start, and the 2 remaining members serve writes."""
+    example's policy lets it start, and the 2 remaining members serve writes."""
     docs, net, pods, mains = boot_cluster(k, "e2e-etcd-lost", 7)
     gone = pods[2]
     net.cut(gone)
@@ -143,7 +143,9 @@ def run_member_lost(k: Cluster):
     # Contrast: the same restart with --wait=all (the example's former policy).
     old = pods[1]
     contrast = net.recreate(old, net.ip(7, 61))
-    args = [a if not a.startswith("--wait=") else "--wait=all" for a in contrast.init_container()["args"]]
+    # The former args: --wait=all, and no restart policy (which would replace it: the data is kept).
+    args = [a if not a.startswith("--wait=") else "--wait=all" for a in contrast.init_container()["args"]
+            if not a.startswith("--wait-on-restart=")]
     contrast.start_init(args=args)
     net.publish(contrast)
     time.sleep(NOTICE)
@@ -155,7 +157,7 @@ def run_member_lost(k: Cluster):
     new = restart_with_new_ip(net, pods, mains, 1, 42)
     live = pods[:2]
     took = wait_healthy(net, live, [(p.name, mains[p.name]) for p in live], what="the 2 remaining members")
-    log(f"with --wait=quorum: {new.name} rejoined with its data, 2/2 live members healthy {took:.1f}s after "
+    log(f"with the example's policy: {new.name} rejoined with its data, 2/2 live members healthy {took:.1f}s after "
         "etcd started")
     put_get(net, new, pods[0], "/e2e/two-of-three")
     log("writes go through with 2 of 3 members")

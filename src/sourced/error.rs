@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use super::Sourced;
-use crate::members::{MAX_REPLICAS, MAX_START_ORDINAL};
+use super::{MAX_REPLICAS, MAX_START_ORDINAL};
 
 /// Everything that can be wrong with a pod's identity (exit 2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +198,7 @@ impl IdentityError {
     }
 }
 
-pub(super) fn ip_list(ips: &[IpAddr]) -> String {
+pub(crate) fn ip_list(ips: &[IpAddr]) -> String {
     ips.iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
