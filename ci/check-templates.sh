@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The shipped templates' unit tests, run by `peerconf check` itself: for Consul, etcd and
-# ZooKeeper at 3 and 5 replicas, every pod's rendered config must satisfy the assertions below,
-# its JSON Schema (schemas/) and its golden files (tests/golden/<datastore>/).
+# ZooKeeper at 3 and 5 replicas in the IPv4, IPv6 and dual-stack families (check's default
+# matrix), every pod's rendered config must satisfy the assertions below, its JSON Schema
+# (schemas/) and its golden files (tests/golden/<datastore>/replicas-<N>-<family>/).
 #
 #   ci/check-templates.sh                  build peerconf with the `schema` feature, then check
 #   PEERCONF_BIN=path ci/check-templates.sh   check with this binary (built with --features schema)
@@ -28,9 +29,9 @@ else
 fi
 reports=$ROOT/target/check-templates
 mkdir -p "$reports"
-# The same identity on every machine: no namespace file, resolv.conf or POD_* can leak in.
-common=(--namespace default --cluster-domain cluster.local --replicas 3,5)
-unset POD_NAMESPACE POD_NAME POD_IP REPLICAS CLUSTER_DOMAIN
+# check is hermetic (no namespace file, resolv.conf or POD_* is read); only check's own
+# PEERCONF_* options could change a run, so they are cleared.
+common=(--replicas 3,5)
 while read -r name; do unset "$name"; done < <(env | sed -n 's/^\(PEERCONF_[A-Z_]*\)=.*/\1/p')
 
 passed=0 failed=0
@@ -68,7 +69,7 @@ run etcd 0 --template manifests/examples/etcd/etcd.json --statefulset etcd \
     --assert "config['initial-cluster'] | split(',') | list | length == replicas" \
     --assert "(pod_name ~ '=http://' ~ pod_fqdn ~ ':2380') in config['initial-cluster'] | split(',')" \
     --assert "config['initial-advertise-peer-urls'] == 'http://' ~ pod_fqdn ~ ':2380'" \
-    --assert "config['listen-peer-urls'] == 'http://' ~ pod_ip ~ ':2380'" \
+    --assert "config['listen-peer-urls'] == 'http://' ~ (pod_ip | hostport(2380))" \
     --assert "config['initial-cluster-state'] == 'new'" \
     --golden tests/golden/etcd "${update[@]}" --junit "$reports/etcd.xml"
 
@@ -111,6 +112,9 @@ if [[ ${#update[@]} == 0 ]]; then
     run "consul with bootstrap_expect = quorum fails its assertion and goldens" 6 \
         --template "$scratch/consul.json" --statefulset consul \
         --assert "config.bootstrap_expect == replicas" --golden tests/golden/consul
+    sed 's/{{ pod_ip | hostport(2380) }}/{{ pod_ip }}:2380/' manifests/examples/etcd/etcd.json >"$scratch/etcd6.json"
+    run "etcd with an unbracketed IPv6 listen URL fails with no assertion" 6 \
+        --template "$scratch/etcd6.json" --statefulset etcd
 fi
 
 echo "check-templates: $passed passed, $failed failed"

@@ -292,10 +292,6 @@ impl Error {
     }
 }
 
-/// Kept here for the areas that build their errors with it; it lives in the leaf
-/// [`crate::reason`], so that modules below this one need not depend on it.
-pub(crate) use crate::reason::io_reason;
-
 /// Whitespace runs folded to one space, and any other control character (a terminal escape
 /// sequence from a file name or an env value) shown escaped.
 fn one_line(text: &str) -> String {

@@ -4,7 +4,6 @@
 //! Every input keeps where it came from (flag, env variable, file, default), so errors and
 //! `explain` can name it.
 
-use crate::check::SchemaSpec;
 use std::path::PathBuf;
 
 use crate::dns::{WaitPolicy, WaitSettings};
@@ -13,6 +12,15 @@ use crate::logging::LogFormat;
 use crate::output::Target;
 use crate::resolv_conf::ResolvConf;
 use crate::template::{Format, Syntax, TemplateSource};
+
+/// One `--schema` of `check`: a key of the template directory (`None`: every JSON result)
+/// and the file. Defined here, the plan being what `check` reads, so that data flows one way
+/// (`cli` -> `plan` -> `check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaSpec {
+    pub key: Option<String>,
+    pub path: PathBuf,
+}
 
 /// Settings that apply to every command.
 #[derive(Debug, Clone)]
@@ -95,10 +103,51 @@ pub struct CheckPlan {
     pub update: bool,
     /// `--output-dir DIR`.
     pub output_dir: Option<PathBuf>,
-    /// `--junit PATH`.
+    /// `--junit PATH` (`-`: stdout).
     pub junit: Option<PathBuf>,
+    /// `--family`: the IP families of the matrix, or the one `--pod-ip`/`--pod-ips` give.
+    pub families: Vec<Family>,
+    /// `--env KEY=VALUE`: the whole of `env` (never the process's environment).
+    pub env: Vec<(String, String)>,
+    /// `--force`: `--update` even while something fails.
+    pub force: bool,
+    /// `--color`.
+    pub color: Color,
+    /// `--name`: the test's name in the report and the JUnit suites.
+    pub name: Option<String>,
     /// `--has-data BOOL`: `has_data` for every render (a restart), else `false`.
     pub has_data: Option<Sourced<bool>>,
+}
+
+/// An IP family of `check`'s matrix: which stand-in addresses the pods get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+    /// Both, IPv4 primary.
+    Dual,
+    /// The addresses `--pod-ip`/`--pod-ips` gave.
+    Given,
+}
+
+impl Family {
+    /// The name in set names (`replicas-3-ipv6`) and the report; none for given addresses.
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            Family::Ipv4 => Some("ipv4"),
+            Family::Ipv6 => Some("ipv6"),
+            Family::Dual => Some("dual"),
+            Family::Given => None,
+        }
+    }
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone)]

@@ -313,6 +313,8 @@ fn check_renders_every_ordinal_and_fails_on_any() {
         "consul",
         "--replicas",
         "5",
+        "--family",
+        "ipv4",
     ]));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let lines: Vec<String> = stdout(&out).lines().map(String::from).collect();
@@ -340,6 +342,8 @@ fn check_renders_every_ordinal_and_fails_on_any() {
         "db-0",
         "--replicas",
         "3",
+        "--family",
+        "ipv4",
     ]));
     assert_eq!(code(&out), 3);
     let text = stdout(&out);

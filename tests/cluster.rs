@@ -134,6 +134,8 @@ fn check_and_explain_follow_the_start_ordinal() {
         "3",
         "--start-ordinal",
         "1",
+        "--family",
+        "ipv4",
     ]));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let listing = stdout(&out);

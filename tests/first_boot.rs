@@ -406,7 +406,15 @@ fn check_renders_a_first_boot_or_with_has_data_true_a_restart() {
         let out = support::peerconf()
             .args(["check", "--template"])
             .arg(&template)
-            .args(["--statefulset", "etcd", "--replicas", "3", "--assert"])
+            .args([
+                "--statefulset",
+                "etcd",
+                "--replicas",
+                "3",
+                "--family",
+                "ipv4",
+                "--assert",
+            ])
             .arg(format!("config['initial-cluster-state'] == '{want}'"))
             .args(extra)
             .output()

@@ -56,7 +56,7 @@ fn context_for(
     replicas: u32,
     sets: &[(String, String)],
     env: &[(String, String)],
-) -> Json {
+) -> Vec<variables::Variable> {
     let inputs = Inputs {
         pod_name: flag(pod, "--pod-name"),
         replicas: Some(Sourced::new(replicas, Source::Flag("--replicas".into()))),
@@ -67,12 +67,13 @@ fn context_for(
         ..Inputs::default()
     };
     let identity = Identity::resolve(inputs, &nowhere_host(), PodNameFallback::HostName).unwrap();
-    let vars = variables::variables(&identity, sets, env, UnknownPodIp::Undefined).unwrap();
-    variables::context(&vars)
+    variables::variables(&identity, sets, env, UnknownPodIp::Undefined).unwrap()
 }
 
-fn render(context: &Json, text: &str, mode: Mode) -> peerconf::error::Result<String> {
-    let renderer = Renderer::new(&Syntax::default(), context).unwrap();
+/// Renders through `template::context_of`, the lazy context the binary uses: the only one.
+fn render(vars: &[variables::Variable], text: &str, mode: Mode) -> peerconf::error::Result<String> {
+    let renderer =
+        Renderer::with_context(&Syntax::default(), peerconf::template::context_of(vars)).unwrap();
     let file = TemplateFile {
         key: "t.json".into(),
         display: "t.json".into(),
@@ -364,7 +365,7 @@ proptest! {
 
         let vars = variables::variables(&identity, &[], &[], UnknownPodIp::Placeholder).unwrap();
         let out = render(
-            &variables::context(&vars),
+            &vars,
             r#"{"peers": "{{ peers }}", "members": "{{ members }}", "replicas": "{{ replicas }}",
                 "quorum": "{{ quorum }}", "self": "{{ pod_fqdn }}", "ordinal": "{{ ordinal }}"}"#,
             Mode::Json,
@@ -389,7 +390,7 @@ proptest! {
             prop_assert_eq!(&member["is_self"], &json!(i == ordinal as usize));
         }
         // Text mode sees the same list.
-        let text = render(&variables::context(&vars), "{% for p in peers %}{{ p }}\n{% endfor %}", Mode::Text).unwrap();
+        let text = render(&vars, "{% for p in peers %}{{ p }}\n{% endfor %}", Mode::Text).unwrap();
         prop_assert_eq!(text.lines().collect::<Vec<_>>(), peers.iter().map(String::as_str).collect::<Vec<_>>());
     }
 

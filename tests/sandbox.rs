@@ -90,11 +90,12 @@ fn templates_cannot_include_import_or_extend_any_file() {
                 .find(|l| l.starts_with("peerconf: error: "))
                 .unwrap_or_else(|| panic!("{name}: no error line: {stderr}"));
             assert!(error.contains(*name), "{name}: {error}");
-            // No loader: the name is not found. Were minijinja's multi_template feature
-            // dropped, the statement would not even parse; either way nothing is read.
+            // The loader refuses every lookup (so `ignore missing` cannot skip it either).
+            // Were minijinja's multi_template feature dropped, the statement would not even
+            // parse; either way nothing is read.
             assert!(
                 [
-                    "template not found",
+                    "templates cannot include, import or extend other templates",
                     "unknown statement",
                     "`nope` is undefined"
                 ]
@@ -125,7 +126,8 @@ fn configmap_keys_cannot_include_each_other() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("main.cfg")
-            && (stderr.contains("template not found") || stderr.contains("unknown statement")),
+            && (stderr.contains("templates cannot include, import or extend other templates")
+                || stderr.contains("unknown statement")),
         "{stderr}"
     );
     assert_eq!(

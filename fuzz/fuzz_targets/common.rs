@@ -17,7 +17,7 @@ fn flag(value: &str, name: &'static str) -> Option<Sourced<String>> {
     Some(Sourced::new(value.to_string(), Source::Flag(name.into())))
 }
 
-fn context() -> serde_json::Value {
+fn context() -> Vec<variables::Variable> {
     let nowhere = PathBuf::from("/nonexistent/peerconf-fuzz");
     let host = Host {
         service_account_namespace: nowhere.clone(),
@@ -43,8 +43,7 @@ fn context() -> serde_json::Value {
         ("QUOTE".to_string(), "a\"b\\c\n".to_string()),
     ];
     let vars = variables::variables(&identity, &sets, &env, UnknownPodIp::Undefined)
-        .expect("the fixed fuzz variables are valid");
-    variables::context(&vars)
+        .expect("the fixed fuzz variables are valid")
 }
 
 /// The syntax an input asks for: one that starts with byte 0x01 is rendered with Helm-safe
@@ -68,8 +67,10 @@ pub fn syntax_for(data: &[u8]) -> (Syntax, bool, &[u8]) {
 /// A fresh renderer per input, as `render` makes one per run: its fuel and output budgets
 /// cover one document.
 pub fn renderer(syntax: &Syntax) -> Renderer {
-    static CONTEXT: OnceLock<serde_json::Value> = OnceLock::new();
-    Renderer::new(syntax, CONTEXT.get_or_init(context)).expect("the fuzz syntaxes are valid")
+    // The binary's own lazy context (`template::context_of`), not a second eager shape.
+    static VARS: OnceLock<Vec<variables::Variable>> = OnceLock::new();
+    let context = peerconf::template::context_of(VARS.get_or_init(context));
+    Renderer::with_context(syntax, context).expect("the fuzz syntaxes are valid")
 }
 
 /// Renders like the binary does. The binary's panic hook turns a panic inside the template

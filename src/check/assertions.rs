@@ -1,290 +1,385 @@
-//! `--assert EXPR`: a minijinja expression that must be true for each rendered file.
+//! `--assert EXPR`: expressions evaluated by the same engine as render ([`Renderer::evaluate`]:
+//! the same filters `host`, `hostport`, `tojson`, the same strict undefined, fuel, output bound
+//! and memory budget), in the pod's own context ([`crate::template::context_of`]) plus
+//! `config` (this file's result, parsed when it is JSON), `file` (its key) and `files` (every
+//! key's result). An assertion that reads `config` or `file` runs once per file; any other
+//! once per pod, counted for each file it read, or for every file of the pod when it read
+//! none. An assertion that cannot be evaluated (an error, an undefined result, a key `files`
+//! does not have) fails: nothing is ever skipped.
 //!
-//! An assertion sees every template variable of the pod plus `config` (this file's parsed
-//! JSON, or its text), `file` (its name) and `files` (every file of the pod by name). One that
-//! reads `config` or `file` runs once per file; one that reads only `files` and the variables
-//! runs once per pod and counts for the files it names (`files['myid']`, `files.myid`), or for
-//! every file when it names none.
-//!
-//! Each expression is checked to be one expression, then run as the template
-//! `{{ __peerconf_value((EXPR)) }}` under a fuel budget (minijinja's `Expression::eval` runs
-//! outside the budget, see `template::json`): the function keeps the typed value. When one
-//! fails, the values of its operands are shown too (`a == b`: `a` and `b`).
+//! When one fails, the values of its operands are shown too (`a == b`: `a` and `b`), each cut
+//! to [`MAX_SHOWN`] characters while it is formatted, never after; a value read from `env` is
+//! never shown.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use minijinja::{Environment, UndefinedBehavior, Value};
+use minijinja::Value;
+use minijinja::value::{Enumerator, Object, ObjectRepr, ValueKind};
 
-use super::{CheckError, Document, Failure, Scope};
+use super::{CheckError, Failure, Scope};
+use crate::logging::printable;
+use crate::template::Renderer;
 
 /// Names an assertion reads the rendered results by; a `--set` may not take them.
 pub(super) const RESERVED: [&str; 3] = ["config", "file", "files"];
 
-/// Execution budget of one assertion, in minijinja fuel (as for a rendered document).
-const FUEL: u64 = 1_000_000;
-
-/// The function the wrapped expression hands its value to.
-const CAPTURE: &str = "__peerconf_value";
-
 /// The longest value shown in a failure, in characters.
 const MAX_SHOWN: usize = 200;
 
-/// The `--assert` sources with their operands, owned here so that the compiled templates can
-/// borrow them.
-pub(super) struct Sources {
-    asserts: Vec<Source>,
-}
-
-struct Source {
-    expr: String,
-    /// The template's name, and its source `{{ __peerconf_value((EXPR)) }}`.
-    name: String,
-    wrapped: String,
-    /// The operands shown when it fails: (operand, template name, wrapped source).
-    parts: Vec<(String, String, String)>,
-}
-
-impl Sources {
-    pub fn new(asserts: &[String]) -> Sources {
-        Sources {
-            asserts: asserts
-                .iter()
-                .enumerate()
-                .map(|(i, expr)| {
-                    let name = format!("--assert {}", i + 1);
-                    Source {
-                        expr: expr.clone(),
-                        wrapped: wrap(expr),
-                        parts: operands(expr)
-                            .into_iter()
-                            .enumerate()
-                            .map(|(j, part)| {
-                                let wrapped = wrap(&part);
-                                (part, format!("{name}.{j}"), wrapped)
-                            })
-                            .collect(),
-                        name,
-                    }
-                })
-                .collect(),
-        }
-    }
-}
-
-fn wrap(expr: &str) -> String {
-    format!("{{{{ {CAPTURE}(({expr})) }}}}")
-}
-
 /// The compiled assertions.
-pub(super) struct Assertions<'s> {
-    env: Environment<'s>,
-    list: Vec<Assertion<'s>>,
-    captured: Arc<Mutex<Option<Value>>>,
+pub(super) struct Assertions {
+    list: Vec<Assertion>,
 }
 
-struct Assertion<'s> {
-    source: &'s Source,
-    /// The operands that compile, with their template names.
-    parts: Vec<(&'s str, &'s str)>,
+struct Assertion {
+    expr: String,
+    /// `--assert N`: the engine's name for it (errors and the panic hook name it).
+    name: String,
+    /// The operands shown when it fails, each with whether it reads `env`.
+    parts: Vec<(String, bool)>,
     /// Reads `config` or `file`: once per file; else once per pod.
     per_file: bool,
+    /// Reads `env`: its value is never shown.
+    reads_env: bool,
 }
 
-/// One pod's variables as assertion values, plus `files`.
-pub(super) struct PodScope {
-    base: Scope,
+/// One evaluation's outcome.
+pub(super) struct Outcome {
+    /// The files a pod-wide assertion counts for (empty: every file).
+    pub files: Vec<String>,
+    pub failure: Option<Failure>,
 }
 
-impl<'s> Assertions<'s> {
-    pub fn compile(sources: &'s Sources) -> Result<Assertions<'s>, CheckError> {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        env.set_fuel(Some(FUEL));
-        let captured = Arc::new(Mutex::new(None));
-        let slot = Arc::clone(&captured);
-        env.add_function(CAPTURE, move |value: Value| {
-            if let Ok(mut slot) = slot.lock() {
-                *slot = Some(value);
-            }
-            String::new()
-        });
+impl Assertions {
+    /// Compiles every assertion with the engine that will evaluate it: one that is not one
+    /// expression is a usage error (exit 2).
+    pub fn compile(asserts: &[String], engine: &Renderer) -> Result<Assertions, CheckError> {
         let mut list = Vec::new();
-        for source in &sources.asserts {
-            // One expression and nothing else, so the wrapper cannot be closed from inside.
-            let per_file = {
-                let expr =
-                    env.compile_expression(&source.expr)
-                        .map_err(|e| CheckError::BadAssertion {
-                            expr: source.expr.clone(),
-                            why: describe(&e),
-                        })?;
-                let names = expr.undeclared_variables(false);
-                names.contains("config") || names.contains("file")
-            };
-            env.add_template(&source.name, &source.wrapped)
+        for (i, expr) in asserts.iter().enumerate() {
+            let names = engine
+                .expression_names(expr)
                 .map_err(|e| CheckError::BadAssertion {
-                    expr: source.expr.clone(),
+                    expr: printable(expr).into_owned(),
                     why: describe(&e),
                 })?;
-            let mut parts = Vec::new();
-            for (part, name, wrapped) in &source.parts {
-                if env.compile_expression(part).is_ok() && env.add_template(name, wrapped).is_ok() {
-                    parts.push((part.as_str(), name.as_str()));
-                }
-            }
+            let reads = |n: &str| names.iter().any(|name| name == n);
+            let parts = operands(expr)
+                .into_iter()
+                .filter_map(|part| {
+                    let names = engine.expression_names(&part).ok()?;
+                    let env = names.iter().any(|n| n == "env");
+                    Some((part, env))
+                })
+                .collect();
             list.push(Assertion {
-                source,
+                expr: expr.clone(),
+                name: format!("--assert {}", i + 1),
                 parts,
-                per_file,
+                per_file: reads("config") || reads("file"),
+                reads_env: reads("env"),
             });
         }
-        Ok(Assertions {
-            env,
-            list,
-            captured,
-        })
+        Ok(Assertions { list })
     }
 
-    /// The pod's scope: its variables and `files`, built once per pod.
-    pub fn scope(&self, context: &Value, docs: &[(&str, &Document)]) -> PodScope {
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The pod's variables as a map, the base every evaluation adds `config`, `file` and
+    /// `files` to.
+    pub fn base(context: &Value) -> Scope {
         let mut base = Scope::new();
-        if self.list.is_empty() {
-            return PodScope { base };
-        }
         for name in context.try_iter().into_iter().flatten() {
             if let (Some(key), Ok(value)) = (name.as_str(), context.get_item(&name)) {
                 base.insert(key.to_string(), value);
             }
         }
-        let files: Scope = docs
-            .iter()
-            .map(|(key, doc)| (key.to_string(), doc.value()))
-            .collect();
-        base.insert("files".to_string(), Value::from(files));
-        PodScope { base }
+        base
     }
 
-    /// Every assertion that concerns `file`, evaluated; the failures. Pod-wide assertions run
-    /// only when every file of the pod rendered (`all_rendered`).
-    pub fn check(
+    /// Evaluates the per-file assertions for `file` (`config` is its value).
+    pub fn per_file(
         &self,
-        scope: &PodScope,
+        engine: &Renderer,
+        base: &Scope,
+        docs: &BTreeMap<String, Value>,
         file: &str,
-        doc: &Document,
-        all_rendered: bool,
-    ) -> Vec<Failure> {
-        let mut failures = Vec::new();
-        if self.list.is_empty() {
-            return failures;
-        }
-        let mut vars = scope.base.clone();
-        let config = match vars
-            .get("files")
-            .and_then(|f| f.get_item(&Value::from(file)).ok())
-        {
-            Some(value) if !value.is_undefined() => value,
-            _ => doc.value(),
-        };
-        vars.insert("config".to_string(), config);
-        vars.insert("file".to_string(), Value::from(file));
-        let ctx = Value::from(vars);
-        for assertion in &self.list {
-            if !assertion.per_file && (!all_rendered || !assertion.concerns(file)) {
-                continue;
-            }
-            let expr = &assertion.source.expr;
-            match self.eval(&assertion.source.name, &ctx) {
-                Ok(value) if value.is_true() => {}
-                Ok(value) => failures.push(Failure {
-                    kind: "assertion",
-                    message: match value.kind() {
-                        minijinja::value::ValueKind::Bool => format!("assertion `{expr}` is false"),
-                        _ => format!("assertion `{expr}` is {}, which is not true", show(&value)),
-                    },
-                    details: self.operands(assertion, &ctx),
-                }),
-                Err(why) => failures.push(Failure {
-                    kind: "assertion",
-                    message: format!("assertion `{expr}` could not be evaluated: {why}"),
-                    details: self.operands(assertion, &ctx),
-                }),
-            }
-        }
-        failures
-    }
-
-    fn operands(&self, assertion: &Assertion, ctx: &Value) -> Vec<String> {
-        assertion
-            .parts
+    ) -> Vec<Outcome> {
+        self.list
             .iter()
-            .filter_map(|(part, name)| match self.eval(name, ctx) {
-                // A literal shows nothing the expression does not already say.
-                Ok(value) if show(&value) == *part => None,
-                Ok(value) => Some(format!("{part} = {}", show(&value))),
-                Err(why) => Some(format!("{part}: {why}")),
-            })
+            .filter(|a| a.per_file)
+            .map(|a| self.evaluate(engine, a, base, docs, Some(file)))
             .collect()
     }
 
-    fn eval(&self, name: &str, ctx: &Value) -> Result<Value, String> {
-        if let Ok(mut slot) = self.captured.lock() {
-            *slot = None;
-        }
-        self.env
-            .get_template(name)
-            .and_then(|t| t.render(ctx))
-            .map_err(|e| describe(&e))?;
-        let value = self
-            .captured
-            .lock()
-            .ok()
-            .and_then(|mut slot| slot.take())
-            .unwrap_or_default();
-        if value.is_undefined() {
-            return Err("it is undefined".to_string());
-        }
-        Ok(value)
+    /// Evaluates the pod-wide assertions once.
+    pub fn per_pod(
+        &self,
+        engine: &Renderer,
+        base: &Scope,
+        docs: &BTreeMap<String, Value>,
+    ) -> Vec<Outcome> {
+        self.list
+            .iter()
+            .filter(|a| !a.per_file)
+            .map(|a| self.evaluate(engine, a, base, docs, None))
+            .collect()
     }
-}
 
-impl Assertion<'_> {
-    /// A pod-wide assertion counts for the files it names, or for all when it names none.
-    fn concerns(&self, file: &str) -> bool {
-        let expr = &self.source.expr;
-        let names_any = |key: &str| {
-            expr.contains(&format!("'{key}'"))
-                || expr.contains(&format!("\"{key}\""))
-                || expr.contains(&format!("files.{key}"))
+    fn evaluate(
+        &self,
+        engine: &Renderer,
+        assertion: &Assertion,
+        base: &Scope,
+        docs: &BTreeMap<String, Value>,
+        file: Option<&str>,
+    ) -> Outcome {
+        let files = Arc::new(Files {
+            docs: docs.clone(),
+            read: Mutex::new(Vec::new()),
+            missed: Mutex::new(Vec::new()),
+        });
+        let mut vars = base.clone();
+        vars.insert("files".into(), Value::from_dyn_object(Arc::clone(&files)));
+        if let Some(file) = file {
+            vars.insert("config".into(), docs.get(file).cloned().unwrap_or_default());
+            vars.insert("file".into(), Value::from(file));
+        }
+        let ctx = Value::from(vars);
+        let expr = printable(&assertion.expr).into_owned();
+        let result = eval(engine, &assertion.name, &assertion.expr, &ctx);
+        let missed = files.missed.lock().map(|m| m.clone()).unwrap_or_default();
+        let read = files.read.lock().map(|r| r.clone()).unwrap_or_default();
+        let mut details = Vec::new();
+        for key in &missed {
+            details.push(format!(
+                "files has no key '{}' (the template's keys: {})",
+                printable(key),
+                docs.keys()
+                    .map(|k| printable(k).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let message = match &result {
+            // An error's detail may quote a value (`'hunter2' is not a number`): for an
+            // assertion that reads env only that it failed is said.
+            Err(_) if assertion.reads_env => Some(format!(
+                "assertion `{expr}` could not be evaluated (it reads env: the engine's message is not shown)"
+            )),
+            Err(why) => Some(format!("assertion `{expr}` could not be evaluated: {why}")),
+            Ok(_) if !missed.is_empty() => {
+                Some(format!("assertion `{expr}` read a key files does not have"))
+            }
+            Ok(value) if value.is_true() => None,
+            Ok(value) if value.kind() == ValueKind::Bool => {
+                Some(format!("assertion `{expr}` is false"))
+            }
+            Ok(_) if assertion.reads_env => Some(format!(
+                "assertion `{expr}` is not true (it reads env: its value is not shown)"
+            )),
+            Ok(value) => Some(format!(
+                "assertion `{expr}` is {}, which is not true",
+                show(value)
+            )),
         };
-        names_any(file) || !self.source_names_a_file()
+        let failure = message.map(|message| {
+            details.extend(self.operands(engine, assertion, &ctx));
+            Failure {
+                kind: "assertion",
+                message,
+                details,
+            }
+        });
+        Outcome {
+            files: read,
+            failure,
+        }
     }
 
-    fn source_names_a_file(&self) -> bool {
-        let expr = &self.source.expr;
-        expr.contains("files[") || expr.contains("files.")
+    fn operands(&self, engine: &Renderer, assertion: &Assertion, ctx: &Value) -> Vec<String> {
+        assertion
+            .parts
+            .iter()
+            .enumerate()
+            .filter_map(|(j, (part, env))| {
+                let shown = printable(part).into_owned();
+                if *env {
+                    return Some(format!("{shown}: reads env, not shown"));
+                }
+                let name = format!("{}.{j}", assertion.name);
+                match eval(engine, &name, part, ctx) {
+                    // A literal shows nothing the expression does not already say.
+                    Ok(value) if show(&value) == *part => None,
+                    Ok(value) => Some(format!("{shown} = {}", show(&value))),
+                    Err(why) => Some(format!("{shown}: {why}")),
+                }
+            })
+            .collect()
     }
 }
 
-/// A minijinja error in one line: its kind and detail, without the template name.
+/// One expression's value; an engine error or an undefined result is the reason it could not
+/// be evaluated, with the undefined names said.
+fn eval(engine: &Renderer, name: &str, expr: &str, ctx: &Value) -> Result<Value, String> {
+    let undefined = || {
+        let names: Vec<String> = engine
+            .expression_names(expr)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| ctx.get_attr(n).is_ok_and(|v| v.is_undefined()))
+            .collect();
+        match names.as_slice() {
+            [] => String::new(),
+            names => format!(
+                " ({} not defined: 'peerconf explain' lists the variables)",
+                names
+                    .iter()
+                    .map(|n| format!("`{}`", printable(n)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    };
+    match engine.evaluate(name, expr, ctx) {
+        Ok(value) if value.is_undefined() => Err(format!("it is undefined{}", undefined())),
+        Ok(value) => Ok(value),
+        Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError => {
+            Err(format!("{}{}", describe(&e), undefined()))
+        }
+        Err(e) => Err(describe(&e)),
+    }
+}
+
+/// `files`: every key's result, remembering which keys an assertion read and which it asked
+/// for that do not exist (a typo is a failure, not a skip).
+#[derive(Debug)]
+struct Files {
+    docs: BTreeMap<String, Value>,
+    read: Mutex<Vec<String>>,
+    missed: Mutex<Vec<String>>,
+}
+
+impl Object for Files {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| key.to_string());
+        match self.docs.get(&name) {
+            Some(value) => {
+                if let Ok(mut read) = self.read.lock()
+                    && !read.contains(&name)
+                {
+                    read.push(name);
+                }
+                Some(value.clone())
+            }
+            None => {
+                if let Ok(mut missed) = self.missed.lock()
+                    && !missed.contains(&name)
+                    && missed.len() < 8
+                {
+                    missed.push(name);
+                }
+                None
+            }
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.docs.keys().map(|k| Value::from(k.as_str())).collect())
+    }
+}
+
+/// A minijinja error in one line: its kind and detail, with the position in the expression.
 fn describe(e: &minijinja::Error) -> String {
-    match e.detail() {
-        Some(detail) => format!("{}: {detail}", e.kind()),
+    let mut out = match e.detail() {
+        Some(detail) => format!("{}: {}", e.kind(), printable(detail)),
         None => e.kind().to_string(),
+    };
+    if let Some(range) = e.range() {
+        let _ = write!(out, " (at column {})", range.start + 1);
+    }
+    out
+}
+
+/// A `fmt::Write` that keeps the first `room` characters and then refuses, so formatting a
+/// huge value stops there instead of building it whole.
+struct Cut {
+    text: String,
+    room: usize,
+    cut: bool,
+}
+
+impl std::fmt::Write for Cut {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for c in s.chars() {
+            if self.room == 0 {
+                self.cut = true;
+                return Err(std::fmt::Error);
+            }
+            self.text.push(c);
+            self.room -= 1;
+        }
+        Ok(())
     }
 }
 
-/// A value as a failure shows it: strings quoted, long values cut.
+/// A value as a failure shows it: strings quoted, anything longer than [`MAX_SHOWN`]
+/// characters cut while it is formatted: a list is walked item by item only until the cut, so
+/// a lazily huge one (`peers * 10**7`) costs no more than a short one.
 fn show(value: &Value) -> String {
-    if value.kind() == minijinja::value::ValueKind::Bool {
+    if value.kind() == ValueKind::Bool {
         return value.is_true().to_string();
     }
-    let text = format!("{value:?}");
-    if text.chars().count() <= MAX_SHOWN {
-        return text;
+    let mut out = Cut {
+        text: String::new(),
+        room: MAX_SHOWN,
+        cut: false,
+    };
+    let _ = show_into(value, &mut out, 0);
+    if out.cut {
+        let size = match value.len() {
+            Some(n) if value.kind() == ValueKind::String => format!(" ({n} characters)"),
+            Some(n) => format!(" ({n} items)"),
+            None => String::new(),
+        };
+        out.text.push_str("...");
+        out.text.push_str(&size);
     }
-    let cut: String = text.chars().take(MAX_SHOWN).collect();
-    format!("{cut}... ({} characters)", text.chars().count())
+    printable(&out.text).into_owned()
+}
+
+fn show_into(value: &Value, out: &mut Cut, depth: usize) -> std::fmt::Result {
+    let container = matches!(
+        value.kind(),
+        ValueKind::Seq | ValueKind::Iterable | ValueKind::Map
+    );
+    if !container || depth > 8 {
+        return write!(out, "{value:?}");
+    }
+    let map = value.kind() == ValueKind::Map;
+    out.write_str(if map { "{" } else { "[" })?;
+    let items = value.try_iter().map_err(|_| std::fmt::Error)?;
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.write_str(", ")?;
+        }
+        show_into(&item, out, depth + 1)?;
+        if map {
+            out.write_str(": ")?;
+            show_into(&value.get_item(&item).unwrap_or_default(), out, depth + 1)?;
+        }
+    }
+    out.write_str(if map { "}" } else { "]" })
 }
 
 /// The operands worth showing when `expr` fails: the sides of a top-level `or`, else of an
@@ -435,9 +530,18 @@ mod tests {
         let long = Value::from("x".repeat(1000));
         let shown = show(&long);
         assert!(
-            shown.len() < 300 && shown.ends_with("(1002 characters)"),
+            shown.len() < 300 && shown.ends_with("... (1000 characters)"),
             "{shown}"
         );
+        // A lazily repeated list of 30 million items is cut while formatted, not built.
+        let huge = Value::from(vec![Value::from("x"); 3]);
+        let huge = minijinja::Environment::new()
+            .compile_expression("v * 10000000")
+            .unwrap()
+            .eval(minijinja::context! { v => huge })
+            .unwrap();
+        let shown = show(&huge);
+        assert!(shown.ends_with("... (30000000 items)"), "{shown}");
         assert_eq!(show(&Value::from("a")), "'a'");
         assert_eq!(show(&Value::from(3)), "3");
         assert_eq!(show(&Value::from(false)), "false");

@@ -1,111 +1,47 @@
-//! Files laid out as `DIR/replicas-<N>/<pod-name>/<file>`: the golden files (`--golden`,
-//! compared, or rewritten with `--update`) and the rendered copies (`--output-dir`).
-//!
-//! Each write goes through a temp file and a rename, so a reader never sees half a file. Only
-//! paths of that layout are ever removed: other files in DIR are left alone.
+//! Files laid out as `DIR/replicas-<N>[-<family>]/<pod-name>/<file>`: the golden files
+//! (`--golden`, compared, or rewritten with `--update`) and the rendered copies
+//! (`--output-dir`). Reading and writing go through [`crate::output::tree`]: nothing is read or
+//! written through a symlink out of DIR, only regular files are replaced, each directory's
+//! set is published as render publishes. Only paths of the layout, in the sets the run
+//! covered, are ever removed: other files in DIR are left alone.
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{CheckError, Failure};
-use crate::error::io_reason;
+use super::Failure;
+use crate::logging::printable;
+use crate::output::{self, OutputError};
 
 /// The most diff lines shown for one file; the rest are counted.
 const MAX_DIFF_LINES: usize = 200;
 
-/// A directory in the `replicas-<N>/<pod-name>/<file>` layout.
-pub(super) struct Tree {
+/// `--golden DIR`.
+pub(super) struct Golden {
     dir: PathBuf,
 }
 
-impl Tree {
-    pub fn new(dir: &Path) -> Tree {
-        Tree {
+impl Golden {
+    pub fn new(dir: &Path) -> Golden {
+        Golden {
             dir: dir.to_path_buf(),
         }
     }
 
-    pub fn path(&self, replicas: u32, pod: &str, file: &str) -> PathBuf {
-        self.dir
-            .join(format!("replicas-{replicas}"))
-            .join(pod)
-            .join(file)
-    }
-
-    /// Writes one file (creating its directories); its path.
-    pub fn write(
-        &self,
-        replicas: u32,
-        pod: &str,
-        file: &str,
-        text: &str,
-    ) -> Result<PathBuf, CheckError> {
-        let path = self.path(replicas, pod, file);
-        write_atomic(&path, text)?;
-        Ok(path)
-    }
-
-    /// Removes every file of the layout that is not in `keep`, then the directories that
-    /// leaves empty. Returns how many files went.
-    pub fn prune(&self, keep: &[PathBuf]) -> Result<usize, CheckError> {
-        let keep: HashSet<&PathBuf> = keep.iter().collect();
-        let mut removed = 0;
-        for count_dir in layout_dirs(&self.dir, |name| {
-            name.strip_prefix("replicas-")
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        }) {
-            for pod_dir in layout_dirs(&count_dir, |_| true) {
-                for entry in list(&pod_dir) {
-                    let path = entry.path();
-                    let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-                    if is_file && !keep.contains(&path) {
-                        fs::remove_file(&path).map_err(|e| write_error(&path, &e))?;
-                        removed += 1;
-                    }
-                }
-                let _ = fs::remove_dir(&pod_dir); // only if now empty
-            }
-            let _ = fs::remove_dir(&count_dir);
-        }
-        Ok(removed)
-    }
-}
-
-/// `--golden DIR`, compared or (`--update`) rewritten.
-pub(super) struct Golden {
-    tree: Tree,
-    update: bool,
-}
-
-impl Golden {
-    pub fn new(dir: &Path, update: bool) -> Golden {
-        Golden {
-            tree: Tree::new(dir),
-            update,
-        }
-    }
-
     pub fn dir(&self) -> &Path {
-        &self.tree.dir
+        &self.dir
     }
 
-    pub fn path(&self, replicas: u32, pod: &str, file: &str) -> PathBuf {
-        self.tree.path(replicas, pod, file)
-    }
-
-    /// The rendered text against its golden file: a unified diff when they differ.
-    pub fn compare(&self, path: &Path, rendered: &str) -> Option<Failure> {
-        debug_assert!(!self.update);
-        let golden = match fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    /// The rendered text against its golden file `rel`: a unified diff when they differ.
+    pub fn compare(&self, rel: &Path, rendered: &str) -> Option<Failure> {
+        let shown = printable(&self.dir.join(rel).display().to_string()).into_owned();
+        let golden = match output::tree::read_inside(&self.dir, rel) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
                 return Some(Failure {
                     kind: "golden",
                     message: format!(
-                        "golden file {} does not exist: rerun with --update to create it",
-                        path.display()
+                        "golden file {shown} does not exist: rerun with --update to create it"
                     ),
                     details: Vec::new(),
                 });
@@ -113,7 +49,7 @@ impl Golden {
             Err(e) => {
                 return Some(Failure {
                     kind: "golden",
-                    message: format!("golden file {}: {}", path.display(), io_reason(&e)),
+                    message: format!("golden file {shown}: {e}"),
                     details: Vec::new(),
                 });
             }
@@ -122,7 +58,7 @@ impl Golden {
             return None;
         }
         let golden = String::from_utf8_lossy(&golden);
-        let mut details = unified_diff(&golden, rendered, &path.display().to_string());
+        let mut details = unified_diff(&golden, rendered, &shown);
         if details.len() > MAX_DIFF_LINES {
             let more = details.len() - MAX_DIFF_LINES;
             details.truncate(MAX_DIFF_LINES);
@@ -133,26 +69,62 @@ impl Golden {
         }
         Some(Failure {
             kind: "golden",
-            message: format!("differs from golden file {}:", path.display()),
+            message: format!("differs from golden file {shown}:"),
             details,
         })
     }
 
-    /// `--update`: writes every staged file whose content changed, then removes the layout's
-    /// files no render produced. Returns (written, removed).
-    pub fn update(&self, staged: &[(PathBuf, String)]) -> Result<(usize, usize), CheckError> {
-        let mut written = 0;
-        for (path, text) in staged {
-            if fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
-                continue;
-            }
-            write_atomic(path, text)?;
-            written += 1;
-        }
-        let keep: Vec<PathBuf> = staged.iter().map(|(p, _)| p.clone()).collect();
-        let removed = self.tree.prune(&keep)?;
-        Ok((written, removed))
+    /// `--update`: writes every rendered file whose content changed, then removes the files
+    /// of the covered `sets` no render produced. Returns (written, removed).
+    pub fn update(
+        &self,
+        rendered: &[(PathBuf, Vec<u8>)],
+        sets: &[String],
+        mode: u32,
+    ) -> Result<(usize, usize), OutputError> {
+        let changed: Vec<(PathBuf, Vec<u8>)> = rendered
+            .iter()
+            .filter(|(rel, text)| {
+                !matches!(output::tree::read_inside(&self.dir, rel), Ok(Some(old)) if old == *text)
+            })
+            .cloned()
+            .collect();
+        output::tree::write_tree(&self.dir, &changed, mode)?;
+        let removed = prune(&self.dir, sets, rendered)?;
+        Ok((changed.len(), removed))
     }
+}
+
+/// Removes every file under `DIR/<set>/<pod>/` for the covered `sets` that is not in `keep`,
+/// then the directories that leaves empty. Returns how many files went.
+pub(super) fn prune(
+    dir: &Path,
+    sets: &[String],
+    keep: &[(PathBuf, Vec<u8>)],
+) -> Result<usize, OutputError> {
+    let keep: HashSet<&PathBuf> = keep.iter().map(|(p, _)| p).collect();
+    let mut removed = 0;
+    for set in sets {
+        let set_dir = Path::new(set);
+        let Ok(Some(real)) = output::tree::inside(dir, set_dir) else {
+            continue;
+        };
+        for pod in list_dirs(&real) {
+            let pod_rel = set_dir.join(&pod);
+            let Ok(Some(pod_dir)) = output::tree::inside(dir, &pod_rel) else {
+                continue;
+            };
+            for entry in list(&pod_dir) {
+                let rel = pod_rel.join(entry.file_name());
+                let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+                if is_file && !keep.contains(&rel) {
+                    output::tree::remove_inside(dir, &rel)?;
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// The lines of a unified diff (3 lines of context) from `golden` (named `name`) to
@@ -167,33 +139,36 @@ fn unified_diff(golden: &str, rendered: &str, name: &str) -> Vec<String> {
     let mut out = vec![format!("--- {name}"), "+++ rendered".to_string()];
     for group in similar::group_diff_ops(capture.into_ops(), 3) {
         out.push(similar::udiff::UnifiedHunkHeader::new(&group).to_string());
+        // Each run of changes as every diff tool prints it: the golden's lines (`-`) first,
+        // then the rendered ones (`+`), whatever order the algorithm found them in.
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
         for op in &group {
             let (tag, old_range, new_range) = op.as_tag_tuple();
-            let removed = || old[old_range.clone()].iter().map(|l| format!("-{l}"));
-            let added = || new[new_range.clone()].iter().map(|l| format!("+{l}"));
-            match tag {
-                similar::DiffTag::Equal => {
-                    out.extend(old[old_range.clone()].iter().map(|l| format!(" {l}")))
-                }
-                similar::DiffTag::Delete => out.extend(removed()),
-                similar::DiffTag::Insert => out.extend(added()),
-                similar::DiffTag::Replace => {
-                    out.extend(removed());
-                    out.extend(added());
-                }
+            if tag == similar::DiffTag::Equal {
+                out.append(&mut removed);
+                out.append(&mut added);
+                out.extend(old[old_range].iter().map(|l| format!(" {l}")));
+                continue;
+            }
+            if matches!(tag, similar::DiffTag::Delete | similar::DiffTag::Replace) {
+                removed.extend(old[old_range].iter().map(|l| format!("-{l}")));
+            }
+            if matches!(tag, similar::DiffTag::Insert | similar::DiffTag::Replace) {
+                added.extend(new[new_range].iter().map(|l| format!("+{l}")));
             }
         }
+        out.append(&mut removed);
+        out.append(&mut added);
     }
     out
 }
 
-/// The subdirectories of `dir` whose names pass `want` (none if `dir` cannot be read).
-fn layout_dirs(dir: &Path, want: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+/// The names of the real subdirectories of `dir` (none if it cannot be read).
+fn list_dirs(dir: &Path) -> Vec<String> {
     list(dir)
         .into_iter()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter(|e| want(&e.file_name().to_string_lossy()))
-        .map(|e| e.path())
+        .filter_map(|e| e.file_name().into_string().ok())
         .collect()
 }
 
@@ -201,29 +176,4 @@ fn list(dir: &Path) -> Vec<fs::DirEntry> {
     fs::read_dir(dir)
         .map(|entries| entries.filter_map(|e| e.ok()).collect())
         .unwrap_or_default()
-}
-
-/// Temp file beside the target, then rename: the file is the old one or the new one.
-pub(super) fn write_atomic(path: &Path, text: &str) -> Result<(), CheckError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(|e| write_error(&dir, &e))?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".peerconf-check")
-        .tempfile_in(&dir)
-        .map_err(|e| write_error(path, &e))?;
-    temp.write_all(text.as_bytes())
-        .map_err(|e| write_error(path, &e))?;
-    temp.persist(path)
-        .map_err(|e| write_error(path, &e.error))?;
-    Ok(())
-}
-
-fn write_error(path: &Path, e: &std::io::Error) -> CheckError {
-    CheckError::Write {
-        path: path.display().to_string(),
-        reason: io_reason(e),
-    }
 }

@@ -1,45 +1,83 @@
-//! `--junit PATH`: the cases as a JUnit XML report, the format CI systems display natively.
-//! One `<testsuite>` per replica count, one `<testcase>` per pod and file (classname
-//! `replicas-<N>.<pod-name>`, name the file): a render error is an `<error>`, each missed
-//! expectation a `<failure>` whose type is `assertion`, `schema` or `golden`.
+//! `--junit PATH` (or `-` for stdout): the cases as a JUnit XML report, the format CI systems
+//! display natively. One `<testsuite>` per set (replica count and IP family), named after the
+//! test (`--name`) or the template plus the set, so that two suites in one CI job never
+//! collide; one `<testcase>` per pod and file (classname `<suite>.<pod-name>`, name the file):
+//! a render error is an `<error>`, missed expectations one `<failure>` (its type the first
+//! one's: `assertion`, `schema`, `golden` or `address`; every message in its body).
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{Case, CheckError, golden};
+use super::Case;
+use crate::output::{self, OutputError};
 
-/// Writes the report atomically (creating its directory).
-pub(super) fn write(path: &Path, cases: &[Case]) -> Result<(), CheckError> {
-    golden::write_atomic(path, &report(cases))
+/// What the suites are named after.
+pub(super) struct SuiteName {
+    /// `--name`.
+    pub test: Option<String>,
+    /// The template's path (`-` for stdin).
+    pub template: String,
 }
 
-fn report(cases: &[Case]) -> String {
-    let mut counts: Vec<u32> = Vec::new();
+/// Writes the report through the output module (a regular file only, never a device or a
+/// symlink; its directory created).
+pub(super) fn write(
+    path: &Path,
+    cases: &[Case],
+    name: &SuiteName,
+    mode: u32,
+) -> Result<(), OutputError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file = path
+        .file_name()
+        .ok_or_else(|| OutputError::NoFileName(path.to_path_buf()))?;
+    output::tree::write_tree(
+        &dir,
+        &[(PathBuf::from(file), report(cases, name).into_bytes())],
+        mode,
+    )
+}
+
+pub(super) fn report(cases: &[Case], name: &SuiteName) -> String {
+    let mut sets: Vec<String> = Vec::new();
     for case in cases {
-        if !counts.contains(&case.replicas) {
-            counts.push(case.replicas);
+        if !sets.contains(&case.set_name()) {
+            sets.push(case.set_name());
         }
     }
+    let prefix = name.test.clone().unwrap_or_else(|| name.template.clone());
     let totals = Totals::of(cases.iter());
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
-        "<testsuites name=\"peerconf check\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{:.6}\">",
-        totals.tests, totals.failures, totals.errors, totals.seconds
+        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{:.6}\">",
+        escape(&format!("peerconf check {prefix}"), true),
+        totals.tests,
+        totals.failures,
+        totals.errors,
+        totals.seconds
     );
-    for count in counts {
-        let suite: Vec<&Case> = cases.iter().filter(|c| c.replicas == count).collect();
+    for set in sets {
+        let suite: Vec<&Case> = cases.iter().filter(|c| c.set_name() == set).collect();
         let t = Totals::of(suite.iter().copied());
+        let suite_name = format!("{prefix}: {set}");
         let _ = writeln!(
             xml,
-            "  <testsuite name=\"replicas-{count}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"0\" time=\"{:.6}\">",
-            t.tests, t.failures, t.errors, t.seconds
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"0\" time=\"{:.6}\">",
+            escape(&suite_name, true),
+            t.tests,
+            t.failures,
+            t.errors,
+            t.seconds
         );
         for case in suite {
             let _ = write!(
                 xml,
                 "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.6}\"",
-                escape(&format!("replicas-{count}.{}", case.pod), true),
+                escape(&format!("{suite_name}.{}", case.pod), true),
                 escape(&case.file, true),
                 case.seconds
             );
@@ -55,18 +93,25 @@ fn report(cases: &[Case]) -> String {
                     escape(error, true),
                     escape(error, false)
                 );
-            }
-            for failure in &case.failures {
-                let mut body = failure.message.clone();
-                for line in &failure.details {
+            } else if let Some(first) = case.failures.first() {
+                let message = match case.failures.len() {
+                    1 => first.message.clone(),
+                    n => format!("{n} expectations failed"),
+                };
+                let mut body = String::new();
+                for failure in &case.failures {
+                    body.push_str(&failure.message);
                     body.push('\n');
-                    body.push_str(line);
+                    for line in &failure.details {
+                        body.push_str(line);
+                        body.push('\n');
+                    }
                 }
                 let _ = writeln!(
                     xml,
                     "      <failure type=\"{}\" message=\"{}\">{}</failure>",
-                    failure.kind,
-                    escape(&failure.message, true),
+                    first.kind,
+                    escape(&message, true),
                     escape(&body, false)
                 );
             }

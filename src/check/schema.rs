@@ -5,20 +5,16 @@
 //! the static init binary (docs/testing-templates.md has the measured sizes). A build without
 //! it refuses `--schema` (exit 2) rather than skip it.
 
-use std::path::PathBuf;
-
 use serde_json::Value as Json;
 
 use super::{CheckError, Failure};
+use crate::plan::SchemaSpec;
 
-/// One `--schema`: a key of the template directory (`None`: every JSON result) and the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemaSpec {
-    pub key: Option<String>,
-    pub path: PathBuf,
+trait Target {
+    fn target(&self) -> String;
 }
 
-impl SchemaSpec {
+impl Target for SchemaSpec {
     fn target(&self) -> String {
         match &self.key {
             Some(key) => format!("{key}={}", self.path.display()),
@@ -83,7 +79,7 @@ mod with_validator {
                     why,
                 };
                 let text = std::fs::read_to_string(&spec.path)
-                    .map_err(|e| fail(crate::error::io_reason(&e)))?;
+                    .map_err(|e| fail(crate::reason::io_reason(&e)))?;
                 let doc: Json = serde_json::from_str(&text)
                     .map_err(|e| fail(format!("not valid JSON: {e}")))?;
                 let mut compiler = boon::Compiler::new();

@@ -331,7 +331,7 @@ struct CheckArgs {
     /// JSON Schema (draft 7 or 2020-12) every JSON result must satisfy; KEY=FILE for one key
     /// of a ConfigMap directory (repeatable).
     #[arg(long, value_name = "[KEY=]FILE", value_parser = parse_schema)]
-    schema: Vec<crate::check::SchemaSpec>,
+    schema: Vec<crate::plan::SchemaSpec>,
 
     /// Compare every result with DIR/replicas-<N>/<pod-name>/<file>.
     #[arg(long, value_name = "DIR")]
@@ -346,14 +346,72 @@ struct CheckArgs {
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
 
-    /// Write a JUnit XML report (one test case per pod and file) to PATH.
+    /// Write a JUnit XML report (one test case per pod and file) to PATH; - for stdout
+    /// (the human report then goes to stderr).
     #[arg(long, value_name = "PATH")]
     junit: Option<PathBuf>,
+
+    /// IP families of the stand-in pod addresses, comma-separated: ipv4, ipv6, dual
+    /// [default: all three; with --pod-ip/--pod-ips, those addresses only].
+    #[arg(long, value_name = "FAMILY[,...]", value_delimiter = ',', value_parser = parse_family)]
+    family: Vec<crate::plan::Family>,
+
+    /// A variable of `env` for the template, KEY=VALUE (repeatable). check never reads the
+    /// process environment: `env` holds these fixtures only.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_fixture)]
+    env: Vec<(String, String)>,
+
+    /// With --update: rewrite the golden files even while a render or an expectation fails.
+    #[arg(long, requires = "update")]
+    force: bool,
+
+    /// Colour the report: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = parse_color)]
+    color: crate::plan::Color,
+
+    /// The test's name: JUnit suites are named after it (default: the template's path).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
 
     /// The value of has_data in every render: true checks a restart, false a first boot
     /// [default: false].
     #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     has_data: Option<bool>,
+}
+
+fn parse_family(s: &str) -> Result<crate::plan::Family, String> {
+    use crate::plan::Family;
+    match s {
+        "ipv4" => Ok(Family::Ipv4),
+        "ipv6" => Ok(Family::Ipv6),
+        "dual" => Ok(Family::Dual),
+        _ => Err(format!("'{s}' is not an IP family: use ipv4, ipv6 or dual")),
+    }
+}
+
+fn parse_color(s: &str) -> Result<crate::plan::Color, String> {
+    use crate::plan::Color;
+    match s {
+        "auto" => Ok(Color::Auto),
+        "always" => Ok(Color::Always),
+        "never" => Ok(Color::Never),
+        _ => Err(format!(
+            "'{s}' is not a colour choice: use auto, always or never"
+        )),
+    }
+}
+
+/// `KEY=VALUE` for `env`: any non-empty key without `=` or NUL, as an environment allows.
+fn parse_env_fixture(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() && !key.contains('\0') => {
+            Ok((key.to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "'{}' is not KEY=VALUE",
+            crate::logging::printable(s)
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -410,16 +468,16 @@ fn parse_qps(s: &str) -> Result<u32, String> {
 /// sticky bit, and a sign (`+640`) is a typo.
 /// `FILE`, or `KEY=FILE` for one key of a ConfigMap directory. A value that names an
 /// existing file is a FILE even if it contains `=`.
-fn parse_schema(s: &str) -> Result<crate::check::SchemaSpec, String> {
+fn parse_schema(s: &str) -> Result<crate::plan::SchemaSpec, String> {
     let path = std::path::Path::new(s);
     let spec = match s.split_once('=') {
         Some((key, file)) if !path.exists() && !key.is_empty() && !key.contains('/') => {
-            crate::check::SchemaSpec {
+            crate::plan::SchemaSpec {
                 key: Some(key.to_string()),
                 path: PathBuf::from(file),
             }
         }
-        _ => crate::check::SchemaSpec {
+        _ => crate::plan::SchemaSpec {
             key: None,
             path: path.to_path_buf(),
         },

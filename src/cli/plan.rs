@@ -10,7 +10,9 @@ use crate::dns::{WaitPolicy, WaitSettings};
 use crate::error::{Result, UsageError};
 use crate::identity::{Inputs, Source, Sourced};
 use crate::output::Target;
-use crate::plan::{CheckPlan, ExplainPlan, Globals, IdentityPlan, Plan, RenderPlan, TemplatePlan};
+use crate::plan::{
+    CheckPlan, ExplainPlan, Family, Globals, IdentityPlan, Plan, RenderPlan, TemplatePlan,
+};
 use crate::resolv_conf::ResolvConf;
 use crate::template::{Syntax, TemplateSource};
 
@@ -235,8 +237,26 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
     })
 }
 
+/// `value` unless it came from an environment variable: `check` is hermetic.
+fn flag_only<T>(value: Option<Sourced<T>>) -> Option<Sourced<T>> {
+    value.filter(|v| !matches!(v.source, Source::Env(_)))
+}
+
 fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
-    let identity = given.identity(&args.identity);
+    let mut identity = given.identity(&args.identity);
+    // Hermetic: the identity from the flags only, never POD_NAME, POD_NAMESPACE, POD_IP(S),
+    // REPLICAS... of the machine that runs the test (nor its resolv.conf: see check::run).
+    let inputs = &mut identity.inputs;
+    inputs.namespace = flag_only(inputs.namespace.take());
+    inputs.pod_name = flag_only(inputs.pod_name.take());
+    inputs.statefulset = flag_only(inputs.statefulset.take());
+    inputs.replicas = flag_only(inputs.replicas.take());
+    inputs.service = flag_only(inputs.service.take());
+    inputs.cluster_domain = flag_only(inputs.cluster_domain.take());
+    inputs.pod_ip = flag_only(inputs.pod_ip.take());
+    inputs.start_ordinal = flag_only(inputs.start_ordinal.take());
+    inputs.pod_ips = flag_only(inputs.pod_ips.take());
+    let given_ips = inputs.pod_ip.is_some() || inputs.pod_ips.is_some();
     if identity.inputs.pod_name.is_none() && identity.inputs.statefulset.is_none() {
         return Err(UsageError::CheckNeedsName.into());
     }
@@ -249,9 +269,22 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         .flatten()
     {
         if !replicas.iter().any(|r| r.value == *count) {
-            replicas.extend(given.sourced("replicas", &Some(*count)));
+            replicas.extend(flag_only(given.sourced("replicas", &Some(*count))));
         }
     }
+    let families = match (given_ips, args.family.as_slice()) {
+        (true, _) => vec![Family::Given],
+        (false, []) => vec![Family::Ipv4, Family::Ipv6, Family::Dual],
+        (false, list) => {
+            let mut families = Vec::new();
+            for family in list {
+                if !families.contains(family) {
+                    families.push(*family);
+                }
+            }
+            families
+        }
+    };
     Ok(CheckPlan {
         identity,
         replicas,
@@ -262,6 +295,11 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         update: args.update,
         output_dir: args.output_dir.clone(),
         junit: args.junit.clone(),
+        families,
+        env: args.env.clone(),
+        force: args.force,
+        color: args.color,
+        name: args.name.clone(),
         has_data: given.sourced("has_data", &args.has_data),
     })
 }

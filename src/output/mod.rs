@@ -13,6 +13,7 @@
 
 mod atomic;
 mod prune;
+pub mod tree;
 
 use std::fmt;
 use std::io::Write;
@@ -197,6 +198,11 @@ pub enum OutputError {
     Stdout {
         reason: String,
     },
+    /// `check`: a path under a chosen directory leads out of it (a symlink, `..`).
+    Escapes {
+        path: PathBuf,
+        root: PathBuf,
+    },
 }
 
 impl fmt::Display for OutputError {
@@ -277,6 +283,12 @@ impl fmt::Display for OutputError {
                 dir.display()
             ),
             Stdout { reason } => write!(f, "cannot write to stdout: {reason}"),
+            Escapes { path, root } => write!(
+                f,
+                "{} leads out of {} (a symlink or '..'): refused, neither read nor written",
+                crate::logging::printable(&path.display().to_string()),
+                crate::logging::printable(&root.display().to_string())
+            ),
         }
     }
 }

@@ -58,9 +58,15 @@ pub fn host(value: &str) -> Result<String, String> {
 
 /// `host(value):port`; `port` is a number (or a string of digits) from 0 to 65535.
 pub fn hostport(value: &str, port: &Value) -> Result<String, String> {
-    let number = match port.as_i64() {
-        Some(n) => Some(n),
-        None => port.as_str().and_then(|s| s.parse::<i64>().ok()),
+    // An integer, or a string of digits: not a boolean (`true` is 1 to the engine) nor a
+    // float, which would become a port nobody wrote.
+    let number = match port.kind() {
+        minijinja::value::ValueKind::Number if port.is_integer() => port.as_i64(),
+        minijinja::value::ValueKind::String => port
+            .as_str()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<i64>().ok()),
+        _ => None,
     };
     match number.and_then(|n| u16::try_from(n).ok()) {
         Some(port) => Ok(format!("{}:{port}", host(value)?)),
@@ -135,6 +141,10 @@ mod tests {
             Value::from(65536),
             Value::from("http"),
             Value::from(2.5),
+            Value::from(true),
+            Value::from(false),
+            Value::from("+80"),
+            Value::from(()),
         ] {
             let err = hostport("10.0.0.5", &bad_port).unwrap_err();
             assert!(err.contains("0 to 65535"), "{bad_port}: {err}");

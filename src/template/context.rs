@@ -9,7 +9,7 @@ use std::sync::Arc;
 use minijinja::Value;
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 
-use super::json::json_to_value;
+use super::value::json_to_value;
 use crate::members::Members;
 use crate::variables::{VarValue, Variable};
 

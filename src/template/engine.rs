@@ -11,19 +11,11 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::Value as Json;
 
-use super::json::{json_to_value, value_to_json};
+use super::budget::Meter;
+use super::limits::{FUEL, MAX_OUTPUT_BYTES};
+use super::value::{json_to_value, value_to_json};
 use super::{EngineCause, Mode, TemplateError, TemplateFile};
 use crate::error::{Result, UsageError};
-
-/// Execution budget of one document (all strings of a JSON template, or every key of a
-/// ConfigMap directory), in minijinja fuel: about one per instruction plus one per 64 bytes
-/// of data created, so it bounds both time and memory (roughly 64 MiB). A 10 000-member
-/// `initial-cluster` line needs well under a tenth of it.
-pub(super) const FUEL: u64 = 1_000_000;
-
-/// A rendered result may not grow past this (a template that explodes its output is a bug,
-/// and the emptyDir it lands in is often memory-backed).
-pub const MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Template delimiters (`--delimiters`, `--block-delimiters`, `--comment-delimiters`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +48,8 @@ pub struct Renderer {
     /// Bytes of rendered text so far, checked as it grows so a template that multiplies
     /// its output fails before the whole document is built.
     produced: Cell<usize>,
+    /// Bytes the engine allocated for this document so far ([`super::budget`]).
+    built: Cell<usize>,
 }
 
 /// The function a lone `"{{ expr }}"` is wrapped in (see [`super::json`]).
@@ -83,6 +77,17 @@ impl Renderer {
             })?;
         let mut env = Environment::new();
         env.set_syntax(config);
+        // No template can read another: `include` (even `ignore missing`), `import`, `from`
+        // and `extends` all fail, because the lookup itself is an error, not a "not found".
+        env.set_loader(|name| {
+            Err::<Option<String>, _>(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!(
+                    "templates cannot include, import or extend other templates (asked for {:?})",
+                    crate::logging::printable(name)
+                ),
+            ))
+        });
         env.add_filter("tojson", tojson);
         env.add_filter("join", join);
         env.set_formatter(|out, state, value| {
@@ -114,6 +119,7 @@ impl Renderer {
             probe,
             fuel_left: Cell::new(FUEL),
             produced: Cell::new(0),
+            built: Cell::new(0),
         })
     }
 
@@ -133,8 +139,9 @@ impl Renderer {
         Ok(out)
     }
 
-    /// Runs one engine render with what is left of the budget, and charges what it used.
-    /// Returns the text and, when the source called the capture function, its typed value.
+    /// Runs one engine render with what is left of the document's budgets, and charges what
+    /// it used. Returns the text and, when the source called the capture function, its typed
+    /// value.
     pub(super) fn run(
         &self,
         name: &str,
@@ -147,41 +154,103 @@ impl Renderer {
                 "the document as a whole used up the fuel budget",
             ));
         }
+        let room = MAX_OUTPUT_BYTES.saturating_sub(self.produced.get());
+        let built_left = super::budget::TOTAL_BYTES.saturating_sub(self.built.get());
+        let ran = self.exec(name, source, &self.context, left, room, built_left)?;
+        self.fuel_left.set(left.saturating_sub(ran.fuel));
+        self.produced.set(self.produced.get() + ran.out.len());
+        self.built.set(self.built.get() + ran.built);
+        Ok((ran.out, ran.typed))
+    }
+
+    /// Evaluates one expression (an assertion of `check`) in `context`, with the same filters,
+    /// tests, strictness and bounds as a render, and a fuel and memory budget of its own.
+    /// Errors come as the engine gave them, for the caller to describe.
+    pub fn evaluate(
+        &self,
+        name: &str,
+        expr: &str,
+        context: &Value,
+    ) -> std::result::Result<Value, minijinja::Error> {
+        // One expression and nothing else, so the wrapper cannot be closed from inside.
+        self.env.borrow().compile_expression(expr)?;
+        let (start, end) = &self.syntax.variable;
+        let wrapped = format!("{start} {CAPTURE}(({expr})) {end}");
+        let ran = self.exec(
+            name,
+            &wrapped,
+            context,
+            FUEL,
+            MAX_OUTPUT_BYTES,
+            super::budget::TOTAL_BYTES,
+        )?;
+        Ok(ran.typed.unwrap_or_default())
+    }
+
+    /// The variables `expr` reads (top-level names, sorted), or why it is not one expression
+    /// this engine can compile.
+    pub fn expression_names(
+        &self,
+        expr: &str,
+    ) -> std::result::Result<Vec<String>, minijinja::Error> {
+        let env = self.env.borrow();
+        let compiled = env.compile_expression(expr)?;
+        let mut names: Vec<String> = compiled.undeclared_variables(false).into_iter().collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// One engine run of `source` in `context`, within `fuel`, `room` output bytes and
+    /// `built_left` allocated bytes.
+    fn exec(
+        &self,
+        name: &str,
+        source: &str,
+        context: &Value,
+        fuel: u64,
+        room: usize,
+        built_left: usize,
+    ) -> std::result::Result<Ran, minijinja::Error> {
         if let Ok(mut p) = self.probe.lock() {
             *p = None;
         }
-        self.env.borrow_mut().set_fuel(Some(left));
+        self.env.borrow_mut().set_fuel(Some(fuel));
         let env = self.env.borrow();
-        let _guard = EngineGuard::enter(name);
-        // The output goes through a sink that refuses to grow past what is left of the
-        // document's limit, so that a value that is lazily huge (`{{ peers * 10**7 }}`) fails
-        // at the limit, while it is written, not after: fuel is charged for output only
-        // after each instruction has written all of it.
+        let guard = EngineGuard::enter(name, built_left);
+        // The output goes through a sink that refuses to grow past `room`, so that a value
+        // that is lazily huge (`{{ peers * 10**7 }}`) fails at the limit, while it is
+        // written, not after: fuel is charged for output only after each instruction has
+        // written all of it.
         let mut sink = Bounded {
             out: Vec::new(),
-            room: MAX_OUTPUT_BYTES.saturating_sub(self.produced.get()),
+            room,
             exceeded: false,
         };
         let template = env.template_from_named_str(name, source)?;
         // Buffered: values are written a few bytes at a time.
         let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, &mut sink);
-        let captured = template.render_captured_to(&self.context, &mut buffered);
+        let captured = template.render_captured_to(context, &mut buffered);
         let flushed = buffered.flush();
         drop(buffered);
         if sink.exceeded || (captured.is_ok() && flushed.is_err()) {
             return Err(output_limit_error());
         }
         let captured = captured?;
-        let consumed = captured
+        let used = captured
             .state()
             .fuel_levels()
-            .map_or(left, |(used, _)| used);
-        self.fuel_left.set(left.saturating_sub(consumed));
+            .map_or(fuel, |(used, _)| used);
         let typed = self.probe.lock().ok().and_then(|mut p| p.take());
-        self.produced.set(self.produced.get() + sink.out.len());
+        let built = guard.meter.used();
+        drop(guard);
         // Every write was a whole `str`, so the bytes are UTF-8.
         let out = String::from_utf8(sink.out).map_err(|_| output_limit_error())?;
-        Ok((out, typed))
+        Ok(Ran {
+            out,
+            typed,
+            fuel: used,
+            built,
+        })
     }
 
     /// A whole text template; errors name the line.
@@ -242,6 +311,14 @@ impl Renderer {
         names.sort();
         names
     }
+}
+
+/// What one engine run produced and used.
+struct Ran {
+    out: String,
+    typed: Option<Value>,
+    fuel: u64,
+    built: usize,
 }
 
 /// The engine's output, refusing to grow past `room` bytes.
@@ -386,13 +463,18 @@ fn join_fits(value: &Value, separator: usize) -> bool {
 
 /// Marks that the template engine is running on `name`, until dropped, so that the panic
 /// hook ([`crate::error::install_panic_hook`]) reports a panic inside the engine as that
-/// template's error (exit 3) rather than a crash.
-struct EngineGuard;
+/// template's error (exit 3) rather than a crash; and charges the engine's allocations to
+/// its memory budget ([`super::budget`]) meanwhile.
+struct EngineGuard {
+    meter: Meter,
+}
 
 impl EngineGuard {
-    fn enter(name: &str) -> EngineGuard {
+    fn enter(name: &str, built_left: usize) -> EngineGuard {
         IN_ENGINE.with(|t| *t.borrow_mut() = Some(name.to_string()));
-        EngineGuard
+        EngineGuard {
+            meter: Meter::enter(built_left),
+        }
     }
 }
 
@@ -400,6 +482,18 @@ impl Drop for EngineGuard {
     fn drop(&mut self) {
         IN_ENGINE.with(|t| *t.borrow_mut() = None);
     }
+}
+
+/// Calls `f` with the name of the template the engine is running on this thread, if any,
+/// allocating nothing (the memory budget calls it from inside the allocator).
+pub(super) fn with_engine_name(f: impl FnOnce(&str)) {
+    let _ = IN_ENGINE.try_with(|t| {
+        if let Ok(name) = t.try_borrow()
+            && let Some(name) = name.as_deref()
+        {
+            f(name);
+        }
+    });
 }
 
 /// The template the engine is running on this thread, if it is running.

@@ -6,22 +6,27 @@
 //! template can neither read files nor include other templates.
 
 mod address;
+pub mod budget;
 mod context;
 mod derive;
 mod engine;
 mod json;
+mod limits;
 mod mode;
 mod source;
+mod value;
 
 use std::fmt;
 
+pub use budget::Budgeted;
 pub use context::context_of;
-pub use engine::{MAX_OUTPUT_BYTES, Renderer, Syntax, engine_in_use};
-pub(crate) use json::json_to_value;
+pub use engine::{Renderer, Syntax, engine_in_use};
 #[cfg(feature = "schema")]
 pub(crate) use json::push_key;
+pub use limits::MAX_OUTPUT_BYTES;
 pub use mode::{Format, Mode, mode_of};
 pub use source::{TemplateFile, TemplateSource, load};
+pub(crate) use value::json_to_value;
 
 /// Renders every template in memory, each in the mode `format` gives it; one failure means
 /// nothing is written. `stdin_name` names stdin's output for `--format auto`.
@@ -478,11 +483,15 @@ mod tests {
             "{% include '/etc/passwd' %}",
             "{% import 'x.j2' as x %}",
             "{% extends 'base' %}",
+            "{% include 'x' ignore missing %}",
+            "{% include ['a', 'b'] ignore missing %}",
+            "{% from 'x' import y %}",
         ] {
             let err = render(text, Mode::Text).unwrap_err();
             assert_eq!(err.kind(), crate::error::Kind::Template, "{text}");
             assert!(
-                err.message().contains("template not found"),
+                err.message()
+                    .contains("templates cannot include, import or extend other templates"),
                 "{text}: {err}"
             );
         }
