@@ -27,7 +27,7 @@ use std::sync::Mutex;
 
 use minijinja::Value;
 
-use crate::error::io_reason;
+use crate::reason::io_reason;
 
 /// The largest secret file read (64 KiB: a TLS key with its chain fits; a Kubernetes Secret
 /// holds 1 MiB in all).

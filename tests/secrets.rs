@@ -237,7 +237,7 @@ fn check_uses_a_placeholder_and_never_reads_the_file() {
     let check = |extra: &[&str]| {
         peerconf()
             .args(["check", "--statefulset", "rabbitmq", "--namespace", "db"])
-            .args(["--replicas", "3", "--resolv-conf", "/dev/null"])
+            .args(["--replicas", "3", "--resolv-conf", "/dev/null", "--family", "ipv4"])
             .args(["--template", tpl.to_str().unwrap()])
             .args(["--secret", &format!("cookie={secret}")])
             .args(extra)
@@ -247,7 +247,7 @@ fn check_uses_a_placeholder_and_never_reads_the_file() {
     let golden_arg = golden.to_str().unwrap();
     let out = check(&["--golden", golden_arg, "--update"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let one = golden.join("replicas-3/rabbitmq-0/rabbitmq.conf");
+    let one = golden.join("replicas-3-ipv4/rabbitmq-0/rabbitmq.conf");
     assert_eq!(
         fs::read_to_string(&one).unwrap(),
         "node=rabbitmq-0\ncookie=peerconf-secret-cookie\n"
