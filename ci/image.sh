@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Proves what the Dockerfile's `FROM scratch` image implies, without a Docker engine:
 #   1. the binary the image holds, built by running the Dockerfile's build stage here
-#      (ci/dockerfile_build.py: musl, rust-lld, --locked), is statically linked and <= 3 MiB;
+#      (ci/dockerfile_build.py: musl, rust-lld, --locked), is statically linked and <= 3.5 MiB (the budget since `--replicas auto`'s TLS client);
 #   2. it renders a real config from an empty root (only the binary, a resolv.conf, the template
 #      in the kubelet's ConfigMap layout and a writable output directory) as uid 65532, and the
 #      file it writes is readable by Consul (uid 100, fsGroup 1000) and by nobody else;
@@ -14,7 +14,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-MAX_BYTES=$((3 * 1024 * 1024))
+MAX_BYTES=$((7 * 512 * 1024)) # 3.5 MiB
 UID_PEERCONF=65532
 FS_GROUP=1000
 CONSUL_UID=100
@@ -34,9 +34,9 @@ check_static() {
     size=$(stat -c %s "$bin")
     ok "$bin: $machine, statically linked (ELF $kind, no PT_INTERP, no NEEDED)"
     if ((size > MAX_BYTES)); then
-        fail "$bin is $size bytes, over the 3 MiB budget ($MAX_BYTES bytes): trim dependency features"
+        fail "$bin is $size bytes, over the 3.5 MiB budget ($MAX_BYTES bytes): trim dependency features"
     fi
-    ok "size $size bytes ($(awk "BEGIN {printf \"%.2f\", $size / 1048576}") MiB) <= $MAX_BYTES bytes (3 MiB)"
+    ok "size $size bytes ($(awk "BEGIN {printf \"%.2f\", $size / 1048576}") MiB) <= $MAX_BYTES bytes (3.5 MiB)"
 }
 
 # ---------------------------------------------------------------------------------------------

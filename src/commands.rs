@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use crate::cli::{self, Parsed};
 use crate::dns::{self, WaitOutcome, WaitTarget, name_list};
 use crate::error::{self, Result, UsageError};
-use crate::identity::{Identity, PodNameFallback, documentation_ip};
+use crate::identity::{PodNameFallback, documentation_ip};
 use crate::logging;
 use crate::output::{self, Target};
 use crate::plan::{ExplainPlan, Plan, RenderPlan};
@@ -45,7 +45,7 @@ pub fn run() -> ExitCode {
 
 fn render(plan: &RenderPlan) -> Result<()> {
     let ids = &plan.identity;
-    let identity = Identity::resolve(ids.inputs.clone(), &ids.host(), PodNameFallback::HostName)?;
+    let identity = ids.resolve(PodNameFallback::HostName)?;
     let files = template::load(&plan.template.source)?;
     if let Some((output, template)) = plan.target.overlaps(&plan.template.source) {
         return Err(UsageError::OutputIsTemplate { output, template }.into());
@@ -184,7 +184,7 @@ fn print_rendered(rendered: &[(String, String)], show_secrets: bool) -> Result<(
 
 fn explain(plan: &ExplainPlan) -> Result<()> {
     let ids = &plan.identity;
-    let identity = Identity::resolve(ids.inputs.clone(), &ids.host(), PodNameFallback::HostName)?;
+    let identity = ids.resolve(PodNameFallback::HostName)?;
     let mut vars = variables::variables(
         &identity,
         &ids.sets,

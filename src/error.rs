@@ -17,6 +17,7 @@ use std::process::ExitCode;
 pub use crate::check::CheckError;
 pub use crate::dns::WaitError;
 pub use crate::identity::IdentityError;
+pub use crate::kube::KubeError;
 pub use crate::output::OutputError;
 pub use crate::secret::SecretError;
 pub use crate::template::TemplateError;
@@ -206,6 +207,8 @@ pub struct Error(Box<Failure>);
 pub enum Failure {
     Usage(UsageError),
     Identity(IdentityError),
+    /// `--replicas auto` could not read the StatefulSet (an identity failure: exit 2).
+    Kube(KubeError),
     Template(TemplateError),
     Wait(WaitError),
     Output(OutputError),
@@ -226,7 +229,7 @@ impl Error {
     pub fn kind(&self) -> Kind {
         use Failure::*;
         match self.failure() {
-            Usage(_) | Identity(_) => Kind::Usage,
+            Usage(_) | Identity(_) | Kube(_) => Kind::Usage,
             Template(_) => Kind::Template,
             Wait(WaitError::Terminated) => Kind::Terminated,
             Wait(WaitError::Interrupted) => Kind::Interrupted,
@@ -262,6 +265,7 @@ impl Error {
         match self.failure() {
             Failure::Usage(e) => e.hint(),
             Failure::Identity(e) => e.hint(),
+            Failure::Kube(e) => e.hint(),
             Failure::Template(e) => e.hint(),
             Failure::Wait(e) => e.hint(),
             Failure::Output(e) => e.hint(),
@@ -304,6 +308,7 @@ impl fmt::Display for Error {
         match self.failure() {
             Failure::Usage(e) => e.fmt(f),
             Failure::Identity(e) => e.fmt(f),
+            Failure::Kube(e) => e.fmt(f),
             Failure::Template(e) => e.fmt(f),
             Failure::Wait(e) => e.fmt(f),
             Failure::Output(e) => e.fmt(f),
@@ -325,7 +330,7 @@ macro_rules! from_area {
         }
     )*};
 }
-from_area!(UsageError => Usage, IdentityError => Identity, TemplateError => Template,
+from_area!(UsageError => Usage, IdentityError => Identity, KubeError => Kube, TemplateError => Template,
     WaitError => Wait, OutputError => Output, CheckError => Check, SecretError => Secret);
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

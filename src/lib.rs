@@ -15,6 +15,7 @@ pub mod data_path;
 pub mod dns;
 pub mod error;
 pub mod identity;
+mod kube;
 mod logging;
 pub mod members;
 pub mod output;

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use crate::dns::{WaitPolicy, WaitSettings};
-use crate::identity::{Host, Inputs, Sourced};
+use crate::identity::{Host, Identity, Inputs, PodNameFallback, Sourced};
 use crate::logging::LogFormat;
 use crate::output::Target;
 use crate::resolv_conf::ResolvConf;
@@ -47,12 +47,26 @@ pub struct IdentityPlan {
     pub secrets: Vec<crate::secret::SecretSpec>,
     /// `--resolv-conf`, read once: the cluster domain and the DNS servers come from it.
     pub resolv_conf: ResolvConf,
+    /// `--replicas auto`: read the count (and the start ordinal and Service) from the
+    /// StatefulSet. `inputs.replicas` is then `None` until [`IdentityPlan::resolve`] fills it.
+    pub auto: Option<crate::kube::Auto>,
 }
 
 impl IdentityPlan {
     /// The machine facts the identity's defaults come from.
     pub fn host(&self) -> Host {
         Host::system(self.resolv_conf.clone())
+    }
+
+    /// The identity: the inputs (completed from the StatefulSet with `--replicas auto`),
+    /// defaults and derivations, validated.
+    pub fn resolve(&self, fallback: PodNameFallback) -> crate::error::Result<Identity> {
+        let host = self.host();
+        let mut inputs = self.inputs.clone();
+        if let Some(auto) = &self.auto {
+            crate::kube::fill(&mut inputs, &host, auto)?;
+        }
+        Ok(Identity::resolve(inputs, &host, fallback)?)
     }
 }
 

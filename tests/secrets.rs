@@ -237,7 +237,14 @@ fn check_uses_a_placeholder_and_never_reads_the_file() {
     let check = |extra: &[&str]| {
         peerconf()
             .args(["check", "--statefulset", "rabbitmq", "--namespace", "db"])
-            .args(["--replicas", "3", "--resolv-conf", "/dev/null", "--family", "ipv4"])
+            .args([
+                "--replicas",
+                "3",
+                "--resolv-conf",
+                "/dev/null",
+                "--family",
+                "ipv4",
+            ])
             .args(["--template", tpl.to_str().unwrap()])
             .args(["--secret", &format!("cookie={secret}")])
             .args(extra)

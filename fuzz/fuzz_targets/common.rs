@@ -42,7 +42,7 @@ fn context() -> Vec<variables::Variable> {
         ("HOME".to_string(), "/root".to_string()),
         ("QUOTE".to_string(), "a\"b\\c\n".to_string()),
     ];
-    let vars = variables::variables(&identity, &sets, &env, UnknownPodIp::Undefined)
+    variables::variables(&identity, &sets, &env, UnknownPodIp::Undefined)
         .expect("the fixed fuzz variables are valid")
 }
 

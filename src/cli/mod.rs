@@ -161,9 +161,11 @@ struct IdentityArgs {
     #[arg(long, env = "PEERCONF_STATEFULSET")]
     statefulset: Option<String>,
 
-    /// Number of replicas (1..=10000). Keep it equal to the StatefulSet's spec.replicas.
-    #[arg(long, env = "REPLICAS", value_parser = parse_count)]
-    replicas: Option<u32>,
+    /// Number of replicas (1..=10000), kept equal to the StatefulSet's spec.replicas; or
+    /// `auto`: read spec.replicas, spec.ordinals.start and spec.serviceName from the
+    /// StatefulSet through the Kubernetes API (in a pod, with a service-account token).
+    #[arg(long, env = "REPLICAS", value_name = "N|auto", value_parser = parse_replicas)]
+    replicas: Option<ReplicasArg>,
 
     /// First ordinal: the members are <statefulset>-N .. <statefulset>-(N+replicas-1). Keep it
     /// equal to the StatefulSet's spec.ordinals.start [default: 0].
@@ -201,6 +203,26 @@ struct IdentityArgs {
     /// resolv.conf to read the cluster domain (and, for render, the nameservers) from.
     #[arg(long, env = "PEERCONF_RESOLV_CONF", default_value = "/etc/resolv.conf")]
     resolv_conf: PathBuf,
+
+    /// With --replicas auto: the directory holding the service-account `token` and `ca.crt`.
+    #[arg(long, env = "PEERCONF_SERVICE_ACCOUNT_DIR", value_name = "DIR", default_value = crate::kube::SERVICE_ACCOUNT_DIR)]
+    service_account_dir: PathBuf,
+}
+
+/// `--replicas`: a count, or `auto` (read it from the StatefulSet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplicasArg {
+    Count(u32),
+    Auto,
+}
+
+fn parse_replicas(s: &str) -> Result<ReplicasArg, String> {
+    match s {
+        "auto" => Ok(ReplicasArg::Auto),
+        _ => parse_count(s)
+            .map(ReplicasArg::Count)
+            .map_err(|why| format!("{why}, or auto")),
+    }
 }
 
 /// Template syntax options.
@@ -421,6 +443,10 @@ struct ExplainArgs {
 
     #[command(flatten)]
     data: DataArgs,
+
+    /// With --replicas auto: give up reading the StatefulSet after this long.
+    #[arg(long, env = "PEERCONF_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    timeout: Duration,
 }
 
 fn parse_level(s: &str) -> Result<tracing::Level, String> {

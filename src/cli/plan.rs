@@ -5,7 +5,9 @@
 use clap::parser::ValueSource;
 use clap::{ArgMatches, FromArgMatches};
 
-use super::{CheckArgs, Cli, Command, ExplainArgs, IdentityArgs, RenderArgs, SyntaxArgs};
+use super::{
+    CheckArgs, Cli, Command, ExplainArgs, IdentityArgs, RenderArgs, ReplicasArg, SyntaxArgs,
+};
 use crate::dns::{WaitPolicy, WaitSettings};
 use crate::error::{Result, UsageError};
 use crate::identity::{Inputs, Source, Sourced};
@@ -126,12 +128,27 @@ impl Given<'_> {
     }
 
     fn identity(&self, args: &IdentityArgs) -> IdentityPlan {
+        let count = match args.replicas {
+            Some(ReplicasArg::Count(n)) => Some(n),
+            _ => None,
+        };
+        // `auto`: where it was given; the timeout and pace are the command's (see `render`).
+        let auto = self
+            .sourced("replicas", &args.replicas)
+            .filter(|r| r.value == ReplicasArg::Auto)
+            .map(|r| crate::kube::Auto {
+                source: r.source,
+                service_account_dir: args.service_account_dir.clone(),
+                timeout: std::time::Duration::from_secs(30),
+                max_interval: std::time::Duration::from_secs(1),
+            });
         IdentityPlan {
+            auto,
             inputs: Inputs {
                 namespace: self.sourced("namespace", &args.namespace),
                 pod_name: self.sourced("pod_name", &args.pod_name),
                 statefulset: self.sourced("statefulset", &args.statefulset),
-                replicas: self.sourced("replicas", &args.replicas),
+                replicas: self.sourced("replicas", &count),
                 service: self.sourced("service", &args.service),
                 cluster_domain: self.sourced("cluster_domain", &args.cluster_domain),
                 pod_ip: self.sourced("pod_ip", &args.pod_ip),
@@ -165,7 +182,11 @@ fn template(
 }
 
 fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
-    let identity = given.identity(&args.identity);
+    let mut identity = given.identity(&args.identity);
+    if let Some(auto) = &mut identity.auto {
+        auto.timeout = args.wait.timeout;
+        auto.max_interval = args.wait.max_interval;
+    }
     let template = template(&args.template, &args.syntax, args.output.as_deref());
     let target = match (&args.output, args.dry_run, &template.source) {
         (_, true, _) => Target::Stdout,
@@ -261,15 +282,30 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         return Err(UsageError::CheckNeedsName.into());
     }
     // `--replicas` is a list in `check` (see `super::command`): every value, each once.
+    // `--replicas auto` reads the API: refused in `check`, which is hermetic (and, like every
+    // env value, a `REPLICAS=auto` of the machine is ignored).
+    identity.auto = identity
+        .auto
+        .take()
+        .filter(|auto| !matches!(auto.source, Source::Env(_)));
+    if let Some(auto) = &identity.auto {
+        return Err(crate::kube::KubeError::InCheck(auto.source.clone()).into());
+    }
     let mut replicas: Vec<Sourced<u32>> = Vec::new();
-    for count in given
+    for arg in given
         .matches
-        .get_many::<u32>("replicas")
+        .get_many::<ReplicasArg>("replicas")
         .into_iter()
         .flatten()
     {
-        if !replicas.iter().any(|r| r.value == *count) {
-            replicas.extend(flag_only(given.sourced("replicas", &Some(*count))));
+        let Some(count) = flag_only(given.sourced("replicas", &Some(*arg))) else {
+            continue;
+        };
+        let ReplicasArg::Count(n) = count.value else {
+            return Err(crate::kube::KubeError::InCheck(count.source).into());
+        };
+        if !replicas.iter().any(|r| r.value == n) {
+            replicas.push(Sourced::new(n, count.source));
         }
     }
     let families = match (given_ips, args.family.as_slice()) {
@@ -305,8 +341,12 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
 }
 
 fn explain(args: &ExplainArgs, given: &Given) -> ExplainPlan {
+    let mut identity = given.identity(&args.identity);
+    if let Some(auto) = &mut identity.auto {
+        auto.timeout = args.timeout;
+    }
     ExplainPlan {
-        identity: given.identity(&args.identity),
+        identity,
         data_path: given.sourced("data_path", &args.data.data_path),
     }
 }

@@ -27,6 +27,8 @@ use std::time::Duration;
 use crate::members::Members;
 use crate::resolv_conf::ResolvConf;
 pub use error::WaitError;
+/// The wait's backoff, also used between tries to read the StatefulSet (`--replicas auto`).
+pub(crate) use pacing::backoff;
 pub use policy::WaitPolicy;
 pub use policy::name_list;
 pub use policy::{OwnRecord, policy_for};

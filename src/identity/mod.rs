@@ -185,6 +185,25 @@ impl Identity {
     }
 }
 
+/// The namespace and StatefulSet name [`Identity::resolve`] would find, validated: what
+/// `--replicas auto` reads before the rest of the identity can be resolved.
+pub fn statefulset_ref(
+    inputs: &Inputs,
+    host: &Host,
+) -> Result<(Sourced<String>, Sourced<String>), IdentityError> {
+    let namespace = inputs
+        .namespace
+        .clone()
+        .unwrap_or_else(|| namespace_default(host));
+    check_label("namespace", &namespace)?;
+    let pod_name = match &inputs.pod_name {
+        Some(pod) => pod.clone(),
+        None => host_pod_name(host)?,
+    };
+    let (statefulset, _) = statefulset_and_ordinal(&pod_name, inputs.statefulset.clone())?;
+    Ok((namespace, statefulset))
+}
+
 /// The primary pod IP and the list of all of them, from `--pod-ip` and `--pod-ips`: the
 /// primary is `--pod-ip`, else the first of `--pod-ips`; the list is `--pod-ips`, else the
 /// primary alone. Kubernetes' `status.podIPs` holds the primary first and at most one address

@@ -51,7 +51,9 @@ impl fmt::Display for IdentityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use IdentityError::*;
         match self {
-            ReplicasMissing => f.write_str("--replicas is required (or the env REPLICAS)"),
+            ReplicasMissing => {
+                f.write_str("--replicas is required (or the env REPLICAS): a count, or auto")
+            }
             ReplicasOutOfRange(n) => write!(
                 f,
                 "--replicas: {} is not in 1..={MAX_REPLICAS} ({})",

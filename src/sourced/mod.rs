@@ -34,6 +34,8 @@ pub enum Source {
     Default,
     /// A documentation address standing in for an unknown pod IP (dry run, `check`).
     Placeholder,
+    /// Read from the pod's StatefulSet `<namespace>/<name>` (`--replicas auto`).
+    StatefulSet(String),
 }
 
 impl fmt::Display for Source {
@@ -47,6 +49,7 @@ impl fmt::Display for Source {
             Source::Placeholder => f.write_str(
                 "placeholder: the IP is unknown here, so a documentation address (RFC 5737/3849) stands in",
             ),
+            Source::StatefulSet(object) => write!(f, "StatefulSet {object}"),
         }
     }
 }
