@@ -137,8 +137,13 @@ class Pod:
     """One pod of a StatefulSet on the node: ordinal, IP and namespace given, everything else
     from the built manifests (`docs`). A new Pod is a new pod: new uid, fresh volumes."""
 
-    def __init__(self, node: Node, docs, sts, ordinal, ip, namespace, netns=None):
+    def __init__(self, node: Node, docs, sts, ordinal, ip, namespace, netns=None, fields=None, api_service=None):
+        """`fields` overrides downward-API values (a real pod's metadata.uid, spec.nodeName,
+        status.hostIP: tests/k8s/agent.py); `api_service` (host, port) is what
+        KUBERNETES_SERVICE_HOST/_PORT name instead of the default 10.96.0.1:443."""
         node.pod_seq += 1
+        self.fields = dict(fields or {})
+        self.api_service = api_service
         check(netns is None or netns.ip == ip, f"pod IP {ip} is not its network namespace's {netns and netns.ip}")
         self.netns = netns
         self.node = node
@@ -179,6 +184,10 @@ class Pod:
 
     # -- volumes -------------------------------------------------------------------------------
     def _materialise(self, vol):
+        if "persistentVolumeClaim" in vol:
+            # A real pod's PVC (tests/k8s: the StatefulSet controller names it `<claim>-<pod>`):
+            # the same per-namespace directory that volume() gives a volumeClaimTemplate.
+            return self._claim_dir(self.node.workdir / "pvc" / self.namespace / vol["persistentVolumeClaim"]["claimName"])
         path = self.dir / "volumes" / vol["name"]
         path.mkdir()
         if "configMap" in vol:
@@ -239,17 +248,20 @@ class Pod:
         the next pod of the same name; any other unknown name is a plain directory."""
         if name not in self.volumes:
             if name in self.claims:
-                path = self.claim_path(name)
-                if not path.exists():
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    os.chmod(path.parent.parent, 0o755)
-                    os.chmod(path.parent, 0o755)
-                    path.mkdir()
-                    self._group_owned(path, 0o775)
-                self.volumes[name] = path
+                self.volumes[name] = self._claim_dir(self.claim_path(name))
             else:
                 self.volumes[name] = mkdir(self.dir / "volumes" / name)
         return self.volumes[name]
+
+    def _claim_dir(self, path):
+        """A PVC's directory, created (group-owned by fsGroup, setgid) on first use only."""
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(path.parent.parent, 0o755)
+            os.chmod(path.parent, 0o755)
+            path.mkdir()
+            self._group_owned(path, 0o775)
+        return path
 
     def lose_claim(self, name):
         """The PVC is gone (node lost with a local volume, or deleted): the next pod of this name
@@ -285,6 +297,7 @@ class Pod:
             "spec.nodeName": "harness-node",
             "spec.serviceAccountName": self.spec.get("serviceAccountName", "default"),
         }
+        values.update(self.fields)
         check(path in values, f"fieldRef {path} is not simulated")
         return values[path]
 
@@ -301,6 +314,10 @@ class Pod:
             "KUBERNETES_SERVICE_PORT_HTTPS": "443",
             "KUBERNETES_PORT": "tcp://10.96.0.1:443",
         }
+        if self.api_service is not None:
+            host, port = self.api_service
+            env.update(KUBERNETES_SERVICE_HOST=str(host), KUBERNETES_SERVICE_PORT=str(port),
+                       KUBERNETES_SERVICE_PORT_HTTPS=str(port), KUBERNETES_PORT=f"tcp://{host}:{port}")
         for e in c.get("env", []):
             src = e.get("valueFrom", {})
             if "value" in e:

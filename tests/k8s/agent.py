@@ -1,0 +1,547 @@
+"""The node agent: the one emulated part of tests/k8s, in place of the kubelet.
+
+It talks to the real API server (REST, admin client certificate) and:
+  - registers Node `node-1` (Ready, allocatable 16 CPUs / 64Gi / 110 pods) and renews its Lease
+    in kube-node-lease every 5 s, so the node-lifecycle controller keeps it Ready;
+  - plays a local-path provisioner: a default StorageClass `local-dir`, and for each Pending PVC
+    of that class a PersistentVolume (hostPath, Retain) pre-bound to it, in the directory the pod
+    sandbox mounts (`<workdir>/pvc/<namespace>/<claim>`); the real PV controller binds them;
+  - polls the pods the real scheduler bound to it (every 0.3 s) and runs each one with the shared
+    kubelet emulation (tests/harness/pods.py, pod-sandbox.sh): a network namespace and IP on the
+    bridge (tests/harness/netns.py), `status.podIP`/`podIPs` set BEFORE the init containers run
+    (after an optional injected delay), ConfigMap volumes in the `..data` layout from the real
+    ConfigMap objects, emptyDirs, PVCs, downward-API and configMapKeyRef env, init containers
+    in order (restarted with back-off 10 s, 20 s, ... 160 s on failure, as the kubelet does),
+    then the main containers, readiness and liveness probes (exec, tcpSocket, httpGet) reported
+    as pod conditions and container statuses, and graceful deletion (preStop exec hooks,
+    SIGTERM, SIGKILL after the grace period, then the final delete with grace 0).
+Images map to local programs through tests/k8s/images.py.
+
+Not done (a pod that needs one fails with a message saying so): Secret and projected volumes
+(service-account token, kube-root-ca.crt), envFrom, ConfigMap volumes updated in place.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+import time
+import traceback
+from pathlib import Path
+from urllib.parse import quote
+
+from harness import Failure
+from harness.pods import PEERCONF_IMAGE, Node, Pod, image_repo
+from harness.proc import run
+
+import images
+
+NODE = "node-1"
+STORAGE_CLASS = "local-dir"
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_micro():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Agent:
+    def __init__(self, cp, sup, workdir: Path, binary, image, log=print):
+        self.cp = cp
+        self.api = cp.api
+        self.sup = sup
+        self.workdir = Path(workdir)
+        self.node = Node(self.workdir, sup, binary, image, cp.dns_ip)
+        self.log = log
+        self.runners: dict[str, PodRunner] = {}  # pod uid -> runner
+        self.lock = threading.Lock()
+        self.net_lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.next_host = 0
+        self.ip_delay = {}  # pod name -> seconds to wait before setting status.podIP (record delay)
+        self.errors = []
+        self.events = []  # (monotonic, text), for figures
+
+    # -- addresses ------------------------------------------------------------------------------
+    def new_ip(self):
+        """A pod IP never used before in this run: a re-created pod always gets a new one."""
+        with self.lock:
+            n = self.next_host
+            self.next_host += 1
+        return self.cp.network.ip(1 + n // 200, 11 + n % 200)
+
+    # -- node -----------------------------------------------------------------------------------
+    def register(self):
+        cap = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+        node = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux",
+                                                      "kubernetes.io/arch": "amd64"}}}
+        if self.api.maybe_get(f"/api/v1/nodes/{NODE}") is None:
+            self.api.post("/api/v1/nodes", node)
+        self._node_status()
+        lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                 "metadata": {"name": NODE, "namespace": "kube-node-lease"},
+                 "spec": {"holderIdentity": NODE, "leaseDurationSeconds": 40, "renewTime": now_micro()}}
+        self.api.post("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", lease, ok=(201, 409))
+        sc = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+              "metadata": {"name": STORAGE_CLASS,
+                           "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+              "provisioner": "peerconf.test/local-dir", "reclaimPolicy": "Retain",
+              "volumeBindingMode": "Immediate"}
+        self.api.post("/apis/storage.k8s.io/v1/storageclasses", sc, ok=(201, 409))
+        for target in (self._heartbeat, self._loop):
+            threading.Thread(target=self._guard(target), daemon=True).start()
+
+    def _node_status(self):
+        cap = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+        t = now()
+        conds = [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "peerconf test agent",
+                  "lastHeartbeatTime": t, "lastTransitionTime": t}]
+        for typ in ("MemoryPressure", "DiskPressure", "PIDPressure"):
+            conds.append({"type": typ, "status": "False", "reason": "KubeletHasNo" + typ,
+                          "lastHeartbeatTime": t, "lastTransitionTime": t})
+        self.api.patch(f"/api/v1/nodes/{NODE}/status", {"status": {
+            "capacity": cap, "allocatable": cap, "conditions": conds,
+            "addresses": [{"type": "InternalIP", "address": self.cp.network.node.ip}, {"type": "Hostname", "address": NODE}],
+            "nodeInfo": {"kubeletVersion": "peerconf-test-agent", "operatingSystem": "linux", "architecture": "amd64",
+                         "containerRuntimeVersion": "pod-sandbox.sh", "kernelVersion": "", "osImage": "", "kubeProxyVersion": "",
+                         "machineID": "", "systemUUID": "", "bootID": ""}}})
+
+    def _guard(self, fn):
+        def wrapped():
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - recorded, the suite fails on it
+                if not self.stopping.is_set():
+                    self.errors.append(traceback.format_exc())
+        return wrapped
+
+    def _heartbeat(self):
+        n = 0
+        while not self.stopping.wait(5):
+            try:
+                self.api.patch(f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{NODE}",
+                               {"spec": {"renewTime": now_micro(), "holderIdentity": NODE}})
+                n += 1
+                if n % 6 == 0:
+                    self._node_status()
+            except (OSError, Failure) as e:
+                if not self.stopping.is_set():
+                    self.log(f"agent: heartbeat failed: {e}")
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _loop(self):
+        while not self.stopping.wait(0.3):
+            try:
+                self._provision()
+                pods = self.api.get(f"/api/v1/pods?fieldSelector={quote('spec.nodeName=' + NODE)}")["items"]
+            except (OSError, Failure) as e:
+                self.log(f"agent: list failed: {e}")
+                continue
+            seen = set()
+            for p in pods:
+                uid = p["metadata"]["uid"]
+                seen.add(uid)
+                r = self.runners.get(uid)
+                if r is None and not p["metadata"].get("deletionTimestamp"):
+                    r = self.runners[uid] = PodRunner(self, p)
+                    r.start()
+                elif r is None:  # deleting a pod we never ran: nothing to stop
+                    self.api.delete(self._pod_path(p) + "", {"gracePeriodSeconds": 0,
+                                                            "preconditions": {"uid": uid}})
+                if r is not None and p["metadata"].get("deletionTimestamp"):
+                    r.request_stop(p["metadata"].get("deletionGracePeriodSeconds", 30))
+            for uid, r in list(self.runners.items()):
+                if uid not in seen and r.done.is_set():
+                    del self.runners[uid]
+                elif uid not in seen:
+                    r.request_stop(0)  # force-deleted: stop at once
+
+    @staticmethod
+    def _pod_path(p):
+        return f"/api/v1/namespaces/{p['metadata']['namespace']}/pods/{p['metadata']['name']}"
+
+    def _provision(self):
+        for c in self.api.get("/api/v1/persistentvolumeclaims")["items"]:
+            if c["status"].get("phase") != "Pending" or c["spec"].get("volumeName") \
+                    or c["spec"].get("storageClassName") != STORAGE_CLASS:
+                continue
+            ns, name = c["metadata"]["namespace"], c["metadata"]["name"]
+            path = self.workdir / "pvc" / ns / name
+            pv = {"apiVersion": "v1", "kind": "PersistentVolume",
+                  "metadata": {"name": f"pv-{c['metadata']['uid']}", "labels": {"peerconf.test/claim": name}},
+                  "spec": {"capacity": {"storage": c["spec"]["resources"]["requests"]["storage"]},
+                           "accessModes": c["spec"]["accessModes"], "persistentVolumeReclaimPolicy": "Retain",
+                           "storageClassName": STORAGE_CLASS, "hostPath": {"path": str(path)},
+                           "claimRef": {"namespace": ns, "name": name, "uid": c["metadata"]["uid"],
+                                        "kind": "PersistentVolumeClaim", "apiVersion": "v1"}}}
+            self.api.post("/api/v1/persistentvolumes", pv, ok=(201, 409))
+
+    def stop(self):
+        self.stopping.set()
+        for r in list(self.runners.values()):
+            r.request_stop(2)
+        for r in list(self.runners.values()):
+            r.done.wait(15)
+        for r in list(self.runners.values()):
+            r.teardown()
+
+
+class PodRunner(threading.Thread):
+    """One pod's life on the node, in a thread of its own."""
+
+    def __init__(self, agent: Agent, obj):
+        super().__init__(daemon=True)
+        self.agent, self.api, self.obj = agent, agent.api, obj
+        self.meta, self.spec = obj["metadata"], obj["spec"]
+        self.ns, self.name, self.uid = self.meta["namespace"], self.meta["name"], self.meta["uid"]
+        self.path = f"/api/v1/namespaces/{self.ns}/pods/{self.name}"
+        self.stop_grace = None
+        self.stop_event = threading.Event()
+        self.done = threading.Event()
+        self.pod: Pod | None = None
+        self.netns = None
+        self.ip = None
+        self.init_status = {}
+        self.main_status = {}
+        self.main_procs = {}
+        self.ready = {}
+        self.phase = "Pending"
+        self.initialized = False
+        self.started_at = now()
+        self.t_ip = None
+        self.t_init_done = None
+        self.t_ready = None
+        self.created_mono = time.monotonic()
+
+    def log(self, msg):
+        self.agent.log(f"agent: {self.ns}/{self.name}: {msg}")
+
+    def request_stop(self, grace):
+        if self.stop_grace is None:
+            self.stop_grace = grace
+            self.stop_event.set()
+
+    def run(self):
+        try:
+            self._run()
+        except Exception as e:  # noqa: BLE001
+            if not self.stop_event.is_set():
+                self.agent.errors.append(f"{self.ns}/{self.name}: {traceback.format_exc()}")
+                self.log(f"failed: {e}")
+                try:
+                    self._status(reason=str(e)[:500])
+                except Exception:  # noqa: BLE001
+                    pass
+        finally:
+            try:
+                self._terminate()
+            finally:
+                self.done.set()
+
+    # -- status -------------------------------------------------------------------------------
+    def _cond(self, typ, ok, t):
+        return {"type": typ, "status": "True" if ok else "False", "lastTransitionTime": t, "lastProbeTime": None}
+
+    def _status(self, reason=None):
+        t = now()
+        all_ready = bool(self.main_status) and all(self.ready.get(c["name"]) for c in self.spec["containers"])
+        status = {
+            "phase": self.phase, "hostIP": self.agent.cp.network.node.ip,
+            "hostIPs": [{"ip": self.agent.cp.network.node.ip}], "startTime": self.started_at,
+            "conditions": [self._cond("PodReadyToStartContainers", self.ip is not None, t),
+                           self._cond("Initialized", self.initialized, t),
+                           self._cond("ContainersReady", all_ready, t),
+                           self._cond("Ready", all_ready, t),
+                           self._cond("PodScheduled", True, t)],
+            "initContainerStatuses": [self.init_status.get(c["name"], self._waiting(c, "PodInitializing"))
+                                      for c in self.spec.get("initContainers", [])],
+            "containerStatuses": [dict(self.main_status.get(c["name"], self._waiting(c, "PodInitializing")),
+                                       ready=bool(self.ready.get(c["name"])))
+                                  for c in self.spec["containers"]],
+        }
+        if self.ip is not None:
+            status["podIP"] = self.ip
+            status["podIPs"] = [{"ip": self.ip}]
+        if reason:
+            status["message"] = reason
+        self.api.patch(self.path + "/status", {"metadata": {"uid": self.uid}, "status": status})
+
+    @staticmethod
+    def _waiting(c, reason, restarts=0, last=None):
+        s = {"name": c["name"], "image": c["image"], "imageID": "", "ready": False, "restartCount": restarts,
+             "started": False, "state": {"waiting": {"reason": reason}}}
+        if last:
+            s["lastState"] = last
+        return s
+
+    @staticmethod
+    def _running(c, proc, restarts=0, last=None):
+        s = {"name": c["name"], "image": c["image"], "imageID": "", "containerID": f"pod-sandbox://{proc.pid}",
+             "ready": False, "restartCount": restarts, "started": True, "state": {"running": {"startedAt": now()}}}
+        if last:
+            s["lastState"] = last
+        return s
+
+    @staticmethod
+    def _terminated(proc):
+        return {"terminated": {"exitCode": proc.returncode, "reason": "Completed" if proc.returncode == 0 else "Error",
+                               "finishedAt": now(), "containerID": f"pod-sandbox://{proc.pid}"}}
+
+    # -- the pod --------------------------------------------------------------------------------
+    def _configmaps(self):
+        names = {v["configMap"]["name"] for v in self.spec.get("volumes", []) if "configMap" in v}
+        for c in self.spec.get("initContainers", []) + self.spec["containers"]:
+            if "envFrom" in c:
+                raise Failure(f"{c['name']}: envFrom is not done by the test agent")
+            for e in c.get("env", []):
+                ref = e.get("valueFrom", {}).get("configMapKeyRef")
+                if ref:
+                    names.add(ref["name"])
+        docs = []
+        for n in sorted(names):
+            cm = self.api.maybe_get(f"/api/v1/namespaces/{self.ns}/configmaps/{n}")
+            if cm is None:
+                raise Failure(f"ConfigMap {n} does not exist")
+            docs.append(cm)
+        return docs
+
+    def _harness_pod(self):
+        for v in self.spec.get("volumes", []):
+            kinds = set(v) - {"name"}
+            if not kinds <= {"configMap", "emptyDir", "persistentVolumeClaim"}:
+                raise Failure(f"volume {v['name']}: {sorted(kinds)} is not done by the test agent")
+        sts_name, _, ordinal = self.name.rpartition("-")
+        if not ordinal.isdigit() or not self.spec.get("subdomain"):
+            raise Failure("not a StatefulSet pod (the test agent runs only those)")
+        sts_like = {"metadata": {"name": sts_name},
+                    "spec": {"serviceName": self.spec["subdomain"], "template": {"spec": self.spec}}}
+        fields = {"metadata.uid": self.uid, "spec.nodeName": NODE, "status.hostIP": self.agent.cp.network.node.ip,
+                  "status.podIPs": self.ip, "status.podIP": self.ip}
+        return Pod(self.agent.node, self._configmaps(), sts_like, int(ordinal), self.ip, self.ns, netns=self.netns,
+                   fields=fields, api_service=(self.agent.cp.api_ip, self.agent.cp.API_PORT))
+
+    def _start(self, c):
+        repo = image_repo(c)
+        if repo == PEERCONF_IMAGE:
+            return self.pod.start_init() if c in self.spec.get("initContainers", []) else \
+                self._fail(f"{c['name']}: peerconf as a main container is not run by the test agent")
+        prog = images.program_for(repo)
+        env = self.pod.container_env(c)
+        argv = prog.argv(self.pod.container_argv(c, env) if (c.get("command") or c.get("args")) else [])
+        return self.pod.start_container(c, argv=argv, files=prog.files)
+
+    def _fail(self, msg):
+        raise Failure(msg)
+
+    def _run(self):
+        delay = self.agent.ip_delay.get(self.name, 0)
+        if delay and self.stop_event.wait(delay):
+            return
+        self.ip = self.agent.new_ip()
+        with self.agent.net_lock:  # harness.netns.Network is not thread-safe
+            self.netns = self.agent.cp.network.add_pod(self.ip)
+        # Set before any container runs, as the kubelet does: the EndpointSlice controller can
+        # publish the pod (with publishNotReadyAddresses) while its init containers wait.
+        self._status()
+        self.t_ip = time.monotonic()
+        self.log(f"IP {self.ip}")
+        self.pod = self._harness_pod()
+        for c in self.spec.get("initContainers", []):
+            restarts, last = 0, None
+            while True:
+                proc = self._start(c)
+                self.init_status[c["name"]] = self._running(c, proc, restarts, last)
+                self._status()
+                while proc.wait(0.2) is None:
+                    if self.stop_event.is_set():
+                        return
+                term = self._terminated(proc)
+                if proc.returncode == 0:
+                    self.init_status[c["name"]] = dict(self._waiting(c, ""), state=term, restartCount=restarts,
+                                                       started=False)
+                    self._status()
+                    break
+                restarts += 1
+                backoff = min(10 * 2 ** (restarts - 1), 160)
+                self.log(f"init {c['name']} exited {proc.returncode}; restart {restarts} in {backoff}s")
+                self.agent.events.append((time.monotonic(), f"{self.ns}/{self.name} init {c['name']} exit {proc.returncode}"))
+                last = term
+                self.init_status[c["name"]] = self._waiting(c, "CrashLoopBackOff", restarts, last)
+                self.init_status[c["name"]]["lastState"] = term
+                self._status()
+                if self.stop_event.wait(backoff):
+                    return
+        self.initialized = True
+        self.t_init_done = time.monotonic()
+        self.phase = "Running"
+        restarts = {}
+        for c in self.spec["containers"]:
+            self.main_procs[c["name"]] = self._start(c)
+            restarts[c["name"]] = 0
+            self.main_status[c["name"]] = self._running(c, self.main_procs[c["name"]])
+        self._status()
+        self._supervise(restarts)
+
+    def _supervise(self, restarts):
+        probes = {c["name"]: Prober(self, c) for c in self.spec["containers"]}
+        while not self.stop_event.wait(0.2):
+            changed = False
+            for c in self.spec["containers"]:
+                n = c["name"]
+                proc = self.main_procs[n]
+                verdict = probes[n].tick(proc)
+                if verdict == "restart":
+                    proc.stop(grace=c.get("terminationGracePeriodSeconds", 5))
+                if not proc.running():
+                    restarts[n] += 1
+                    last = self._terminated(proc)
+                    self.log(f"container {n} exited {proc.returncode}; restarting ({restarts[n]})")
+                    self.ready[n] = False
+                    backoff = min(10 * 2 ** (restarts[n] - 1), 160)
+                    self.main_status[n] = self._waiting(c, "CrashLoopBackOff", restarts[n], last)
+                    self._status()
+                    if self.stop_event.wait(backoff):
+                        return
+                    self.main_procs[n] = self._start(c)
+                    probes[n] = Prober(self, c)
+                    self.main_status[n] = self._running(c, self.main_procs[n], restarts[n], last)
+                    changed = True
+                ready = probes[n].ready
+                if ready != bool(self.ready.get(n)):
+                    self.ready[n] = ready
+                    changed = True
+                    if ready and self.t_ready is None and all(self.ready.get(x["name"]) for x in self.spec["containers"]):
+                        self.t_ready = time.monotonic()
+            if changed:
+                self._status()
+
+    # -- deletion -------------------------------------------------------------------------------
+    def _terminate(self):
+        grace = self.stop_grace if self.stop_grace is not None else 0
+        deadline = time.monotonic() + grace
+        if self.pod is not None:
+            for c in self.spec["containers"]:
+                hook = ((c.get("lifecycle") or {}).get("preStop") or {}).get("exec")
+                proc = self.main_procs.get(c["name"])
+                if hook and proc is not None and proc.running() and grace > 0:
+                    r = exec_in(proc, self.pod, c, hook["command"], timeout=max(1.0, deadline - time.monotonic()))
+                    self.log(f"preStop {hook['command']}: exit {r[0]} {r[1].strip()[:200]}")
+            for p in self.pod.procs:
+                p.signal(15)
+            for p in self.pod.procs:
+                if p.wait(max(0.0, deadline - time.monotonic())) is None:
+                    p.kill()
+        self.teardown()
+        if self.stop_grace is not None and not self.agent.stopping.is_set():
+            # The kubelet's final delete: the object goes, the StatefulSet controller re-creates it.
+            self.api.delete(self.path, {"gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}},
+                            ok=(200, 404, 409))
+
+    def teardown(self):
+        if self.pod is not None:
+            for p in self.pod.procs:
+                p.kill()
+        with self.agent.net_lock:
+            if self.netns is not None and self.netns in self.agent.cp.network.pods:
+                self.agent.cp.network.remove_pod(self.netns)
+
+
+def exec_in(proc, pod, c, argv, timeout):
+    """Run argv in a running container (its mount, UTS and network namespaces and root), as
+    the container's user: what `kubectl exec` and exec probes do. Returns (exit code, output)."""
+    uid, gid, groups = pod.ids(c)
+    prog = images.IMAGES.get(image_repo(c))
+    argv = prog.argv(list(argv)) if prog else list(argv)
+    env = pod.container_env(c)
+    cmd = ["nsenter", "-t", str(proc.pid), "-m", "-u", "-n", "-r", "-w",
+           "-S", str(uid), "-G", str(gid), "--", *argv]
+    try:
+        r = run(cmd, timeout=timeout, env=env, check_rc=False)
+        return r.returncode, r.stdout + r.stderr
+    except Exception as e:  # noqa: BLE001 - a timed-out probe is a failed probe
+        return -1, str(e)
+
+
+class Prober:
+    """One container's readiness and liveness probes, as the kubelet runs them (periodSeconds,
+    initialDelaySeconds, timeoutSeconds, failureThreshold, successThreshold)."""
+
+    def __init__(self, runner: PodRunner, c):
+        self.runner, self.c = runner, c
+        self.start = time.monotonic()
+        self.rp, self.lp = c.get("readinessProbe"), c.get("livenessProbe")
+        self.ready = self.rp is None
+        self.next = {"r": self._first(self.rp), "l": self._first(self.lp)}
+        self.fails = {"r": 0, "l": 0}
+        self.oks = {"r": 0, "l": 0}
+        self.last_out = None
+
+    def _first(self, p):
+        return None if p is None else self.start + p.get("initialDelaySeconds", 0)
+
+    def tick(self, proc):
+        t = time.monotonic()
+        verdict = None
+        for k, p in (("r", self.rp), ("l", self.lp)):
+            if p is None or t < self.next[k] or not proc.running():
+                continue
+            self.next[k] = t + p.get("periodSeconds", 10)
+            ok = self._probe(p, proc)
+            if ok:
+                self.oks[k] += 1
+                self.fails[k] = 0
+            else:
+                self.fails[k] += 1
+                self.oks[k] = 0
+            if k == "r":
+                if ok and self.oks[k] >= p.get("successThreshold", 1):
+                    self.ready = True
+                elif not ok and self.fails[k] >= p.get("failureThreshold", 3):
+                    self.ready = False
+            elif not ok and self.fails[k] >= p.get("failureThreshold", 3):
+                verdict = "restart"
+        return verdict
+
+    def _port(self, port):
+        if isinstance(port, int) or str(port).isdigit():
+            return int(port)
+        for p in self.c.get("ports", []):
+            if p.get("name") == port:
+                return p["containerPort"]
+        raise Failure(f"{self.c['name']}: no port named {port}")
+
+    def _probe(self, p, proc):
+        timeout = p.get("timeoutSeconds", 1)
+        ns = self.runner.agent.cp.network.node  # the kubelet probes from the node's network
+        ip = self.runner.ip
+        if "exec" in p:
+            rc, out = exec_in(proc, self.runner.pod, self.c, p["exec"]["command"], timeout)
+            if rc != 0 and out != self.last_out:
+                self.runner.log(f"probe {p['exec']['command']} exit {rc}: {out.strip()[:300]}")
+            self.last_out = out if rc != 0 else None
+            return rc == 0
+        if "tcpSocket" in p:
+            try:
+                ns.connect(ip, self._port(p["tcpSocket"]["port"]), timeout).close()
+                return True
+            except OSError:
+                return False
+        if "httpGet" in p:
+            g = p["httpGet"]
+            try:
+                raw = ns.request(ip, self._port(g["port"]),
+                                 f"GET {g.get('path', '/')} HTTP/1.0\r\nHost: {ip}\r\n\r\n".encode(), timeout)
+                code = int(raw.split(" ", 2)[1])
+                return 200 <= code < 400
+            except (OSError, ValueError, IndexError):
+                return False
+        raise Failure(f"{self.c['name']}: probe {sorted(p)} is not done by the test agent")
+
+
+def dump(obj):
+    return json.dumps(obj, indent=1, sort_keys=True)

@@ -1,0 +1,495 @@
+#!/usr/bin/env python3
+"""tests/k8s suite driver: the shipped manifests on a real control plane (see README.md).
+
+Started by tests/k8s/run.sh:  suite.py --workdir DIR --bin PEERCONF --bins KUBE,ETCD,COREDNS [SCENARIO...]
+
+Starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and CoreDNS (controlplane.py)
+and the node agent (agent.py), runs the scenarios through kubectl, each in a namespace labelled
+PodSecurity `restricted` (enforce and warn), stops everything, and ends with
+`k8s: N passed, M failed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # tests/: the harness package
+sys.path.insert(0, str(HERE))
+
+from harness import Failure, check  # noqa: E402
+from harness.dns import query  # noqa: E402
+from harness.manifests import image_from_dockerfile  # noqa: E402
+from harness.proc import Supervisor, install_stop_handlers, run, wait_until  # noqa: E402
+
+import agent as agentmod  # noqa: E402
+from controlplane import ControlPlane  # noqa: E402
+
+T0 = time.monotonic()
+FIGURES = []
+
+
+def log(msg):
+    print(f"[{time.monotonic() - T0:7.1f}s] {msg}", flush=True)
+
+
+def figure(msg):
+    FIGURES.append(msg)
+    log(f"FIGURE {msg}")
+
+
+class K:
+    """What a scenario gets: the control plane, the agent, kubectl, the repository."""
+
+    def __init__(self, cp: ControlPlane, agent, repo: Path, workdir: Path):
+        self.cp, self.agent, self.repo, self.workdir = cp, agent, repo, workdir
+        self.api = cp.api
+
+    def kubectl(self, *args, **kw):
+        return self.cp.kubectl(*args, **kw)
+
+    def namespace(self, name):
+        """A fresh namespace with PodSecurity restricted enforced (and warned, so kubectl says so)."""
+        self.kubectl("create", "namespace", name)
+        self.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted",
+                     "pod-security.kubernetes.io/enforce-version=latest",
+                     "pod-security.kubernetes.io/warn=restricted")
+        check(wait_until(lambda: self.api.maybe_get(f"/api/v1/namespaces/{name}/serviceaccounts/default"), 30, 0.2),
+              f"no default ServiceAccount in {name} after 30 s")
+        return name
+
+    def apply_k(self, path, ns):
+        r = self.kubectl("apply", "-k", path, "-n", ns, timeout=120, check_rc=False)
+        check(r.returncode == 0, f"kubectl apply -k {path}: exit {r.returncode}: {r.stderr.strip()}")
+        check("Warning" not in r.stderr, f"kubectl apply -k {path} warned: {r.stderr.strip()}")
+        return r.stdout
+
+    def pods(self, ns, selector=None):
+        q = f"?labelSelector={selector}" if selector else ""
+        return {p["metadata"]["name"]: p for p in self.api.get(f"/api/v1/namespaces/{ns}/pods{q}")["items"]}
+
+    def pod(self, ns, name):
+        return self.api.maybe_get(f"/api/v1/namespaces/{ns}/pods/{name}")
+
+    def runner(self, ns, name):
+        """The agent's runner of the live pod ns/name (by the API object's uid)."""
+        p = self.pod(ns, name)
+        check(p is not None, f"no pod {ns}/{name}")
+        r = self.agent.runners.get(p["metadata"]["uid"])
+        check(r is not None and r.pod is not None, f"the agent does not run {ns}/{name} (yet)")
+        return r
+
+    def wait_pods(self, ns, names, want, timeout, what=None):
+        """Wait until each named pod satisfies want(pod object); the seconds it took."""
+        t = time.monotonic()
+
+        def ok():
+            self.agent_ok()
+            ps = self.pods(ns)
+            return all(n in ps and want(ps[n]) for n in names)
+
+        if not wait_until(ok, timeout, 0.25):
+            ps = self.pods(ns)
+            raise Failure(f"{what or 'pods'} not reached within {timeout} s: " + "; ".join(
+                f"{n}: {summary(ps.get(n))}" for n in names))
+        return round(time.monotonic() - t, 1)
+
+    def agent_ok(self):
+        check(not self.agent.errors, "node agent error:\n" + "\n".join(self.agent.errors))
+
+    def dns(self, name):
+        """CoreDNS's answer to one A question, asked from the node side of the bridge."""
+        try:
+            return query((self.cp.dns_ip, 53), name, timeout=1.0, netns=self.cp.node_ns)
+        except OSError as e:
+            return f"<{e}>"
+
+    def rendered(self, ns, name, container_path):
+        r = self.runner(ns, name)
+        path = r.pod.host_path(container_path)
+        check(path.exists(), f"{ns}/{name}: {container_path} was not written")
+        return path.read_text()
+
+    def sts(self, ns, name):
+        return self.api.get(f"/apis/apps/v1/namespaces/{ns}/statefulsets/{name}")
+
+    def delete_ns(self, ns):
+        self.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=120s", timeout=150, check_rc=False)
+
+
+def summary(p):
+    if p is None:
+        return "absent"
+    st = p.get("status", {})
+    ready = [c["status"] for c in st.get("conditions", []) if c["type"] == "Ready"]
+    inits = [(c["name"], list(c.get("state", {}))[:1], c.get("restartCount")) for c in st.get("initContainerStatuses", [])]
+    return f"phase={st.get('phase')} ip={st.get('podIP')} ready={ready} inits={inits}"
+
+
+def running(p):
+    st = p.get("status", {})
+    return st.get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+
+
+def ready(p):
+    return running(p) and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+
+
+def overlay(k: K, base: Path, name, edit=None, patches=None):
+    """A kustomize directory in the work dir: a copy of `base` edited by `edit(text)` on its
+    kustomization.yaml (the user's own edit, e.g. the replica count), or, with `patches`, an
+    overlay of `base` with those JSON6902 patches. The repository's files are never changed."""
+    d = k.workdir / "overlays" / name
+    if patches is None:
+        shutil.copytree(base, d)
+        kfile = d / "kustomization.yaml"
+        kfile.write_text(edit(kfile.read_text()))
+    else:
+        d.mkdir(parents=True)
+        (d / "kustomization.yaml").write_text(json.dumps({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "resources": [os.path.relpath(base, d)],
+            "patches": [{"target": t, "patch": json.dumps(ops)} for t, ops in patches]}))
+    return d
+
+
+# -- scenarios ------------------------------------------------------------------------------------
+
+def s_admission(k: K):
+    """kubectl apply -k of manifests/ and every example, unchanged, admitted in a restricted namespace.
+
+    A server-side dry run goes through defaulting, validation and every admission plugin
+    (PodSecurity warns about a workload's pod template in a namespace with `warn=restricted`);
+    each object must be accepted and kubectl must print no warning."""
+    bases = [k.repo / "manifests"] + sorted(p for p in (k.repo / "manifests" / "examples").iterdir() if p.is_dir())
+    ns = k.namespace("k8s-admission")
+    for b in bases:
+        r = k.kubectl("apply", "-k", b, "-n", ns, "--dry-run=server", timeout=120, check_rc=False)
+        check(r.returncode == 0, f"{b.relative_to(k.repo)}: refused: {r.stderr.strip()}")
+        check("Warning" not in r.stderr, f"{b.relative_to(k.repo)}: warnings: {r.stderr.strip()}")
+        objs = [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
+        log(f"  {b.relative_to(k.repo)}: {len(objs)} objects admitted (server dry run): {', '.join(objs)}")
+        check(any(o.startswith("statefulset.apps/") for o in objs), f"{b}: no StatefulSet in {objs}")
+    server = json.loads(k.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
+    figure(f"admission: {len(bases)} kustomizations admitted unchanged by kube-apiserver {server} "
+           "under PodSecurity restricted, no warning")
+    k.delete_ns(ns)
+
+
+def consul_config(k, ns, name):
+    return json.loads(k.rendered(ns, name, "/config/consul.json"))
+
+
+def check_consul_config(k, ns, name, replicas):
+    pod = k.pod(ns, name)
+    cfg = consul_config(k, ns, name)
+    ip = pod["status"]["podIP"]
+    want_join = [f"consul-{i}.consul.{ns}.svc.cluster.local" for i in range(replicas)]
+    check(cfg.get("bootstrap_expect") == replicas, f"{name}: bootstrap_expect {cfg.get('bootstrap_expect')}, not {replicas}")
+    check(sorted(cfg.get("retry_join", [])) == want_join, f"{name}: retry_join {cfg.get('retry_join')}")
+    check(cfg.get("bind_addr") == ip and cfg.get("advertise_addr") == ip,
+          f"{name}: bind/advertise {cfg.get('bind_addr')}/{cfg.get('advertise_addr')}, pod IP {ip}")
+    return cfg
+
+
+def s_consul(k: K):
+    """The Consul walkthrough: 3 pods Running with rendered configs, delete consul-1, bare scale, scale 3 -> 5.
+
+    Consul itself is a stand-in (tests/k8s/images.py): the pods are Running, never Ready."""
+    ns = k.namespace("k8s-consul")
+    names = [f"consul-{i}" for i in range(3)]
+    t0 = time.monotonic()
+    k.apply_k(k.repo / "manifests", ns)
+    took = k.wait_pods(ns, names, running, 120, "3 consul pods Running")
+    for n in names:
+        check_consul_config(k, ns, n, 3)
+        a = k.dns(f"{n}.consul.{ns}.svc.cluster.local")
+        check(getattr(a, "addrs", None) == [k.pod(ns, n)["status"]["podIP"]], f"CoreDNS answers {a} for {n}")
+    figure(f"consul: apply -k -> 3 pods Running with rendered consul.json (bootstrap_expect 3, own IP) "
+           f"in {round(time.monotonic() - t0, 1)} s (wait {took} s); Corefile {k.cp.corefile_name}, no record delay")
+    pvc = k.pod(ns, "consul-1")["spec"]["volumes"]
+    claim = [v["persistentVolumeClaim"]["claimName"] for v in pvc if "persistentVolumeClaim" in v]
+    check(claim == ["data-consul-1"], f"consul-1's claim is {claim}")
+    pvcs = k.api.get(f"/api/v1/namespaces/{ns}/persistentvolumeclaims")["items"]
+    check(sorted((c["metadata"]["name"], c["status"]["phase"]) for c in pvcs) ==
+          [(f"data-consul-{i}", "Bound") for i in range(3)], f"PVCs: {[(c['metadata']['name'], c['status']['phase']) for c in pvcs]}")
+
+    # -- delete consul-1: same name, new IP, rendered again --------------------------------------
+    old = k.pod(ns, "consul-1")
+    old_uid, old_ip = old["metadata"]["uid"], old["status"]["podIP"]
+    marker = k.runner(ns, "consul-1").pod.host_path("/config/consul.json")
+    t = time.monotonic()
+    k.kubectl("delete", "pod", "consul-1", "-n", ns, "--wait=true", "--timeout=60s", timeout=90)
+    t_gone = round(time.monotonic() - t, 1)
+    k.wait_pods(ns, ["consul-1"], lambda p: running(p) and p["metadata"]["uid"] != old_uid, 120,
+                "consul-1 re-created and Running")
+    new = k.pod(ns, "consul-1")
+    check(new["status"]["podIP"] != old_ip, f"consul-1 kept its IP {old_ip}")
+    check(k.runner(ns, "consul-1").pod.host_path("/config/consul.json") != marker, "consul-1 kept its old emptyDir")
+    check_consul_config(k, ns, "consul-1", 3)
+    figure(f"consul: kubectl delete pod consul-1 returned in {t_gone} s (graceful; preStop `consul leave` ran against the "
+           f"stand-in); re-created as consul-1 {old_ip} -> {new['status']['podIP']}, Running with consul.json rendered "
+           f"for the new IP {round(time.monotonic() - t, 1)} s after the delete; claim data-consul-1 kept")
+
+    # -- a bare kubectl scale: REPLICAS stays 3 -------------------------------------------------
+    t = time.monotonic()
+    k.kubectl("scale", "statefulset", "consul", "-n", ns, "--replicas=5")
+
+    def init_failed(p):
+        st = p.get("status", {}).get("initContainerStatuses", [])
+        return bool(st) and (st[0].get("lastState", {}).get("terminated") or {}).get("exitCode") == 2
+    k.wait_pods(ns, ["consul-3", "consul-4"], init_failed, 90, "consul-3/4 init exiting 2 after a bare scale")
+    took = round(time.monotonic() - t, 1)
+    log_line = k.runner(ns, "consul-3").pod.procs[0].stderr().strip().splitlines()[-1:]
+    for n in names:
+        check(consul_config(k, ns, n)["bootstrap_expect"] == 3, f"{n}: config changed by a bare scale")
+    env = {e["name"]: e.get("value") for e in k.sts(ns, "consul")["spec"]["template"]["spec"]["initContainers"][0]["env"]}
+    figure(f"consul: bare `kubectl scale statefulset consul --replicas=5`: spec.replicas 5, REPLICAS {env['REPLICAS']}; "
+           f"consul-3 and consul-4 init exit 2 within {took} s ({log_line}), then back-off (CrashLoopBackOff); "
+           "consul-0..2 keep bootstrap_expect 3: no pod ever runs with a member list that disagrees with its peers")
+    k.kubectl("scale", "statefulset", "consul", "-n", ns, "--replicas=3")
+    k.wait_pods(ns, ["consul-0"], running, 10)
+    check(wait_until(lambda: not ({"consul-3", "consul-4"} & set(k.pods(ns))), 60, 0.25), "consul-3/4 not removed after scaling back")
+
+    # -- the documented way: count 5 in kustomization.yaml, kubectl apply -k ------------------
+    five = overlay(k, k.repo / "manifests", "consul-5", edit=lambda s: s.replace("count: 3", "count: 5"))
+    t = time.monotonic()
+    k.apply_k(five, ns)
+    took = k.wait_pods(ns, ["consul-3", "consul-4"], running, 120, "consul-3/4 Running after apply -k with count 5")
+    for n in ("consul-3", "consul-4"):
+        check_consul_config(k, ns, n, 5)
+    env = {e["name"]: e.get("value") for e in k.sts(ns, "consul")["spec"]["template"]["spec"]["initContainers"][0]["env"]}
+    check(env["REPLICAS"] == "5", f"REPLICAS is {env['REPLICAS']} after apply -k with count 5")
+    # The rolling update replaces consul-2 next, and waits for it to be Ready before consul-1.
+    time.sleep(20)
+    expects = {n: consul_config(k, ns, n)["bootstrap_expect"] for n in sorted(k.pods(ns)) if running(k.pod(ns, n))}
+    figure(f"consul: count 5 + kubectl apply -k: REPLICAS 5, consul-3/4 Running with bootstrap_expect 5 in {took} s; "
+           f"20 s later bootstrap_expect by pod: {expects} (the template changed, but the "
+           "rolling update replaces an old pod only while the pods are Ready, which the Consul stand-in never is; "
+           "with real Consul it would replace consul-2, -1, -0 in turn)")
+    k.delete_ns(ns)
+
+
+def s_etcd(k: K):
+    """The etcd example forms a real cluster (Debian etcd), and a pod re-created with a new IP rejoins it."""
+    ns = k.namespace("k8s-etcd")
+    names = [f"etcd-{i}" for i in range(3)]
+    t0 = time.monotonic()
+    k.apply_k(k.repo / "manifests" / "examples" / "etcd", ns)
+    took = k.wait_pods(ns, names, ready, 180, "3 etcd pods Ready")
+    members = etcd_members(k, ns)
+    check(len(members) == 3, f"etcd member list: {members}")
+    figure(f"etcd: apply -k -> 3 members, all Ready (readiness /health) {round(time.monotonic() - t0, 1)} s "
+           f"after apply (wait {took} s); Corefile {k.cp.corefile_name}")
+    put = etcdctl(k, ns, "etcd-0", "put", "k8s-key", "v1")
+    check(put.returncode == 0, f"etcdctl put: {put.stderr}")
+    for corefile in ("kubeadm", "plain"):
+        if corefile != k.cp.corefile_name:
+            k.cp.start_coredns(corefile)
+        old = k.pod(ns, "etcd-1")
+        t = time.monotonic()
+        k.kubectl("delete", "pod", "etcd-1", "-n", ns, "--wait=true", "--timeout=60s", timeout=90)
+        took = k.wait_pods(ns, ["etcd-1"], lambda p: ready(p) and p["metadata"]["uid"] != old["metadata"]["uid"], 180,
+                           "etcd-1 re-created and Ready")
+        new = k.pod(ns, "etcd-1")
+        check(new["status"]["podIP"] != old["status"]["podIP"], "etcd-1 kept its IP")
+        got = etcdctl(k, ns, "etcd-1", "get", "k8s-key", "--print-value-only")
+        check(got.returncode == 0 and got.stdout.strip() == "v1", f"etcd-1 after re-creation: {got.stdout!r} {got.stderr!r}")
+        members = etcd_members(k, ns)
+        check(len(members) == 3, f"members after re-creation: {members}")
+        figure(f"etcd: delete etcd-1 ({old['status']['podIP']} -> {new['status']['podIP']}): Ready again and serving "
+               f"the key {round(time.monotonic() - t, 1)} s after the delete; Corefile {corefile}")
+    if k.cp.corefile_name != "kubeadm":
+        k.cp.start_coredns("kubeadm")
+    k.delete_ns(ns)
+
+
+def etcdctl(k, ns, pod, *args):
+    ip = k.pod(ns, pod)["status"]["podIP"]
+    return run([*k.cp.node_ns.exec_prefix(), "etcdctl", f"--endpoints=http://{ip}:2379", "--command-timeout=5s", *args],
+               timeout=20, check_rc=False, env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"})
+
+
+def etcd_members(k, ns):
+    r = etcdctl(k, ns, "etcd-0", "member", "list", "-w", "json")
+    check(r.returncode == 0, f"etcdctl member list: {r.stderr}")
+    return [m.get("name") for m in json.loads(r.stdout).get("members", [])]
+
+
+def s_deadlock(k: K):
+    """OrderedReady and publishNotReadyAddresses: false deadlock the etcd example; the shipped one does not."""
+    base = k.repo / "manifests" / "examples" / "etcd"
+    sts_t = {"group": "apps", "version": "v1", "kind": "StatefulSet", "name": "etcd"}
+    svc_t = {"version": "v1", "kind": "Service", "name": "etcd"}
+    variants = [
+        ("ordered", "OrderedReady + publishNotReadyAddresses true",
+         [(sts_t, [{"op": "replace", "path": "/spec/podManagementPolicy", "value": "OrderedReady"}])]),
+        ("notready", "Parallel + publishNotReadyAddresses false",
+         [(svc_t, [{"op": "replace", "path": "/spec/publishNotReadyAddresses", "value": False}])]),
+    ]
+    watch = 45
+    for key, title, patches in variants:
+        ns = k.namespace(f"k8s-deadlock-{key}")
+        k.apply_k(overlay(k, base, f"etcd-{key}", patches=patches), ns)
+        time.sleep(watch)
+        ps = k.pods(ns)
+        records = {n: k.dns(f"{n}.etcd.{ns}.svc.cluster.local") for n in ps}
+        states = {n: summary(p) for n, p in ps.items()}
+        check(not any(ready(p) for p in ps.values()), f"{title}: a pod became Ready: {states}")
+        if key == "ordered":
+            check(sorted(ps) == ["etcd-0"], f"{title}: pods {sorted(ps)} exist, expected etcd-0 alone")
+        else:
+            check(sorted(ps) == ["etcd-0", "etcd-1", "etcd-2"], f"{title}: pods {sorted(ps)}")
+            check(all(getattr(r, "rcode", None) == 3 for r in records.values()), f"{title}: records {records}")
+        in_init = sorted(n for n, p in ps.items() if not any(
+            "terminated" in c.get("state", {}) and c["state"]["terminated"].get("exitCode") == 0
+            for c in p.get("status", {}).get("initContainerStatuses", [])))
+        hints = [line for n in ps for line in k.runner(ns, n).pod.procs[0].stderr().splitlines() if "hint" in line.lower()]
+        figure(f"deadlock ({title}): after {watch} s pods {sorted(ps)}, none Ready, still in their init container: {in_init}; "
+               f"CoreDNS answers {', '.join(f'{n}: ' + (str(r.addrs) if hasattr(r, 'addrs') and r.rcode == 0 else 'NXDOMAIN' if getattr(r, 'rcode', None) == 3 else str(r)) for n, r in records.items())}; "
+               f"peerconf hint lines: {len(hints)}{' e.g. ' + hints[0][:160] if hints else ''}")
+        k.delete_ns(ns)
+
+
+def simple_cluster(example, names, check_fn=None):
+    def s(k: K):
+        ns = k.namespace(f"k8s-{example}")
+        t0 = time.monotonic()
+        k.apply_k(k.repo / "manifests" / "examples" / example, ns)
+        took = k.wait_pods(ns, names, ready, 240, f"{example} pods Ready")
+        extra = check_fn(k, ns) if check_fn else ""
+        figure(f"{example}: apply -k -> {len(names)} pods Ready {round(time.monotonic() - t0, 1)} s after apply "
+               f"(wait {took} s){extra}; Corefile {k.cp.corefile_name}")
+        k.delete_ns(ns)
+    s.__doc__ = f"The {example} example: every pod Ready on the real control plane."
+    return s
+
+
+def zk_check(k, ns):
+    modes = {}
+    for n in ("zookeeper-0", "zookeeper-1", "zookeeper-2"):
+        ip = k.pod(ns, n)["status"]["podIP"]
+        try:
+            out = k.cp.node_ns.request(ip, 2181, b"srvr", 3.0)
+        except OSError as e:
+            out = str(e)
+        m = re.search(r"Mode: (\w+)", out)
+        modes[n] = m.group(1) if m else out[:80]
+    check(sorted(modes.values()) == ["follower", "follower", "leader"], f"zookeeper modes {modes}")
+    return f", ensemble {modes}"
+
+
+def nats_check(k, ns):
+    ip = k.pod(ns, "nats-0")["status"]["podIP"]
+    raw = k.cp.node_ns.request(ip, 8222, f"GET /routez HTTP/1.0\r\nHost: {ip}\r\n\r\n".encode(), 3.0)
+    body = json.loads(raw.partition("\r\n\r\n")[2])
+    check(body.get("num_routes", 0) >= 2, f"nats-0 routes: {body.get('num_routes')}")
+    return f", nats-0 has {body['num_routes']} routes"
+
+
+def redis_check(k, ns):
+    ip = k.pod(ns, "redis-0")["status"]["podIP"]
+    raw = k.cp.node_ns.request(ip, 6379, b"INFO replication\r\nQUIT\r\n", 3.0)
+    m = re.search(r"connected_slaves:(\d+)", raw)
+    check(m and int(m.group(1)) == 2, f"redis-0 replication: {raw[:300]}")
+    return ", redis-0 has 2 replicas connected"
+
+
+SCENARIOS = [
+    ("admission", s_admission),
+    ("consul", s_consul),
+    ("etcd", s_etcd),
+    ("deadlock", s_deadlock),
+    ("zookeeper", simple_cluster("zookeeper", [f"zookeeper-{i}" for i in range(3)], zk_check)),
+    ("nats", simple_cluster("nats", [f"nats-{i}" for i in range(3)], nats_check)),
+    ("redis", simple_cluster("redis", [f"redis-{i}" for i in range(3)], redis_check)),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workdir", required=True, type=Path)
+    ap.add_argument("--bin", required=True, type=Path)
+    ap.add_argument("--bins", required=True, help="KUBE_DIR,ETCD_DIR,COREDNS_DIR")
+    ap.add_argument("--repo", type=Path, default=HERE.parent.parent)
+    ap.add_argument("--net", type=int, default=77)
+    ap.add_argument("scenarios", nargs="*")
+    a = ap.parse_args()
+    install_stop_handlers()
+    workdir = a.workdir.resolve()
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    os.chmod(workdir, 0o755)
+    names = [n for n, _ in SCENARIOS]
+    unknown = [s for s in a.scenarios if s not in names]
+    if unknown:
+        print(f"unknown scenarios {unknown}; known: {names}")
+        print("k8s: 0 passed, 1 failed")
+        return 2
+    chosen = [(n, f) for n, f in SCENARIOS if not a.scenarios or n in a.scenarios]
+    kube, etcd, coredns = a.bins.split(",")
+    sup = Supervisor(workdir / "logs", workdir / "pids")
+    cp = agent = None
+    passed = failed = 0
+    try:
+        try:
+            cp = ControlPlane(sup, workdir, {"kube": kube, "etcd": etcd, "coredns": coredns}, a.net)
+            cp.start()
+            log(f"control plane up: {cp.timings}")
+            agent = agentmod.Agent(cp, sup, workdir, a.bin.resolve(), image_from_dockerfile(a.repo), log=log)
+            agent.register()
+            check(wait_until(lambda: any(c["type"] == "Ready" and c["status"] == "True" for c in
+                                         (cp.api.maybe_get(f"/api/v1/nodes/{agentmod.NODE}") or {}).get("status", {}).get("conditions", [])),
+                             30, 0.25), "node not Ready")
+            v = json.loads(cp.kubectl("version", "-o", "json").stdout)
+            log(f"kubectl {v['clientVersion']['gitVersion']}, server {v['serverVersion']['gitVersion']}")
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+            log("setup failed")
+            for p in sup.procs:
+                log(f"{p.name}:\n{p.tail(8)}")
+            print("k8s: 0 passed, 1 failed", flush=True)
+            return 1
+        k = K(cp, agent, a.repo.resolve(), workdir)
+        for name, fn in chosen:
+            log(f"--- {name}: {(fn.__doc__ or '').strip().splitlines()[0]}")
+            t = time.monotonic()
+            try:
+                fn(k)
+                k.agent_ok()
+                passed += 1
+                log(f"PASS {name} ({time.monotonic() - t:.1f} s)")
+            except Exception as e:  # noqa: BLE001
+                failed += 1
+                log(f"FAIL {name} ({time.monotonic() - t:.1f} s): {e}")
+                if not isinstance(e, Failure):
+                    traceback.print_exc()
+                agent.errors.clear()
+    finally:
+        if agent is not None:
+            agent.stop()
+        if cp is not None:
+            cp.stop()
+        sup.stop_all()
+        if cp is not None:
+            try:
+                cp.network.close()
+            except Failure as e:
+                log(f"cleanup: {e}")
+                failed += 1
+    log("figures:\n  " + "\n  ".join(FIGURES))
+    if os.environ.get("K8S_STARTED_AT"):
+        log(f"run.sh total so far: {time.time() - float(os.environ['K8S_STARTED_AT']):.0f} s (install, build, suite)")
+    print(f"k8s: {passed} passed, {failed} failed", flush=True)
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
