@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `consul validate` (Consul 1.14.11, built by tests/consul/build.sh from the Go module proxy) on
 # every config `peerconf check` renders from manifests/consul.json (3 and 5 replicas), plus a
-# negative control: a misspelt key must be refused. Not in .ci/run: the first build takes about
-# 13 minutes on 2 cores (then cached outside the repository); schemas/consul.schema.json stays
-# CI's judge. Ends with `consul-validate: N passed, M failed`.
+# negative control: a misspelt key must be refused. .ci/run builds Consul in the background (the
+# first build took 13 minutes on a loaded 2-core machine; then cached outside the repository)
+# and runs this last; schemas/consul.schema.json stays the judge inside `cargo test`. Ends with `consul-validate: N passed, M failed`.
 #
 #   tests/consul/validate.sh [PEERCONF_BIN]
 set -euo pipefail
