@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The shipped templates' unit tests: a thin runner of the suite file ci/templates.suite.toml
-# (Consul, etcd and ZooKeeper at 3 and 5 replicas in the IPv4, IPv6 and dual-stack families,
+# (Consul, etcd, ZooKeeper, RabbitMQ and Kafka at 3 and 5 replicas in the IPv4, IPv6 and dual-stack families,
 # their assertions, JSON Schemas and golden files, and the negative controls that must fail).
 # Every check lives in the suite; this script only builds the binary and runs
 # `peerconf test` on it.

@@ -466,7 +466,7 @@ mod suites {
         );
         assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
         let last = stdout(&out).lines().last().unwrap_or_default().to_string();
-        let want = if cfg!(feature = "schema") { 6 } else { 3 };
+        let want = if cfg!(feature = "schema") { 8 } else { 3 };
         assert_eq!(last, format!("test: {want} passed, 0 failed"));
     }
 

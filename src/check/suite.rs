@@ -64,6 +64,9 @@ struct TestSpec {
     env: BTreeMap<String, String>,
     #[serde(default)]
     set: BTreeMap<String, String>,
+    /// `--secret NAME=PATH`: never read by a test; `secret.NAME` renders its placeholder.
+    #[serde(default)]
+    secret: BTreeMap<String, PathBuf>,
     #[serde(default)]
     assert: Vec<AssertEntry>,
     #[serde(default)]
@@ -386,6 +389,17 @@ fn to_test(spec: TestSpec, path: &Path, base: &Path, shown: &str, run: &TestPlan
             )));
         }
     };
+    for (name, path) in &spec.secret {
+        let word = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !word || path.as_os_str().is_empty() {
+            return Err(err(format!(
+                "secret: '{}' is not NAME = \"PATH\" (a template variable name and a file)",
+                printable(name)
+            )));
+        }
+    }
     for key in spec.env.keys() {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
             return Err(err(format!("env: '{}' is not a KEY", printable(key))));
@@ -442,6 +456,11 @@ fn to_test(spec: TestSpec, path: &Path, base: &Path, shown: &str, run: &TestPlan
             sets: spec.set.into_iter().collect(),
             resolv_conf: ResolvConf::from_text(Path::new("(none: test is hermetic)"), ""),
             auto: None,
+            secrets: spec
+                .secret
+                .into_iter()
+                .map(|(name, path)| crate::secret::SecretSpec { name, path })
+                .collect(),
         },
         replicas,
         template: TemplatePlan {

@@ -103,6 +103,7 @@ impl Renderer {
         // [`super::address`]).
         env.add_filter("host", super::address::host_filter);
         env.add_filter("hostport", super::address::hostport_filter);
+        env.add_filter("cluster_id", super::derive::cluster_id);
         // `is matching(re)` / `is search(re)`: the same in templates and assertions.
         env.add_test("matching", super::pattern::matching);
         env.add_test("search", super::pattern::search);
