@@ -1,3 +1,5 @@
+//! In the CI build (`--features schema`) only: the parsers do not fit the init image's budget.
+//!
 //! `parsed`: each rendered file parsed by its format, for assertions (`parsed['zoo.cfg'].tickTime`).
 //! The format comes from the file name (`.json`, `.toml`, `.properties`, `.cfg`, `.ini`) or is
 //! declared per file in a suite (`parse = { "myconf" = "properties", "x.cfg" = "none" }`). A file
@@ -43,8 +45,7 @@ pub fn format_of(key: &str, declared: &[(String, ParseFormat)]) -> Option<ParseF
     let ext = key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase())?;
     match ext.as_str() {
         "json" => Some(ParseFormat::Json),
-        // TOML parsing comes with suite files, in the `schema` build only.
-        "toml" if cfg!(feature = "schema") => Some(ParseFormat::Toml),
+        "toml" => Some(ParseFormat::Toml),
         "properties" | "cfg" => Some(ParseFormat::Properties),
         "ini" => Some(ParseFormat::Ini),
         _ => None,
@@ -66,9 +67,6 @@ pub fn parse(key: &str, text: &str, format: ParseFormat) -> Result<Value, Failur
         ParseFormat::Json => serde_json::from_str::<serde_json::Value>(text)
             .map(|json| crate::template::json_to_value(&json))
             .map_err(|e| fail(e.line(), e.to_string())),
-        #[cfg(not(feature = "schema"))]
-        ParseFormat::Toml => Ok(Value::UNDEFINED),
-        #[cfg(feature = "schema")]
         ParseFormat::Toml => toml::from_str::<toml::Table>(text)
             .map(|table| toml_value(&toml::Value::Table(table)))
             .map_err(|e| {
@@ -84,7 +82,6 @@ pub fn parse(key: &str, text: &str, format: ParseFormat) -> Result<Value, Failur
     }
 }
 
-#[cfg(feature = "schema")]
 fn toml_value(value: &toml::Value) -> Value {
     match value {
         toml::Value::String(s) => Value::from(s.as_str()),
@@ -210,11 +207,8 @@ mod tests {
         let e = parse("zoo.cfg", "a=1\n\njust words\n", ParseFormat::Properties).unwrap_err();
         assert_eq!(e.kind, "parse");
         assert!(e.message.starts_with("zoo.cfg line 3: "), "{}", e.message);
-        #[cfg(feature = "schema")]
-        {
-            let e = parse("c.toml", "a = 1\nb = \n", ParseFormat::Toml).unwrap_err();
-            assert!(e.message.starts_with("c.toml line 2: "), "{}", e.message);
-        }
+        let e = parse("c.toml", "a = 1\nb = \n", ParseFormat::Toml).unwrap_err();
+        assert!(e.message.starts_with("c.toml line 2: "), "{}", e.message);
         let e = parse("c.json", "{\n\"a\": }", ParseFormat::Json).unwrap_err();
         assert!(e.message.starts_with("c.json line 2: "), "{}", e.message);
     }
