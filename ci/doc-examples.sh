@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Docs examples: every `peerconf render|check|explain` command (and `cargo run ... -- render|
-# check|explain`) in a ```sh / ```bash / ```console block of README.md and docs/*.md is run from
+# Docs examples: every `peerconf render|check|test|explain` command (and `cargo run ... -- render|
+# check|test|explain`) in a ```sh / ```bash / ```console block of README.md and docs/*.md is run from
 # the repository root against the release binary, and its exit code is checked.
 #
 #   ci/doc-examples.sh                         build (cargo build --release --locked), then run

@@ -10,9 +10,9 @@ What is run
   output). A trailing backslash, `|`, `&&` or `||` continues a command on the next line, and a
   here-document (`<<'EOF'` ... `EOF`) belongs to the command that opens it.
 
-  A command is RUN when it invokes `peerconf render|check|explain` (anywhere on the line, so
+  A command is RUN when it invokes `peerconf render|check|test|explain` (anywhere on the line, so
   `VAR=x peerconf ...` and `printf ... | peerconf ...` count) or `cargo run [ARGS] -- render|
-  check|explain`. `cargo run [ARGS] --` is replaced by `peerconf` (the same arguments against the
+  check|test|explain`. `cargo run [ARGS] --` is replaced by `peerconf` (the same arguments against the
   binary under test, without a second build); DOC_EXAMPLES_CARGO_RUN=1 runs it as written
   instead. Setup lines in the same block run too, in order: `mkdir [-p] /tmp/...`, and
   `printf`/`echo`/`cat` writing a file under /tmp (`printf '...' > /tmp/resolv.conf`,
@@ -28,6 +28,9 @@ What is run
 Markers (an HTML comment on its own line, before the fence; blank lines may come between)
   <!-- doc-examples: expect-exit N -->   every command run from the next block must exit N
                                            (default: 0).
+  <!-- doc-examples: feature NAME -->     the next block runs only when DOC_EXAMPLES_FEATURES
+                                           (comma-separated) has NAME, i.e. PEERCONF_BIN was
+                                           built with --features NAME; else it is skipped.
   <!-- doc-examples: skip REASON -->      the next block is not run (REASON is required and
                                            printed; use it for examples that need a cluster or
                                            a DNS server).
@@ -51,8 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RUN_LANGS = {"sh", "bash", "shell", "console"}
-PEERCONF_RE = re.compile(r"(?:^|[\s|;&(`])peerconf\s+(?:render|check|explain)\b")
-CARGO_RUN_RE = re.compile(r"\bcargo\s+run\b(?:\s+(?!--(?:\s|$))\S+)*\s+--\s+(?=(?:render|check|explain)\b)")
+PEERCONF_RE = re.compile(r"(?:^|[\s|;&(`])peerconf\s+(?:render|check|test|explain)\b")
+CARGO_RUN_RE = re.compile(r"\bcargo\s+run\b(?:\s+(?!--(?:\s|$))\S+)*\s+--\s+(?=(?:render|check|test|explain)\b)")
 # setup lines, run in order with the examples: mkdir of /tmp dirs, and printf/echo/cat writing a
 # file under /tmp (nothing else, so an example can never touch the machine outside /tmp)
 SETUP_RE = re.compile(
@@ -165,10 +168,18 @@ def parse(path: Path) -> Doc:
             what = marker[1]
             em = re.fullmatch(r"expect-exit\s+(\d+)", what)
             sm = re.fullmatch(r"skip\s+(\S.*)", what)
+            fm = re.fullmatch(r"feature\s+(\w+)", what)
             if em:
                 expect = int(em.group(1))
             elif sm:
                 skip = sm.group(1)
+            elif fm:
+                have = os.environ.get("DOC_EXAMPLES_FEATURES", "").split(",")
+                if fm.group(1) not in have:
+                    skip = (
+                        f"needs a binary built with --features {fm.group(1)} "
+                        f"(DOC_EXAMPLES_FEATURES={fm.group(1)} PEERCONF_BIN=that binary)"
+                    )
             else:
                 doc.errors.append(f"{path}:{marker[0]}: unknown doc-examples marker {what!r}")
             marker = None

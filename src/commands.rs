@@ -32,6 +32,7 @@ pub fn run() -> ExitCode {
     let result = plan.and_then(|plan| match plan {
         Plan::Render(plan) => render(&plan),
         Plan::Check(plan) => crate::check::run(&plan),
+        Plan::Test(plan) => crate::check::test(&plan),
         Plan::Explain(plan) => explain(&plan),
     });
     match result {

@@ -34,6 +34,7 @@ pub struct Globals {
 pub enum Plan {
     Render(Box<RenderPlan>),
     Check(Box<CheckPlan>),
+    Test(Box<TestPlan>),
     Explain(Box<ExplainPlan>),
 }
 
@@ -107,8 +108,8 @@ pub struct CheckPlan {
     /// `--replicas 3,5,7` (repeatable): every count to check, in the order given, each once.
     pub replicas: Vec<Sourced<u32>>,
     pub template: TemplatePlan,
-    /// `--assert EXPR`, in order.
-    pub asserts: Vec<String>,
+    /// `--assert EXPR` (a suite's `assert`, with its message), in order.
+    pub asserts: Vec<AssertSpec>,
     /// `--schema [KEY=]FILE`, in order.
     pub schemas: Vec<SchemaSpec>,
     /// `--golden DIR`.
@@ -131,6 +132,68 @@ pub struct CheckPlan {
     pub name: Option<String>,
     /// `--has-data BOOL`: `has_data` for every render (a restart), else `false`.
     pub has_data: Option<Sourced<bool>>,
+    /// A suite test's `replace`: text substitutions applied to the loaded template before
+    /// anything renders (negative controls: a copy of the template with one bug put in).
+    pub replace: Vec<Replace>,
+    /// A suite test's `parse`: the format of a file by its key, over its extension's.
+    pub parse: Vec<(String, ParseFormat)>,
+}
+
+/// One assertion: the expression, and the message a suite gives it (said first on failure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertSpec {
+    pub expr: String,
+    pub message: Option<String>,
+}
+
+/// One `replace` of a suite test: every occurrence of `from` becomes `to`, in the file `file`
+/// of the template (a ConfigMap key) or in every file. It must match at least once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replace {
+    pub file: Option<String>,
+    pub from: String,
+    pub to: String,
+}
+
+/// A rendered file's format for `parsed` in assertions: declared per file in a suite, else
+/// by its extension (`check::parse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseFormat {
+    Json,
+    Toml,
+    Properties,
+    Ini,
+    /// Declared `none`: never parsed, whatever its name.
+    None,
+}
+
+impl ParseFormat {
+    /// A suite's `parse` value (suites are read in the `schema` build only).
+    #[cfg_attr(not(feature = "schema"), allow(dead_code))]
+    pub fn from_name(name: &str) -> Option<ParseFormat> {
+        Some(match name {
+            "json" => ParseFormat::Json,
+            "toml" => ParseFormat::Toml,
+            "properties" => ParseFormat::Properties,
+            "ini" => ParseFormat::Ini,
+            "none" => ParseFormat::None,
+            _ => return None,
+        })
+    }
+}
+
+/// `peerconf test FILE...`: suite files, each test of which becomes a [`CheckPlan`].
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "schema"), allow(dead_code))]
+pub struct TestPlan {
+    pub suites: Vec<PathBuf>,
+    /// `--filter NAME` (repeatable): only the tests of these names; each must match one.
+    pub filters: Vec<String>,
+    pub update: bool,
+    pub force: bool,
+    pub color: Color,
+    /// `--junit-dir DIR`: one report per test, `DIR/<test name>.xml`.
+    pub junit_dir: Option<PathBuf>,
 }
 
 /// An IP family of `check`'s matrix: which stand-in addresses the pods get.

@@ -743,7 +743,7 @@ mod schema {
         let text = stdout(&out);
         assert!(
             text.contains(&format!(
-                "FAIL  consul-1  consul.json  (replicas 2, ipv4)  schema {schema}: 2 violations\n"
+                "FAIL  consul-0, consul-1  consul.json  (replicas 2, ipv4)  schema {schema}: 2 violations\n"
             )),
             "{text}"
         );

@@ -20,10 +20,11 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, ValueKind};
 
 use super::{CheckError, Failure, Scope};
 use crate::logging::printable;
+use crate::plan::AssertSpec;
 use crate::template::Renderer;
 
 /// Names an assertion reads the rendered results by; a `--set` may not take them.
-pub(super) const RESERVED: [&str; 3] = ["config", "file", "files"];
+pub(super) const RESERVED: [&str; 4] = ["config", "file", "files", "parsed"];
 
 /// The longest value shown in a failure, in characters.
 const MAX_SHOWN: usize = 200;
@@ -35,6 +36,8 @@ pub(super) struct Assertions {
 
 struct Assertion {
     expr: String,
+    /// A suite's message for it, said first when it fails.
+    message: Option<String>,
     /// `--assert N`: the engine's name for it (errors and the panic hook name it).
     name: String,
     /// The operands shown when it fails, each with whether it reads `env`.
@@ -55,9 +58,10 @@ pub(super) struct Outcome {
 impl Assertions {
     /// Compiles every assertion with the engine that will evaluate it: one that is not one
     /// expression is a usage error (exit 2).
-    pub fn compile(asserts: &[String], engine: &Renderer) -> Result<Assertions, CheckError> {
+    pub fn compile(asserts: &[AssertSpec], engine: &Renderer) -> Result<Assertions, CheckError> {
         let mut list = Vec::new();
-        for (i, expr) in asserts.iter().enumerate() {
+        for (i, spec) in asserts.iter().enumerate() {
+            let expr = &spec.expr;
             let names = engine
                 .expression_names(expr)
                 .map_err(|e| CheckError::BadAssertion {
@@ -75,6 +79,7 @@ impl Assertions {
                 .collect();
             list.push(Assertion {
                 expr: expr.clone(),
+                message: spec.message.clone(),
                 name: format!("--assert {}", i + 1),
                 parts,
                 per_file: reads("config") || reads("file"),
@@ -187,6 +192,10 @@ impl Assertions {
             )),
         };
         let failure = message.map(|message| {
+            let message = match &assertion.message {
+                Some(said) => format!("{}: {message}", printable(said)),
+                None => message,
+            };
             details.extend(self.operands(engine, assertion, &ctx));
             Failure {
                 kind: "assertion",

@@ -19,7 +19,12 @@
 mod assertions;
 mod golden;
 mod junit;
+#[cfg(feature = "schema")]
+mod parse;
+mod replace;
 mod schema;
+#[cfg(feature = "schema")]
+mod suite;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -101,10 +106,7 @@ fn is_json(format: Format, file: &TemplateFile) -> bool {
 /// Runs `peerconf check`: the identities, the expectations, every pod of the matrix, then
 /// the report.
 pub fn run(plan: &CheckPlan) -> Result<()> {
-    let identities = identities(plan)?;
-    let files = template::load(&plan.template.source)?;
-    refuse_overlaps(plan)?;
-    let expect = Expectations::new(plan, &files)?;
+    let (identities, files, expect) = prepare(plan)?;
     let mut tally = Tally::default();
     for identity in &identities {
         for &family in &plan.families {
@@ -128,6 +130,52 @@ pub fn run(plan: &CheckPlan) -> Result<()> {
         }
     }
     finish(plan, &expect, tally)
+}
+
+/// Everything a run needs before it renders, each input validated: the identities, the
+/// template (with a suite's `replace` applied), the expectations. `peerconf test` calls it
+/// for every selected test first, so that a broken suite fails (exit 2) before any test runs.
+pub(crate) fn prepare(
+    plan: &CheckPlan,
+) -> Result<(Vec<Identity>, Vec<TemplateFile>, Expectations)> {
+    let identities = identities(plan)?;
+    let mut files = template::load(&plan.template.source)?;
+    replace::apply_replace(&plan.replace, &mut files)?;
+    if let Some((key, _)) = plan
+        .parse
+        .iter()
+        .find(|(key, _)| !files.iter().any(|f| file_label(f) == key))
+    {
+        return Err(CheckError::Suite {
+            path: printable(&files.first().map(|f| f.display.clone()).unwrap_or_default())
+                .into_owned(),
+            why: format!(
+                "parse: the template has no file '{}' (its keys: {})",
+                printable(key),
+                files
+                    .iter()
+                    .map(|f| printable(file_label(f)).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+        .into());
+    }
+    refuse_overlaps(plan)?;
+    let expect = Expectations::new(plan, &files)?;
+    Ok((identities, files, expect))
+}
+
+/// Runs `peerconf test`: suite files ([`suite`]), in the `schema` build (the CI build: the
+/// TOML parser does not fit the init image's size budget).
+pub fn test(plan: &crate::plan::TestPlan) -> Result<()> {
+    #[cfg(feature = "schema")]
+    return suite::run(plan);
+    #[cfg(not(feature = "schema"))]
+    {
+        let _ = plan;
+        Err(CheckError::SuiteUnsupported.into())
+    }
 }
 
 /// Hermetic machine facts: no service account file, no resolv.conf, no host name.
@@ -215,7 +263,7 @@ fn refuse_overlaps(plan: &CheckPlan) -> Result<()> {
 }
 
 /// What every result is held to, loaded and compiled once.
-struct Expectations {
+pub(crate) struct Expectations {
     format: Format,
     schemas: schema::Schemas,
     asserts: assertions::Assertions,
@@ -298,6 +346,28 @@ fn check_pod(
             Some((file_label(file).to_string(), value))
         })
         .collect();
+    // `parsed`: every rendered file with a format, by its key; a file its format cannot parse
+    // fails (its own case, below), and is not in `parsed`.
+    #[allow(unused_mut)]
+    let mut parsed: BTreeMap<String, Value> = BTreeMap::new();
+    #[allow(unused_mut)]
+    let mut parse_failures: BTreeMap<String, Failure> = BTreeMap::new();
+    // In the CI (`schema`) build only: the parsers do not fit the init image's budget.
+    #[cfg(feature = "schema")]
+    for (file, (doc, _)) in files.iter().zip(&rendered) {
+        let label = file_label(file);
+        let (Ok((text, _)), Some(format)) = (doc, parse::format_of(label, &plan.parse)) else {
+            continue;
+        };
+        match parse::parse(label, text, format) {
+            Ok(value) => {
+                parsed.insert(label.to_string(), value);
+            }
+            Err(failure) => {
+                parse_failures.insert(label.to_string(), failure);
+            }
+        }
+    }
     let all_rendered = docs.len() == files.len();
     let (replicas, pod) = (
         member.members.replicas(),
@@ -307,7 +377,8 @@ fn check_pod(
     if !tally.sets.contains(&set) {
         tally.sets.push(set.clone());
     }
-    let base = assertions::Assertions::base(&context);
+    let mut base = assertions::Assertions::base(&context);
+    base.insert("parsed".to_string(), Value::from(parsed));
     // Pod-wide assertions: once, counted for the files they read (every file when none).
     let pod_wide = if all_rendered && !expect.asserts.is_empty() {
         expect.asserts.per_pod(&renderer, &base, &docs)
@@ -336,6 +407,7 @@ fn check_pod(
             Err(error) => case.render_error = Some(printable(error).into_owned()),
             Ok((text, json)) => {
                 case.bytes = text.len();
+                case.failures.extend(parse_failures.remove(label));
                 if let Some(json) = json {
                     case.failures.extend(expect.schemas.validate(label, json));
                 }
@@ -623,6 +695,25 @@ pub enum CheckError {
     SchemaNotJson { target: String },
     /// A golden, `--output-dir` or `--junit` file that cannot be written or removed (exit 5).
     Write { path: String, reason: String },
+    /// `peerconf test` in a build without suite support (exit 2).
+    SuiteUnsupported,
+    /// A suite file that cannot be read or is not a valid suite (exit 2).
+    Suite { path: String, why: String },
+    /// An error preparing one test of a suite: what it was, with the suite and test named.
+    InTest {
+        suite: String,
+        test: String,
+        error: Box<crate::error::Error>,
+    },
+    /// `--filter NAME` that names no test of the suites (exit 2).
+    FilterUnmatched { name: String, names: Vec<String> },
+    /// `peerconf test`: `failed` of `total` tests did not end as they must; `kind` is the
+    /// worst of their failures (output, then template, then expectation).
+    SuiteFailed {
+        failed: usize,
+        total: usize,
+        kind: Kind,
+    },
 }
 
 impl CheckError {
@@ -630,20 +721,27 @@ impl CheckError {
         match self {
             CheckError::ExpectationsFailed { .. } => Kind::Expectation,
             CheckError::Write { .. } => Kind::Output,
+            CheckError::SuiteFailed { kind, .. } => *kind,
+            CheckError::InTest { error, .. } => error.kind(),
             _ => Kind::Usage,
         }
     }
 
     pub(crate) fn hint(&self) -> Option<String> {
         Some(match self {
+            CheckError::InTest { error, .. } => return error.hint(),
+            CheckError::SuiteUnsupported => "suites need the CI build, which does not fit the 3.5 MiB init image: 'cargo build --release --features schema' (docs/testing-templates.md); or run each test as a 'peerconf check' command".to_string(),
             CheckError::ExpectationsFailed { .. } => "the FAIL lines above name each pod, file and expectation; if a golden file is out of date on purpose, rerun with --update".to_string(),
             CheckError::BadAssertion { .. } => "an assertion is one expression, e.g. --assert \"config.bootstrap_expect == replicas\"".to_string(),
-            CheckError::ReservedName(_) => "config, file and files are what --assert reads the rendered results by; pick another --set name".to_string(),
+            CheckError::ReservedName(_) => "config, file, files and parsed are what --assert reads the rendered results by; pick another --set name".to_string(),
             CheckError::SchemaUnsupported => "this binary was built without JSON Schema support, which does not fit the 3 MiB init image; build one with 'cargo build --release --features schema' (docs/testing-templates.md)".to_string(),
             CheckError::Schema { .. } => "--schema takes a JSON Schema document (draft 7 or 2020-12), e.g. schemas/etcd.schema.json".to_string(),
             CheckError::SchemaUnknownKey { .. } => "KEY is a file name of the template directory (a ConfigMap key)".to_string(),
             CheckError::SchemaNotJson { .. } => "schemas apply to JSON results (files named *.json, or --format json)".to_string(),
             CheckError::Write { .. } => "check the directory's path and permissions".to_string(),
+            CheckError::Suite { .. } => "a suite is TOML: [[test]] tables with name, template, statefulset, replicas and at least one of assert, schemas, golden (docs/testing-templates.md)".to_string(),
+            CheckError::FilterUnmatched { .. } => "--filter takes a test's name exactly, as its 'name =' line spells it".to_string(),
+            CheckError::SuiteFailed { .. } => "the FAIL lines above name each test; run one alone with --filter NAME".to_string(),
         })
     }
 }
@@ -675,6 +773,21 @@ impl fmt::Display for CheckError {
                 write!(f, "--schema {target}: no JSON result to validate")
             }
             CheckError::Write { path, reason } => write!(f, "cannot write {path}: {reason}"),
+            CheckError::Suite { path, why } => write!(f, "{path}: {why}"),
+            CheckError::SuiteUnsupported => f.write_str(
+                "test: this peerconf reads no suite files (built without the `schema` feature)",
+            ),
+            CheckError::InTest { suite, test, error } => {
+                write!(f, "{suite}: test '{test}': {error}")
+            }
+            CheckError::FilterUnmatched { name, names } => write!(
+                f,
+                "--filter {name}: no test has this name (the tests: {})",
+                names.join(", ")
+            ),
+            CheckError::SuiteFailed { failed, total, .. } => {
+                write!(f, "test: {failed} of {total} tests failed")
+            }
         }
     }
 }

@@ -42,7 +42,7 @@ fn command() -> clap::Command {
         wrap(&crate::error::exit_code_help(), 90)
     );
     let mut cmd = Cli::command().after_help(help.clone());
-    for name in ["render", "check", "explain"] {
+    for name in ["render", "check", "test", "explain"] {
         cmd = cmd.mut_subcommand(name, |sub| sub.after_help(help.clone()));
     }
     // `check` takes a list of counts (one identity per count), where the other commands take one.
@@ -96,6 +96,8 @@ enum Command {
     Render(RenderArgs),
     /// Render the template for every ordinal and validate each result; no DNS, no writes.
     Check(CheckArgs),
+    /// Run the named tests of suite files (TOML): check's matrix and expectations, per test.
+    Test(TestArgs),
     /// Print every template variable, its value and where it came from.
     Explain(ExplainArgs),
 }
@@ -434,6 +436,34 @@ fn parse_env_fixture(s: &str) -> Result<(String, String), String> {
             crate::logging::printable(s)
         )),
     }
+}
+
+#[derive(Debug, Clone, Args)]
+struct TestArgs {
+    /// Suite files (TOML, `[[test]]` tables; docs/testing-templates.md). Paths in a suite are
+    /// relative to its file.
+    #[arg(value_name = "FILE", required = true)]
+    suites: Vec<PathBuf>,
+
+    /// Run only the test of this name (repeatable); a name no suite has is an error.
+    #[arg(long, value_name = "NAME")]
+    filter: Vec<String>,
+
+    /// Rewrite the golden files of the tests that must pass (never a negative control's).
+    #[arg(long)]
+    update: bool,
+
+    /// With --update: rewrite the golden files even while a render or an expectation fails.
+    #[arg(long, requires = "update")]
+    force: bool,
+
+    /// Colour the report: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = parse_color)]
+    color: crate::plan::Color,
+
+    /// Write one JUnit XML report per test to DIR/<test name>.xml.
+    #[arg(long, value_name = "DIR")]
+    junit_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

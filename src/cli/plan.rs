@@ -7,13 +7,14 @@ use clap::{ArgMatches, FromArgMatches};
 
 use super::{
     CheckArgs, Cli, Command, ExplainArgs, IdentityArgs, RenderArgs, ReplicasArg, SyntaxArgs,
+    TestArgs,
 };
 use crate::dns::{WaitPolicy, WaitSettings};
 use crate::error::{Result, UsageError};
 use crate::identity::{Inputs, Source, Sourced};
 use crate::output::Target;
 use crate::plan::{
-    CheckPlan, ExplainPlan, Family, Globals, IdentityPlan, Plan, RenderPlan, TemplatePlan,
+    CheckPlan, ExplainPlan, Family, Globals, IdentityPlan, Plan, RenderPlan, TemplatePlan, TestPlan,
 };
 use crate::resolv_conf::ResolvConf;
 use crate::template::{Syntax, TemplateSource};
@@ -56,6 +57,7 @@ pub fn parse() -> Parsed {
     let plan = match cli.command {
         Command::Render(args) => render(&args, &given).map(|p| Plan::Render(Box::new(p))),
         Command::Check(args) => check(&args, &given).map(|p| Plan::Check(Box::new(p))),
+        Command::Test(args) => Ok(Plan::Test(Box::new(test(&args)))),
         Command::Explain(args) => Ok(Plan::Explain(Box::new(explain(&args, &given)))),
     };
     Parsed::Run(globals, Box::new(plan))
@@ -325,7 +327,14 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         identity,
         replicas,
         template: template(&args.template, &args.syntax, None),
-        asserts: args.assert.clone(),
+        asserts: args
+            .assert
+            .iter()
+            .map(|expr| crate::plan::AssertSpec {
+                expr: expr.clone(),
+                message: None,
+            })
+            .collect(),
         schemas: args.schema.clone(),
         golden: args.golden.clone(),
         update: args.update,
@@ -337,7 +346,20 @@ fn check(args: &CheckArgs, given: &Given) -> Result<CheckPlan> {
         color: args.color,
         name: args.name.clone(),
         has_data: given.sourced("has_data", &args.has_data),
+        replace: Vec::new(),
+        parse: Vec::new(),
     })
+}
+
+fn test(args: &TestArgs) -> TestPlan {
+    TestPlan {
+        suites: args.suites.clone(),
+        filters: args.filter.clone(),
+        update: args.update,
+        force: args.force,
+        color: args.color,
+        junit_dir: args.junit_dir.clone(),
+    }
 }
 
 fn explain(args: &ExplainArgs, given: &Given) -> ExplainPlan {

@@ -104,6 +104,9 @@ impl Renderer {
         env.add_filter("host", super::address::host_filter);
         env.add_filter("hostport", super::address::hostport_filter);
         env.add_filter("cluster_id", super::derive::cluster_id);
+        // `is matching(re)` / `is search(re)`: the same in templates and assertions.
+        env.add_test("matching", super::pattern::matching);
+        env.add_test("search", super::pattern::search);
         let probe = Arc::new(Mutex::new(None));
         let p = Arc::clone(&probe);
         env.add_function(CAPTURE, move |value: Value| {

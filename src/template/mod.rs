@@ -13,6 +13,7 @@ mod engine;
 mod json;
 mod limits;
 mod mode;
+mod pattern;
 mod source;
 mod value;
 
