@@ -144,13 +144,19 @@ class Agent:
 
     # -- the loop -------------------------------------------------------------------------------
     def _loop(self):
+        failing = False
         while not self.stopping.wait(0.3):
             try:
                 self._provision()
                 pods = self.api.get(f"/api/v1/pods?fieldSelector={quote('spec.nodeName=' + NODE)}")["items"]
             except (OSError, Failure) as e:
-                self.log(f"agent: list failed: {e}")
+                if not failing:  # once per outage (replicas-auto stops the API server on purpose)
+                    self.log(f"agent: list failed: {e}; retrying every 0.3 s")
+                failing = True
                 continue
+            if failing:
+                self.log("agent: the API server answers again")
+            failing = False
             seen = set()
             for p in pods:
                 uid = p["metadata"]["uid"]
