@@ -456,6 +456,19 @@ def check_auto_config(k, ns, name, replicas, start=0):
     return cfg
 
 
+def with_token(k, token, path):
+    """The API server's status for GET path with a bearer token (the harness's own request,
+    from the node namespace, verified against the cluster CA)."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=k.cp.certs.ca)
+    sock = k.cp.node_ns.connect(k.cp.api_ip, k.cp.API_PORT, 5.0)
+    with ctx.wrap_socket(sock, server_hostname=k.cp.api_ip) as tls:
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {k.cp.api_ip}\r\nAuthorization: Bearer {token}\r\n"
+                    "Connection: close\r\n\r\n".encode())
+        head = tls.recv(64).decode(errors="replace")
+    return int(head.split(" ", 2)[1])
+
+
 def last_init_log(k, ns, name):
     runs = init_runs(k, ns, name)
     check(runs, f"{ns}/{name}: no init container ran")
@@ -504,16 +517,28 @@ def s_replicas_auto(k: K):
     before = {n: consul_config(k, ns, n)["bootstrap_expect"] for n in names}
     check(before == {n: 3 for n in names}, f"the old pods' configs changed without a restart: {before}")
     old_uid = k.pod(ns, "consul-1")["metadata"]["uid"]
+    token = k.runner(ns, "consul-1").pod.host_path("/var/run/secrets/kubernetes.io/serviceaccount/token").read_text()
+    sts_path = f"/apis/apps/v1/namespaces/{ns}/statefulsets/consul"
+    rbac = {p: with_token(k, token, p) for p in (sts_path, f"/apis/apps/v1/namespaces/{ns}/statefulsets",
+                                                  f"/api/v1/namespaces/{ns}/pods")}
+    check(list(rbac.values()) == [200, 403, 403], f"consul-1's token: {rbac}")
     t1 = time.monotonic()
     k.kubectl("delete", "pod", "consul-1", "-n", ns, "--wait=true", "--timeout=60s", timeout=90)
     k.wait_pods(ns, ["consul-1"], lambda p: running(p) and p["metadata"]["uid"] != old_uid, 120,
                 "consul-1 re-created and Running")
     check_auto_config(k, ns, "consul-1", 5)
+    recreated = round(time.monotonic() - t1, 1)
+    # The API server caches a successful token authentication (10 s in kube-apiserver): the token
+    # of the deleted pod is refused once that entry has expired.
+    check(wait_until(lambda: with_token(k, token, sts_path) == 401, 30, 0.5),
+          f"the deleted consul-1's token still gets {with_token(k, token, sts_path)} 30 s later")
+    revoked = round(time.monotonic() - t1, 1)
     after = {n: consul_config(k, ns, n)["bootstrap_expect"] for n in sorted(k.pods(ns))}
     figure(f"replicas-auto (b): bare `kubectl scale statefulset consul --replicas 5` (REPLICAS stays auto): consul-3/4 "
            f"Running with bootstrap_expect 5 and 5 retry_join names {took} s after the scale; consul-0..2 kept 3 until "
-           f"restarted; consul-1 deleted -> re-created with 5 in {round(time.monotonic() - t1, 1)} s; bootstrap_expect "
-           f"by pod now {after} (compare the consul scenario: with REPLICAS=3 the same scale leaves consul-3/4 exiting 2)")
+           f"restarted; consul-1 deleted -> re-created with 5 in {recreated} s; bootstrap_expect "
+           f"by pod now {after}; consul-1's token: get this StatefulSet 200, list statefulsets 403, list pods 403, and "
+           f"401 {revoked} s after its pod was deleted (bound token) (compare the consul scenario: with REPLICAS=3 the same scale leaves consul-3/4 exiting 2)")
 
     # (c) spec.ordinals.start 1: the members are consul-1..consul-5 --------------------------------
     t = time.monotonic()
