@@ -80,6 +80,28 @@ run zookeeper 0 --template manifests/examples/zookeeper/templates --statefulset 
     --assert "'standaloneEnabled=false' in files['zoo.cfg'] | lines" \
     --golden tests/golden/zookeeper "${update[@]}" --junit "$reports/zookeeper.xml"
 
+# The cookie is a --secret: check reads no secret file (the path is never opened) and renders
+# the placeholder peerconf-secret-cookie, so no golden file or report can hold a real cookie.
+run rabbitmq 0 --template manifests/examples/rabbitmq/templates --statefulset rabbitmq \
+    --secret cookie=/run/secrets/not-read-by-check \
+    --assert "files['.erlang.cookie'] == secret.cookie" \
+    --assert "files['rabbitmq.conf'] | lines | select('startingwith', 'cluster_formation.classic_config.nodes.') | list | length == replicas" \
+    --assert "('cluster_formation.classic_config.nodes.' ~ (index + 1) ~ ' = rabbit@' ~ pod_fqdn) in files['rabbitmq.conf'] | lines" \
+    --assert "'cluster_formation.peer_discovery_backend = classic_config' in files['rabbitmq.conf'] | lines" \
+    --assert "('NODENAME=rabbit@' ~ pod_fqdn) in files['rabbitmq-env.conf'] | lines" \
+    --assert "'USE_LONGNAME=true' in files['rabbitmq-env.conf'] | lines" \
+    --golden tests/golden/rabbitmq "${update[@]}" --junit "$reports/rabbitmq.xml"
+
+# cluster.id: the cluster_id of default/kafka, the same in every pod and at every size.
+run kafka 0 --template manifests/examples/kafka/templates --statefulset kafka \
+    --assert "files['cluster.id'] | trim == 'Emie9P1Ar_sT03hEowoTlw'" \
+    --assert "files['cluster.id'] | trim | length == 22" \
+    --assert "('node.id=' ~ index) in files['server.properties'] | lines" \
+    --assert "(index ~ '@' ~ pod_fqdn ~ ':9093') in (files['server.properties'] | lines | select('startingwith', 'controller.quorum.voters=') | first)[25:] | split(',')" \
+    --assert "(files['server.properties'] | lines | select('startingwith', 'controller.quorum.voters=') | first)[25:] | split(',') | list | length == replicas" \
+    --assert "('advertised.listeners=PLAINTEXT://' ~ pod_fqdn ~ ':9092') in files['server.properties'] | lines" \
+    --golden tests/golden/kafka "${update[@]}" --junit "$reports/kafka.xml"
+
 if [[ ${#update[@]} == 0 ]]; then
     scratch=$(mktemp -d "${TMPDIR:-/tmp}/peerconf-check-templates.XXXXXX")
     trap 'rm -rf "$scratch"' EXIT

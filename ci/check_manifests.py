@@ -135,9 +135,15 @@ def policy(base, docs, version):
               f"{where}: init args are `render ...` with an explicit --wait", " ".join(args))
         sc = init.get("securityContext", {})
         seccomp = sc.get("seccompProfile", psc.get("seccompProfile", {})).get("type")
+        # 65532, or the datastore's own uid when a per-key --mode (KEY=MODE) writes a file that
+        # uid must own (an Erlang cookie): docs/templates.md#per-key-modes-and-files-the-datastores-uid-must-own.
+        init_uid = sc.get("runAsUser", psc.get("runAsUser"))
+        main_uids = {(c.get("securityContext") or {}).get("runAsUser", psc.get("runAsUser")) for c in pod["containers"]}
+        per_key_mode = any(re.match(r"--mode=[^=]+=", a) for a in args)
         hardened = {
             "runAsNonRoot": sc.get("runAsNonRoot") is True,
-            "runAsUser 65532": sc.get("runAsUser") == 65532,
+            "runAsUser 65532 (or the datastore's uid with a per-key --mode)": init_uid == 65532
+            or (per_key_mode and main_uids == {init_uid} and init_uid not in (None, 0)),
             "readOnlyRootFilesystem": sc.get("readOnlyRootFilesystem") is True,
             "allowPrivilegeEscalation false": sc.get("allowPrivilegeEscalation") is False,
             "drop ALL": sc.get("capabilities", {}).get("drop") == ["ALL"]
@@ -200,6 +206,23 @@ def run_init(pod, args=None, timeout=60):
     return proc, int((proc.exited_at - proc.started) * 1000)
 
 
+def secret_files(pod, init):
+    """Each `--secret=NAME=PATH` of the init whose PATH is on a Secret volume, laid out as the
+    kubelet writes a Secret's key: root-owned, group fsGroup, the volume's defaultMode. The value
+    is a stand-in; the test pod emulation does not materialise Secret volumes itself."""
+    secret_vols = {v["name"]: v["secret"] for v in pod.spec.get("volumes", []) if "secret" in v}
+    for a in init.get("args", []):
+        m = re.match(r"--secret=[^=]+=(/.+)", a)
+        if not m:
+            continue
+        path = pod.host_path(m.group(1), init)
+        for mnt in init.get("volumeMounts", []):
+            if mnt["name"] in secret_vols and m.group(1).startswith(mnt["mountPath"].rstrip("/") + "/"):
+                path.write_text("check-manifests-stand-in-secret")
+                os.chown(path, 0, pod.fs_group or 0)
+                os.chmod(path, secret_vols[mnt["name"]].get("defaultMode", 0o644))
+
+
 def run_statefulsets(base, docs, node, dns):
     """Runs every ordinal's init of every StatefulSet; returns how many DNS queries they made."""
     queries = 0
@@ -225,6 +248,7 @@ def run_statefulsets(base, docs, node, dns):
                 if any(v["name"] == m["name"] and "emptyDir" in v for v in spec.get("volumes", [])):
                     empty[m["name"]] = str(pod.volumes[m["name"]])
                     mounted_at[empty[m["name"]]] = m["mountPath"].strip("/")
+            secret_files(pod, init)
             argv = pod.container_argv(init, pod.container_env(init))
             if pod.ordinal == 0:
                 print(f"      {base}: {' '.join(argv)}  (uid {uid}, gid {gid}, groups {groups})")
@@ -239,8 +263,12 @@ def run_statefulsets(base, docs, node, dns):
             if not check(r.returncode == 0, f"{where}: render exit 0 ({ms} ms)",
                          f"exit {r.returncode}: {r.stderr().strip()[-600:]}"):
                 continue
-            files = {p: open(p, encoding="utf-8").read() for p in written if not os.path.basename(p).startswith(".")}
-            leftovers = [p for p in written if os.path.basename(p).startswith(".")]
+            # peerconf's own temp and backup files (`.<name>.<random>.peerconf-tmp`/`-old`) are
+            # leftovers; a dot key of the template (`.erlang.cookie`) is a rendered file.
+            def is_temp(p):
+                return ".peerconf-" in os.path.basename(p)
+            files = {p: open(p, encoding="utf-8").read() for p in written if not is_temp(p)}
+            leftovers = [p for p in written if is_temp(p)]
             shown = [os.path.join(mounted_at[os.path.dirname(p)], os.path.basename(p)) for p in files]
             check(files and not leftovers, f"{where}: wrote {', '.join(shown)}",
                   f"files {list(files)}, leftovers {leftovers}")
@@ -249,14 +277,19 @@ def run_statefulsets(base, docs, node, dns):
             check(not missing and not strays and "{{" not in text and "{%" not in text,
                   f"{where}: {'every peer FQDN' if loops else 'only member FQDNs (no members loop)'} rendered, "
                   "no template syntax left", f"missing {missing}, not members {strays}")
-            mode = 0o640
+            mode, key_modes = 0o640, {}
             for a in argv:
                 if a.startswith("--mode="):
-                    mode = int(a.split("=", 1)[1], 8)
+                    key, _, value = a[len("--mode="):].rpartition("=")
+                    if key:
+                        key_modes[key] = int(value, 8)
+                    else:
+                        mode = int(value, 8)
             for p in files:
                 st = os.stat(p)
-                check((st.st_mode & 0o7777) == mode and (fs_group is None or st.st_gid == fs_group),
-                      f"{where}: {os.path.basename(p)} mode {mode:04o}, group {fs_group}",
+                want = key_modes.get(os.path.basename(p), mode)
+                check((st.st_mode & 0o7777) == want and (fs_group is None or st.st_gid == fs_group),
+                      f"{where}: {os.path.basename(p)} mode {want:04o}, group {fs_group}",
                       f"mode {st.st_mode & 0o7777:04o}, owner {st.st_uid}:{st.st_gid}")
                 if p.endswith(".json"):
                     try:
@@ -308,7 +341,8 @@ def consumers(where, pod, empty, files):
         if uid is None:
             bad(f"{where}: container {c['name']} has no runAsUser; cannot check what it can read")
             continue
-        words = c.get("command", []) + c.get("args", [])
+        # Paths in the env count too (RABBITMQ_CONFIG_FILE=/config/rabbitmq.conf, HOME=/config).
+        words = c.get("command", []) + c.get("args", []) + [e.get("value", "") for e in c.get("env", [])]
         tokens = []
         for w in words:
             tokens += re.findall(r"/[^\s=,'\"]+", w)

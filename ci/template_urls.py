@@ -13,6 +13,7 @@ was before the `hostport` filter must be caught. Prints one line per check; exit
 """
 
 import argparse
+import atexit
 import os
 import re
 import subprocess
@@ -38,6 +39,22 @@ FAMILIES = {
 }
 
 
+# Template -> the `--secret` names its init container passes: given here as a stand-in file
+# (`check` reads none; `render --dry-run` prints it redacted).
+SECRETS = {}
+
+
+def secret_args(template):
+    args = []
+    for name in SECRETS.get(template, []):
+        stand_in = Path(tempfile.gettempdir()) / f"peerconf-template-urls-secret-{os.getpid()}"
+        if not stand_in.exists():
+            stand_in.write_text("template-urls-stand-in")
+            atexit.register(stand_in.unlink, missing_ok=True)
+        args += ["--secret", f"{name}={stand_in}"]
+    return args
+
+
 def shipped_templates():
     """(template path, StatefulSet name) for every ConfigMap template of every kustomize base: a
     base's one StatefulSet renders its files (a ConfigMap with several files is a directory)."""
@@ -50,6 +67,9 @@ def shipped_templates():
             for doc in yaml.safe_load_all((base / res).read_text()):
                 if doc and doc.get("kind") == "StatefulSet":
                     sts = doc["metadata"]["name"]
+                    inits = doc["spec"]["template"]["spec"].get("initContainers", [])
+                    names = [a.split("=")[1] for c in inits for a in c.get("args", []) if a.startswith("--secret=")]
+                    SECRETS[base] = names
         for gen in k.get("configMapGenerator", []):
             files = [base / f for f in gen.get("files", [])]
             if not files:
@@ -58,6 +78,8 @@ def shipped_templates():
             if len(dirs) > 1:
                 raise SystemExit(f"{kustomization}: ConfigMap {gen['name']} spans several directories")
             template = files[0] if len(files) == 1 else dirs.pop()
+            for name in SECRETS.get(base, []):
+                SECRETS.setdefault(template, []).append(name)
             out.append((template, sts))
     return out
 
@@ -90,7 +112,7 @@ def check_template(binary, template, sts):
     for family, ips_of in FAMILIES.items():
         env0 = ips_of(0)
         r = peerconf(binary, ["check", "--template", str(template), "--statefulset", sts,
-                              "--replicas", str(REPLICAS)], env0)
+                              "--replicas", str(REPLICAS), *secret_args(template)], env0)
         if r.returncode != 0:
             bad(f"{where} ({family}): peerconf check exited {r.returncode}: {(r.stdout + r.stderr).strip()[-400:]}")
             caught = True
@@ -102,7 +124,7 @@ def check_template(binary, template, sts):
             env = ips_of(i)
             pod_ips = set(",".join(env.values()).split(","))
             r = peerconf(binary, ["render", "--template", str(template), "--pod-name", f"{sts}-{i}",
-                                  "--replicas", str(REPLICAS), "--dry-run"], env)
+                                  "--replicas", str(REPLICAS), "--dry-run", *secret_args(template)], env)
             if r.returncode != 0:
                 failed.append(f"{sts}-{i}: exit {r.returncode}: {r.stderr.strip()[-300:]}")
                 continue

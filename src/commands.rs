@@ -10,7 +10,8 @@ use crate::error::{self, Result, UsageError};
 use crate::identity::{PodNameFallback, documentation_ip};
 use crate::logging;
 use crate::output::{self, Target};
-use crate::plan::{ExplainPlan, Plan, RenderPlan, TemplatePlan};
+use crate::plan::{ExplainPlan, Plan, RenderPlan};
+use crate::secret;
 use crate::template::{self, Renderer};
 use crate::variables::{self, UnknownPodIp, Variable};
 
@@ -66,9 +67,17 @@ fn render(plan: &RenderPlan) -> Result<()> {
     let data = crate::data_path::probe(plan.data_path.as_ref()).map_err(UsageError::DataPath)?;
     variables::set_data_state(&mut vars, &data, false);
     log_variables(&vars);
+    let secrets = secret::load(&ids.secrets, &ids.sets)?;
+    for s in secrets.iter() {
+        tracing::info!(secret = %s, path = %s.path().display(), "secret");
+    }
+    let key_modes = key_modes(plan, &files)?;
     // Render and check the output before waiting: a template or output problem must fail
     // now, not after the DNS wait.
-    let renderer = renderer(&plan.template, &vars)?;
+    let renderer = Renderer::with_context(
+        &plan.template.syntax,
+        secret::context(template::context_of(&vars), &secrets),
+    )?;
     let rendered = template::render_all(
         &renderer,
         &files,
@@ -76,6 +85,12 @@ fn render(plan: &RenderPlan) -> Result<()> {
         plan.template.stdin_name.as_deref(),
     )?;
     let outputs = plan.target.files(&rendered);
+    let mode_of = |file: &output::OutputFile| {
+        key_modes
+            .iter()
+            .find(|(key, _)| file.path.file_name() == Some(std::ffi::OsStr::new(key)))
+            .map_or(plan.mode, |(_, mode)| *mode)
+    };
     // Every output check, the files written in full and fsynced, then removed again: nothing
     // of this run lies in the output directory during the wait, so no signal (HUP, QUIT,
     // USR1... by their default action, or SIGKILL) can leave a staged file behind.
@@ -102,9 +117,9 @@ fn render(plan: &RenderPlan) -> Result<()> {
         );
     }
     if dry_run {
-        return print_rendered(&rendered);
+        return print_rendered(&rendered, plan.show_secrets);
     }
-    let staged = output::stage(&outputs, plan.mode)?;
+    let staged = output::stage_each(&outputs, &mode_of)?;
     match plan.target {
         Target::Directory(_) => staged
             .pruning(template_id(&plan.template.source))
@@ -112,9 +127,29 @@ fn render(plan: &RenderPlan) -> Result<()> {
         _ => staged.publish()?,
     }
     for file in &outputs {
-        tracing::info!(path = %file.path.display(), bytes = file.contents.len(), mode = %format!("{:04o}", plan.mode), "wrote config");
+        tracing::info!(path = %file.path.display(), bytes = file.contents.len(), mode = %format!("{:04o}", mode_of(file)), "wrote config");
     }
     Ok(())
+}
+
+/// `--mode KEY=MODE`: every KEY must be a key of the template directory.
+fn key_modes(plan: &RenderPlan, files: &[template::TemplateFile]) -> Result<Vec<(String, u32)>> {
+    if let Some((key, _)) = plan.key_modes.first()
+        && !matches!(plan.template.source, template::TemplateSource::Directory(_))
+    {
+        return Err(UsageError::ModeKeyNeedsDirectory(key.clone()).into());
+    }
+    for (key, _) in &plan.key_modes {
+        if !files.iter().any(|f| &f.key == key) {
+            let keys = files.iter().map(|f| f.key.clone()).collect();
+            return Err(UsageError::ModeKeyUnknown {
+                key: key.clone(),
+                keys,
+            }
+            .into());
+        }
+    }
+    Ok(plan.key_modes.clone())
 }
 
 /// The template directory, as the record of written files names it (see `output::prune`):
@@ -130,8 +165,9 @@ fn template_id(source: &template::TemplateSource) -> String {
     }
 }
 
-/// `--dry-run`: every rendered file on stdout, each under a header when there are several.
-fn print_rendered(rendered: &[(String, String)]) -> Result<()> {
+/// `--dry-run`: every rendered file on stdout, each under a header when there are several;
+/// secret values redacted unless `--show-secrets`.
+fn print_rendered(rendered: &[(String, String)], show_secrets: bool) -> Result<()> {
     let many = rendered.len() > 1;
     let mut out = String::new();
     for (key, text) in rendered {
@@ -140,7 +176,10 @@ fn print_rendered(rendered: &[(String, String)]) -> Result<()> {
         }
         out.push_str(text);
     }
-    Ok(output::print(out.as_bytes())?)
+    match show_secrets {
+        true => Ok(output::print_unredacted(out.as_bytes())?),
+        false => Ok(output::print(out.as_bytes())?),
+    }
 }
 
 fn explain(plan: &ExplainPlan) -> Result<()> {
@@ -165,14 +204,21 @@ fn explain(plan: &ExplainPlan) -> Result<()> {
             var.source
         ));
     }
+    // Secrets by name, size and file: read (so a missing mount shows here), never printed.
+    let secrets = secret::load(&ids.secrets, &ids.sets)?;
+    for s in secrets.iter() {
+        let label = format!("secret.{}", s.name());
+        out.push_str(&format!(
+            "{label:width$}  <redacted: {} bytes>\n{:width$}  from: --secret {}\n",
+            s.len(),
+            "",
+            s.path().display()
+        ));
+    }
     if identity.pod_ip.is_none() {
         out.push_str("\nnote: pod_ip is a placeholder; in `render` it is undefined until POD_IP is set (fieldRef status.podIP).\n");
     }
     Ok(output::print(out.as_bytes())?)
-}
-
-fn renderer(template: &TemplatePlan, vars: &[Variable]) -> Result<Renderer> {
-    Renderer::with_context(&template.syntax, template::context_of(vars))
 }
 
 fn log_variables(vars: &[Variable]) {

@@ -19,6 +19,7 @@ pub use crate::dns::WaitError;
 pub use crate::identity::IdentityError;
 pub use crate::kube::KubeError;
 pub use crate::output::OutputError;
+pub use crate::secret::SecretError;
 pub use crate::template::TemplateError;
 
 /// What kind of failure happened; decides the exit code.
@@ -101,6 +102,10 @@ pub enum UsageError {
     },
     /// A `--set` key that names a built-in variable.
     SetShadowsBuiltIn(String),
+    /// `--mode KEY=MODE` for a key the template directory does not have.
+    ModeKeyUnknown { key: String, keys: Vec<String> },
+    /// `--mode KEY=MODE` with a single-file template.
+    ModeKeyNeedsDirectory(String),
     /// `--data-path` cannot tell a first boot from a restart.
     DataPath(crate::data_path::DataPathError),
     /// `--delimiters` / `--block-delimiters` / `--comment-delimiters` that the engine refuses.
@@ -129,6 +134,15 @@ impl fmt::Display for UsageError {
             UsageError::SetShadowsBuiltIn(key) => write!(
                 f,
                 "--set {key}=...: '{key}' is a built-in variable and cannot be overridden"
+            ),
+            UsageError::ModeKeyUnknown { key, keys } => write!(
+                f,
+                "--mode {key}=...: the template directory has no key '{key}' (its keys: {})",
+                keys.join(", ")
+            ),
+            UsageError::ModeKeyNeedsDirectory(key) => write!(
+                f,
+                "--mode {key}=...: a per-key mode needs a template directory, but --template is a single file"
             ),
             UsageError::DataPath(e) => e.fmt(f),
             UsageError::Delimiters { syntax, why } => write!(
@@ -171,6 +185,13 @@ impl UsageError {
                 "pick another name, or set the built-in through its own flag (see 'peerconf explain')"
                     .to_string()
             }
+            UsageError::ModeKeyUnknown { .. } => {
+                "give the ConfigMap key (the file name in the mount), e.g. --mode .erlang.cookie=0400"
+                    .to_string()
+            }
+            UsageError::ModeKeyNeedsDirectory(_) => {
+                "give one mode for the file, e.g. --mode 0400".to_string()
+            }
             UsageError::DataPath(e) => e.hint(),
             UsageError::Delimiters { .. } => return None,
         })
@@ -192,6 +213,8 @@ pub enum Failure {
     Wait(WaitError),
     Output(OutputError),
     Check(CheckError),
+    /// `--secret`: a conflict on the command line (exit 2) or a file that cannot be one (exit 3).
+    Secret(SecretError),
     /// A panic outside the template engine: a bug.
     Internal(String),
 }
@@ -221,6 +244,8 @@ impl Error {
             Wait(WaitError::Runtime { .. }) => Kind::Internal,
             Output(_) => Kind::Output,
             Check(e) => e.kind(),
+            Secret(e) if e.is_usage() => Kind::Usage,
+            Secret(_) => Kind::Template,
             Internal(_) => Kind::Internal,
         }
     }
@@ -245,6 +270,7 @@ impl Error {
             Failure::Wait(e) => e.hint(),
             Failure::Output(e) => e.hint(),
             Failure::Check(e) => e.hint(),
+            Failure::Secret(e) => e.hint(),
             Failure::Internal(_) => Some(
                 "this is a bug in peerconf; please report it with the command line".to_string(),
             ),
@@ -258,12 +284,15 @@ impl Error {
     /// The exact text written to stderr: `peerconf: error: ...` and, where a fix is known,
     /// `peerconf: hint: ...`. Newlines inside the message are folded so the error stays one
     /// line (a kubelet event or a log scraper shows the first line only).
+    ///
+    /// Any secret value in it (an engine message that quotes a value) is redacted
+    /// ([`crate::secret::redact`]): this is the one printer of every error.
     pub fn report(&self) -> String {
         let mut out = format!("peerconf: error: {}\n", one_line(&self.message()));
         if let Some(hint) = self.hint() {
             out.push_str(&format!("peerconf: hint: {}\n", one_line(&hint)));
         }
-        out
+        crate::secret::redact(&out).into_owned()
     }
 }
 
@@ -284,6 +313,7 @@ impl fmt::Display for Error {
             Failure::Wait(e) => e.fmt(f),
             Failure::Output(e) => e.fmt(f),
             Failure::Check(e) => e.fmt(f),
+            Failure::Secret(e) => e.fmt(f),
             Failure::Internal(payload) => write!(f, "internal error: {payload}"),
         }
     }
@@ -301,7 +331,7 @@ macro_rules! from_area {
     )*};
 }
 from_area!(UsageError => Usage, IdentityError => Identity, KubeError => Kube, TemplateError => Template,
-    WaitError => Wait, OutputError => Output, CheckError => Check);
+    WaitError => Wait, OutputError => Output, CheckError => Check, SecretError => Secret);
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

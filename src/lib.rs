@@ -22,6 +22,7 @@ pub mod output;
 mod plan;
 mod reason;
 pub mod resolv_conf;
+pub mod secret;
 mod sourced;
 pub mod template;
 pub mod variables;

@@ -43,6 +43,8 @@ pub struct IdentityPlan {
     pub inputs: Inputs,
     /// `--set KEY=VALUE`, in order.
     pub sets: Vec<(String, String)>,
+    /// `--secret NAME=PATH`, in order (read by `render` and `explain`, never by `check`).
+    pub secrets: Vec<crate::secret::SecretSpec>,
     /// `--resolv-conf`, read once: the cluster domain and the DNS servers come from it.
     pub resolv_conf: ResolvConf,
     /// `--replicas auto`: read the count (and the start ordinal and Service) from the
@@ -86,6 +88,10 @@ pub struct RenderPlan {
     pub target: Target,
     /// The written files' mode.
     pub mode: u32,
+    /// `--mode KEY=MODE`: one key's mode instead of `mode`, in order.
+    pub key_modes: Vec<(String, u32)>,
+    /// `--show-secrets` (with `--dry-run`): print secret values unredacted.
+    pub show_secrets: bool,
     /// The wait, with its effective policy (`none` for a dry run without `--wait`).
     pub wait: WaitSettings,
     /// `--data-path`: what proves this pod's volume already holds data.

@@ -274,7 +274,9 @@ fn check_pod(
     tally: &mut Tally,
 ) -> Result<()> {
     // Lazy member lists: each ordinal's context is built in constant time.
-    let context = template::context_of(vars);
+    // `secret.NAME` is a placeholder in `check`: no secret file is read (see crate::secret).
+    let context =
+        crate::secret::placeholder_context(template::context_of(vars), &plan.identity.secrets);
     let renderer = Renderer::with_context(&plan.template.syntax, context.clone())?;
     let rendered: Vec<(Rendered, f64)> = files
         .iter()

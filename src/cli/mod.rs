@@ -194,6 +194,12 @@ struct IdentityArgs {
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     set: Vec<(String, String)>,
 
+    /// A secret for the template, NAME=PATH (repeatable): `secret.NAME` is the file's text
+    /// (a Secret volume's key, at most 64 KiB, UTF-8). Never logged or printed; `check` uses
+    /// the placeholder `peerconf-secret-NAME` and reads no file.
+    #[arg(long = "secret", value_name = "NAME=PATH", value_parser = parse_secret)]
+    secret: Vec<crate::secret::SecretSpec>,
+
     /// resolv.conf to read the cluster domain (and, for render, the nameservers) from.
     #[arg(long, env = "PEERCONF_RESOLV_CONF", default_value = "/etc/resolv.conf")]
     resolv_conf: PathBuf,
@@ -254,14 +260,20 @@ struct RenderArgs {
     #[arg(long, env = "PEERCONF_OUTPUT")]
     output: Option<PathBuf>,
 
-    /// File mode of the written file(s), octal.
-    #[arg(long, env = "PEERCONF_MODE", default_value = "0640", value_parser = parse_mode)]
-    mode: u32,
+    /// File mode of the written file(s), octal; KEY=MODE for one key of a template directory
+    /// (repeatable, or comma-separated), e.g. --mode 0640 --mode .erlang.cookie=0400.
+    #[arg(long, env = "PEERCONF_MODE", value_name = "[KEY=]MODE", default_value = "0640", value_delimiter = ',', action = clap::ArgAction::Append, value_parser = parse_mode_spec)]
+    mode: Vec<ModeSpec>,
 
     /// Print the result to stdout and write nothing. Does not wait for DNS unless --wait
     /// (or PEERCONF_WAIT) is given.
     #[arg(long, env = "PEERCONF_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
     dry_run: bool,
+
+    /// With --dry-run: print secret values as they are (they are shown as <secret.NAME>
+    /// otherwise).
+    #[arg(long, requires = "dry_run")]
+    show_secrets: bool,
 
     #[command(flatten)]
     syntax: SyntaxArgs,
@@ -502,6 +514,41 @@ fn parse_schema(s: &str) -> Result<crate::plan::SchemaSpec, String> {
     Ok(spec)
 }
 
+/// `--mode MODE` (every file) or `--mode KEY=MODE` (one key of a template directory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ModeSpec {
+    All(u32),
+    Key(String, u32),
+}
+
+fn parse_mode_spec(s: &str) -> Result<ModeSpec, String> {
+    match s.rsplit_once('=') {
+        None => parse_mode(s).map(ModeSpec::All),
+        Some(("", _)) => Err(format!("'{s}' names no key: use MODE or KEY=MODE")),
+        Some((key, _)) if key.contains('/') => Err(format!(
+            "'{key}' is not a ConfigMap key (it has a '/'): use the file name in the mount"
+        )),
+        Some((key, mode)) => Ok(ModeSpec::Key(key.to_string(), parse_mode(mode)?)),
+    }
+}
+
+/// `NAME=PATH`; NAME as for `--set` (it is read as `secret.NAME`).
+fn parse_secret(s: &str) -> Result<crate::secret::SecretSpec, String> {
+    let (name, path) = parse_key_value(s).map_err(|e| {
+        e.replace("KEY=VALUE", "NAME=PATH")
+            .replace("template variable name", "secret name")
+    })?;
+    if path.is_empty() {
+        return Err(format!(
+            "'{s}' names no file: use NAME=PATH, e.g. cookie=/secrets/erlang-cookie"
+        ));
+    }
+    Ok(crate::secret::SecretSpec {
+        name,
+        path: PathBuf::from(path),
+    })
+}
+
 fn parse_mode(s: &str) -> Result<u32, String> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
     let octal = !digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
@@ -603,6 +650,26 @@ mod tests {
             assert!(parse_mode(bad).is_err(), "{bad}");
         }
         assert!(parse_mode("4755").unwrap_err().contains("setuid"));
+    }
+
+    #[test]
+    fn mode_specs_and_secret_specs() {
+        assert_eq!(parse_mode_spec("0600").unwrap(), ModeSpec::All(0o600));
+        assert_eq!(
+            parse_mode_spec(".erlang.cookie=0400").unwrap(),
+            ModeSpec::Key(".erlang.cookie".into(), 0o400)
+        );
+        for bad in ["=0400", "a/b=0400", "k=0800", "k=", "k=4755"] {
+            assert!(parse_mode_spec(bad).is_err(), "{bad}");
+        }
+        let spec = parse_secret("cookie=/s/c=d").unwrap();
+        assert_eq!(
+            (spec.name.as_str(), spec.path.to_str()),
+            ("cookie", Some("/s/c=d"))
+        );
+        for bad in ["cookie", "cookie=", "1x=/p", "a.b=/p"] {
+            assert!(parse_secret(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -156,6 +156,7 @@ impl Given<'_> {
                 pod_ips: self.sourced("pod_ips", &args.pod_ips),
             },
             sets: args.set.clone(),
+            secrets: args.secret.clone(),
             resolv_conf: ResolvConf::read(&args.resolv_conf),
         }
     }
@@ -209,6 +210,18 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
         in_cluster: crate::identity::in_pod(),
         own_record: args.wait.own_record,
     };
+    // The last `--mode MODE` is every file's; `--mode KEY=MODE` overrides one key.
+    let mut mode = 0o640;
+    let mut key_modes: Vec<(String, u32)> = Vec::new();
+    for spec in &args.mode {
+        match spec {
+            super::ModeSpec::All(m) => mode = *m,
+            super::ModeSpec::Key(key, m) => {
+                key_modes.retain(|(k, _)| k != key);
+                key_modes.push((key.clone(), *m));
+            }
+        }
+    }
     let data_path = given.sourced("data_path", &args.data.data_path);
     let wait_on_restart = given.sourced("wait_on_restart", &args.wait.wait_on_restart);
     if let (Some(restart), None) = (&wait_on_restart, &data_path) {
@@ -233,7 +246,9 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
         identity,
         template,
         target,
-        mode: args.mode,
+        mode,
+        key_modes,
+        show_secrets: args.show_secrets,
         wait,
         data_path,
         // A dry run waits only when a policy is given explicitly; a restart one too.

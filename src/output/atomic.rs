@@ -47,8 +47,14 @@ pub struct Staged {
     prune: Option<String>,
 }
 
-/// Stages `files`, which share one directory. See the module doc.
+/// Stages `files`, which share one directory, each with `mode`. See the module doc.
 pub fn stage(files: &[OutputFile], mode: u32) -> Result<Staged> {
+    stage_each(files, &|_| mode)
+}
+
+/// [`stage`] with a mode per file (`--mode KEY=MODE`). Each temp file is created owner-only
+/// (0600) and given its mode before any byte could be read through a wider one.
+pub fn stage_each(files: &[OutputFile], mode_of: &dyn Fn(&OutputFile) -> u32) -> Result<Staged> {
     let Some(first) = files.first() else {
         return Ok(Staged {
             dir: PathBuf::from("."),
@@ -67,7 +73,7 @@ pub fn stage(files: &[OutputFile], mode: u32) -> Result<Staged> {
     remove_stale(&dir)?;
     let mut staged = Vec::with_capacity(files.len());
     for file in files {
-        staged.push((stage_one(&dir, file, mode)?, file.path.clone()));
+        staged.push((stage_one(&dir, file, mode_of(file))?, file.path.clone()));
     }
     Ok(Staged {
         dir,

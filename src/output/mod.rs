@@ -19,7 +19,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub use atomic::{Staged, stage};
+pub use atomic::{Staged, stage, stage_each};
 
 use crate::reason::io_reason;
 use crate::template::TemplateSource;
@@ -123,7 +123,18 @@ pub fn write_files(files: &[OutputFile], mode: u32) -> Result<()> {
 /// Writes `bytes` to stdout and flushes. A reader that stopped early (EPIPE, e.g. `| head`)
 /// is not an error: it has what it wanted. Any other failure (`>/dev/full`) is: the user
 /// asked for this output and did not get it.
+///
+/// Any secret value in `bytes` is shown as `<secret.NAME>` ([`crate::secret::redact`]): every
+/// printer to stdout goes through here. [`print_unredacted`] is for `--show-secrets`.
 pub fn print(bytes: &[u8]) -> Result<()> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => print_unredacted(crate::secret::redact(text).as_bytes()),
+        Err(_) => print_unredacted(bytes),
+    }
+}
+
+/// [`print`] without the redaction: `--dry-run --show-secrets` only.
+pub fn print_unredacted(bytes: &[u8]) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(OutputError::Stdout {

@@ -25,7 +25,10 @@ pub fn host(value: &str) -> Result<String, String> {
     if let Some(inner) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
         return match inner.parse::<Ipv6Addr>() {
             Ok(ip) => Ok(format!("[{ip}]")),
-            Err(_) => Err(format!("'{value}' is not a bracketed IPv6 address")),
+            Err(_) => Err(format!(
+                "{} is not a bracketed IPv6 address",
+                crate::secret::quote(value)
+            )),
         };
     }
     match value.parse::<IpAddr>() {
@@ -42,11 +45,13 @@ pub fn host(value: &str) -> Result<String, String> {
         Ok(value.to_string())
     } else if value.contains(':') {
         Err(format!(
-            "'{value}' is neither an IP address nor a host name (a port or a zone index already in it?)"
+            "{} is neither an IP address nor a host name (a port or a zone index already in it?)",
+            crate::secret::quote(value)
         ))
     } else {
         Err(format!(
-            "'{value}' is neither an IP address nor a host name"
+            "{} is neither an IP address nor a host name",
+            crate::secret::quote(value)
         ))
     }
 }
@@ -65,7 +70,10 @@ pub fn hostport(value: &str, port: &Value) -> Result<String, String> {
     };
     match number.and_then(|n| u16::try_from(n).ok()) {
         Some(port) => Ok(format!("{}:{port}", host(value)?)),
-        None => Err(format!("port {port} is not a number from 0 to 65535")),
+        None => Err(format!(
+            "port {} is not a number from 0 to 65535",
+            crate::secret::quote(&port.to_string())
+        )),
     }
 }
 

@@ -103,6 +103,7 @@ impl Renderer {
         // [`super::address`]).
         env.add_filter("host", super::address::host_filter);
         env.add_filter("hostport", super::address::hostport_filter);
+        env.add_filter("cluster_id", super::derive::cluster_id);
         let probe = Arc::new(Mutex::new(None));
         let p = Arc::clone(&probe);
         env.add_function(CAPTURE, move |value: Value| {

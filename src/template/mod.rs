@@ -8,6 +8,7 @@
 mod address;
 pub mod budget;
 mod context;
+mod derive;
 mod engine;
 mod json;
 mod limits;

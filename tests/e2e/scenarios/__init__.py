@@ -3,6 +3,7 @@ holds one scenario; the first line of its function's docstring is the scenario's
 
 from . import caching_resolver, consul_flow, etcd_cluster, ipv6_pods, pod_new_ip, scale_3_to_5, zookeeper_dir
 from . import etcd_lifecycle, nats_cluster, redis_sentinel, zookeeper_ensemble
+from . import kafka_cluster, rabbitmq_cluster
 
 SCENARIOS = [
     ("consul-flow", consul_flow.run),
@@ -19,4 +20,6 @@ SCENARIOS = [
     ("etcd-lost-volume", etcd_lifecycle.run_lost_volume),
     ("nats-cluster", nats_cluster.run),
     ("redis-sentinel", redis_sentinel.run),
+    ("rabbitmq-cluster", rabbitmq_cluster.run),
+    ("kafka-cluster", kafka_cluster.run),
 ]
