@@ -591,7 +591,9 @@ def s_replicas_auto(k: K):
     check(rc == 2, f"init with the API server stopped: exit {rc}:\n{proc.stderr()[-800:]}")
     err = proc.stderr()
     check("could not read StatefulSet" in err and "--timeout" in err, f"no timeout message:\n{err[-800:]}")
-    check(8 <= took <= 20, f"exit after {took} s with --timeout 8s")
+    # peerconf stops early when its next pause (at most --max-interval, 1 s) would reach the
+    # deadline (docs/commands.md), so the exit is within [timeout - 1 s, timeout] plus start-up.
+    check(7.0 <= took <= 10.0, f"exit after {took} s with --timeout 8s (want 7-10 s)")
     check(not out.exists(), "a file was written with the API server stopped")
     figure(f"replicas-auto (f): kube-apiserver stopped, consul-3's init re-run with --timeout 8s: exit 2 after {took} s, "
            f"nothing written; log: {[x.strip() for x in err.splitlines() if 'could not read' in x][-1][:300]}; "
