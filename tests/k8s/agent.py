@@ -15,16 +15,25 @@ It talks to the real API server (REST, admin client certificate) and:
     then the main containers, readiness and liveness probes (exec, tcpSocket, httpGet) reported
     as pod conditions and container statuses, and graceful deletion (preStop exec hooks,
     SIGTERM, SIGKILL after the grace period, then the final delete with grace 0).
+  - Secret volumes from the real Secret objects, and projected volumes with `serviceAccountToken`
+    (a token for the pod's ServiceAccount from the TokenRequest API, with the audience and
+    expirationSeconds asked, bound to the pod by name and uid), `configMap` (e.g. the
+    `kube-root-ca.crt` the controller-manager's root-ca-cert-publisher keeps in every namespace),
+    `secret` and `downwardAPI` (fieldRef) sources, in the same `..data` layout with `mode` /
+    `defaultMode` honoured (the kubelet's default 0644) and group-owned by fsGroup.
 Images map to local programs through tests/k8s/images.py.
 
-Not done (a pod that needs one fails with a message saying so): Secret and projected volumes
-(service-account token, kube-root-ca.crt), envFrom, ConfigMap volumes updated in place.
+Not done (a pod that needs one fails with a message saying so): envFrom, ConfigMap volumes
+updated in place, a projected token refreshed before it expires (the kubelet rotates it at 80 %
+of its life; no scenario runs a pod longer than the 10 minutes the shipped patch asks for).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
+import os
 import threading
 import time
 import traceback
@@ -32,7 +41,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from harness import Failure
-from harness.pods import PEERCONF_IMAGE, Node, Pod, image_repo
+from harness.pods import PEERCONF_IMAGE, Node, Pod, image_repo, k8s_timestamp_dir
 from harness.proc import run
 
 import images
@@ -135,13 +144,19 @@ class Agent:
 
     # -- the loop -------------------------------------------------------------------------------
     def _loop(self):
+        failing = False
         while not self.stopping.wait(0.3):
             try:
                 self._provision()
                 pods = self.api.get(f"/api/v1/pods?fieldSelector={quote('spec.nodeName=' + NODE)}")["items"]
             except (OSError, Failure) as e:
-                self.log(f"agent: list failed: {e}")
+                if not failing:  # once per outage (replicas-auto stops the API server on purpose)
+                    self.log(f"agent: list failed: {e}; retrying every 0.3 s")
+                failing = True
                 continue
+            if failing:
+                self.log("agent: the API server answers again")
+            failing = False
             seen = set()
             for p in pods:
                 uid = p["metadata"]["uid"]
@@ -295,6 +310,7 @@ class PodRunner(threading.Thread):
     # -- the pod --------------------------------------------------------------------------------
     def _configmaps(self):
         names = {v["configMap"]["name"] for v in self.spec.get("volumes", []) if "configMap" in v}
+        # kube-root-ca.crt and friends in projected volumes are filled by _projected, not here.
         for c in self.spec.get("initContainers", []) + self.spec["containers"]:
             if "envFrom" in c:
                 raise Failure(f"{c['name']}: envFrom is not done by the test agent")
@@ -313,7 +329,7 @@ class PodRunner(threading.Thread):
     def _harness_pod(self):
         for v in self.spec.get("volumes", []):
             kinds = set(v) - {"name"}
-            if not kinds <= {"configMap", "emptyDir", "persistentVolumeClaim"}:
+            if not kinds <= {"configMap", "emptyDir", "persistentVolumeClaim", "projected", "secret"}:
                 raise Failure(f"volume {v['name']}: {sorted(kinds)} is not done by the test agent")
         sts_name, _, ordinal = self.name.rpartition("-")
         if not ordinal.isdigit() or not self.spec.get("subdomain"):
@@ -322,8 +338,86 @@ class PodRunner(threading.Thread):
                     "spec": {"serviceName": self.spec["subdomain"], "template": {"spec": self.spec}}}
         fields = {"metadata.uid": self.uid, "spec.nodeName": NODE, "status.hostIP": self.agent.cp.network.node.ip,
                   "status.podIPs": self.ip, "status.podIP": self.ip}
-        return Pod(self.agent.node, self._configmaps(), sts_like, int(ordinal), self.ip, self.ns, netns=self.netns,
-                   fields=fields, api_service=(self.agent.cp.api_ip, self.agent.cp.API_PORT))
+        pod = Pod(self.agent.node, self._configmaps(), sts_like, int(ordinal), self.ip, self.ns, netns=self.netns,
+                  fields=fields, api_service=(self.agent.cp.api_ip, self.agent.cp.API_PORT))
+        # harness.pods left these volumes as empty 0755 directories: fill them as the kubelet does.
+        for v in self.spec.get("volumes", []):
+            if "projected" in v:
+                self._atomic_dir(pod, pod.volumes[v["name"]], self._projected(pod, v["projected"]),
+                                 v["projected"].get("defaultMode", 0o644))
+            elif "secret" in v:
+                src = v["secret"]
+                self._atomic_dir(pod, pod.volumes[v["name"]], self._keyed("secrets", src), src.get("defaultMode", 0o644))
+        return pod
+
+    # -- Secret and projected volumes ---------------------------------------------------------
+    def _object(self, kind, name, optional=False):
+        obj = self.api.maybe_get(f"/api/v1/namespaces/{self.ns}/{kind}/{name}")
+        if obj is None and not optional:
+            raise Failure(f"{kind[:-1]} {name} does not exist")
+        return obj
+
+    def _keyed(self, kind, src):
+        """[(path, bytes, mode or None)] of a configMap or secret source (volume or projection)."""
+        obj = self._object(kind, src["name"], src.get("optional", False)) or {}
+        if kind == "secrets":
+            data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+        else:
+            data = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
+            data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+        items = src.get("items") or [{"key": k, "path": k} for k in sorted(data)]
+        out = []
+        for it in items:
+            if it["key"] not in data:
+                raise Failure(f"{kind[:-1]} {src['name']} has no key {it['key']!r}")
+            out.append((it["path"], data[it["key"]], it.get("mode")))
+        return out
+
+    def _projected(self, pod, proj):
+        files = []
+        for src in proj.get("sources", []):
+            if "serviceAccountToken" in src:
+                t = src["serviceAccountToken"]
+                sa = self.spec.get("serviceAccountName") or "default"
+                spec = {"expirationSeconds": t.get("expirationSeconds", 3600),
+                        "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": self.name, "uid": self.uid}}
+                if t.get("audience"):
+                    spec["audiences"] = [t["audience"]]
+                tr = self.api.post(f"/api/v1/namespaces/{self.ns}/serviceaccounts/{sa}/token",
+                                   {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
+                files.append((t["path"], tr["status"]["token"].encode(), None))
+                self.log(f"token for ServiceAccount {sa} (expires {tr['status']['expirationTimestamp']})")
+            elif "configMap" in src:
+                files += self._keyed("configmaps", src["configMap"])
+            elif "secret" in src:
+                files += self._keyed("secrets", src["secret"])
+            elif "downwardAPI" in src:
+                for it in src["downwardAPI"]["items"]:
+                    if "fieldRef" not in it:
+                        raise Failure(f"downwardAPI item {it['path']}: only fieldRef is done by the test agent")
+                    files.append((it["path"], str(pod.field(it["fieldRef"]["fieldPath"])).encode(), it.get("mode")))
+            else:
+                raise Failure(f"projected source {sorted(src)} is not done by the test agent")
+        return files
+
+    @staticmethod
+    def _atomic_dir(pod, path, files, default_mode):
+        """The kubelet's atomic-writer layout: files in a timestamped directory, `..data` -> it,
+        one symlink per top-level name; files group-owned by fsGroup when the pod has one."""
+        ts = path / k8s_timestamp_dir()
+        ts.mkdir()
+        for rel, data, mode in files:
+            f = ts / rel
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(data)
+            if pod.fs_group is not None:
+                os.chown(f, 0, pod.fs_group)
+            os.chmod(f, default_mode if mode is None else mode)
+        for d, _, _ in os.walk(ts):
+            os.chmod(d, 0o755)
+        os.symlink(ts.name, path / "..data")
+        for top in dict.fromkeys(rel.split("/")[0] for rel, _, _ in files):
+            os.symlink(f"..data/{top}", path / top)
 
     def _start(self, c):
         repo = image_repo(c)

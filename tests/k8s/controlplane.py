@@ -219,7 +219,7 @@ class ControlPlane:
                              "--initial-cluster", "cp=http://127.0.0.1:2380",
                              "--unsafe-no-fsync", "--log-level", "warn"])
         c = self.certs
-        self._start("kube-apiserver", [
+        self.apiserver_argv = [
             kube / "kube-apiserver",
             "--etcd-servers=http://127.0.0.1:2379",
             f"--bind-address={self.api_ip}", f"--advertise-address={self.api_ip}",
@@ -235,7 +235,8 @@ class ControlPlane:
             "--authorization-mode=Node,RBAC",
             f"--cert-dir={self.dir / 'apiserver-certs'}",
             "--profiling=false", "--v=1",
-        ])
+        ]
+        self._start("kube-apiserver", self.apiserver_argv)
         self._wait_ready("kube-apiserver", "/readyz", 90)
         self.timings["apiserver_ready_s"] = round(time.monotonic() - t0, 1)
         self._start("kube-controller-manager", [
@@ -255,6 +256,17 @@ class ControlPlane:
             self._alive(n)
         check(ok, "the controller-manager made no default ServiceAccount within 60 s")
         self.timings["control_plane_ready_s"] = round(time.monotonic() - t0, 1)
+
+    def stop_apiserver(self):
+        """Stop kube-apiserver (SIGTERM, by PID): nothing answers on its address until restart_apiserver."""
+        self.procs["kube-apiserver"].stop()
+
+    def restart_apiserver(self, timeout=90):
+        """Start kube-apiserver again with the same flags (same certificates, same etcd); the seconds to /readyz."""
+        t = time.monotonic()
+        self._start("kube-apiserver", self.apiserver_argv)
+        self._wait_ready("kube-apiserver", "/readyz", timeout)
+        return round(time.monotonic() - t, 1)
 
     def start_coredns(self, name):
         if "coredns" in self.procs:

@@ -12,6 +12,7 @@ PodSecurity `restricted` (enforce and warn), stops everything, and ends with
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -403,6 +404,240 @@ def redis_check(k, ns):
     return ", redis-0 has 2 replicas connected"
 
 
+# -- --replicas auto (issue 23) -----------------------------------------------------------------
+
+def auto_overlay(k: K, name, replicas=None, extra_patches=()):
+    """An overlay of manifests/ with manifests/replicas-auto: its rbac.yaml and its
+    statefulset-patch.yaml, copied byte for byte into the overlay (kustomize refuses files outside
+    an overlay's root; manifests/ itself is referenced as ../..-style directory). The patch file
+    has no apiVersion/kind/metadata (it is written for `kubectl patch --patch-file`), so the
+    overlay's copy gets those three lines in front, nothing else."""
+    d = k.workdir / "overlays" / name
+    d.mkdir(parents=True)
+    auto = k.repo / "manifests" / "replicas-auto"
+    shutil.copyfile(auto / "rbac.yaml", d / "rbac.yaml")
+    (d / "statefulset-patch.yaml").write_text("apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: consul\n"
+                                              + (auto / "statefulset-patch.yaml").read_text())
+    patches = [{"path": "statefulset-patch.yaml"}]
+    for i, text in enumerate(extra_patches):
+        (d / f"extra-{i}.yaml").write_text(text)
+        patches.append({"path": f"extra-{i}.yaml"})
+    kust = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "resources": [os.path.relpath(k.repo / "manifests", d), "rbac.yaml"], "patches": patches}
+    if replicas is not None:
+        kust["replicas"] = [{"name": "consul", "count": replicas}]
+    (d / "kustomization.yaml").write_text(json.dumps(kust, indent=1))
+    return d
+
+
+def init_runs(k, ns, name):
+    """The peerconf init container's processes of the live pod ns/name, oldest first."""
+    return [p for p in k.runner(ns, name).pod.procs if p.name.endswith(".peerconf")]
+
+
+def init_exit(code):
+    """A pod whose peerconf init container has terminated with `code` at least once."""
+    def ok(p):
+        for c in p.get("status", {}).get("initContainerStatuses", []):
+            for st in (c.get("state", {}), c.get("lastState", {})):
+                if (st.get("terminated") or {}).get("exitCode") == code:
+                    return True
+        return False
+    return ok
+
+
+def check_auto_config(k, ns, name, replicas, start=0):
+    cfg = consul_config(k, ns, name)
+    ip = k.pod(ns, name)["status"]["podIP"]
+    want = sorted(f"consul-{i}.consul.{ns}.svc.cluster.local" for i in range(start, start + replicas))
+    check(cfg.get("bootstrap_expect") == replicas, f"{name}: bootstrap_expect {cfg.get('bootstrap_expect')}, not {replicas}")
+    check(sorted(cfg.get("retry_join", [])) == want, f"{name}: retry_join {cfg.get('retry_join')}, not {want}")
+    check(cfg.get("bind_addr") == ip, f"{name}: bind_addr {cfg.get('bind_addr')}, pod IP {ip}")
+    return cfg
+
+
+def with_token(k, token, path):
+    """The API server's status for GET path with a bearer token (the harness's own request,
+    from the node namespace, verified against the cluster CA)."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=k.cp.certs.ca)
+    sock = k.cp.node_ns.connect(k.cp.api_ip, k.cp.API_PORT, 5.0)
+    with ctx.wrap_socket(sock, server_hostname=k.cp.api_ip) as tls:
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {k.cp.api_ip}\r\nAuthorization: Bearer {token}\r\n"
+                    "Connection: close\r\n\r\n".encode())
+        head = tls.recv(64).decode(errors="replace")
+    return int(head.split(" ", 2)[1])
+
+
+def last_init_log(k, ns, name):
+    runs = init_runs(k, ns, name)
+    check(runs, f"{ns}/{name}: no init container ran")
+    return runs[-1].stderr()
+
+
+def s_replicas_auto(k: K):
+    """--replicas auto against the real API server: 3, scale to 5, start ordinal, RBAC missing, wrong CA, API stopped."""
+    ns = k.namespace("k8s-auto")
+    read_line = f"StatefulSet {ns}/consul"
+    # (a) 3 replicas, REPLICAS=auto -------------------------------------------------------------
+    names = [f"consul-{i}" for i in range(3)]
+    t0 = time.monotonic()
+    k.apply_k(auto_overlay(k, "consul-auto"), ns)
+    took = k.wait_pods(ns, names, running, 120, "3 consul pods Running with REPLICAS=auto")
+    tmpl = k.sts(ns, "consul")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in tmpl["initContainers"][0]["env"]}
+    check(env.get("REPLICAS") == "auto", f"REPLICAS in the applied StatefulSet is {env.get('REPLICAS')}")
+    check(tmpl.get("automountServiceAccountToken") is False, "automountServiceAccountToken is not false")
+    main_mounts = [m["name"] for c in tmpl["containers"] for m in c.get("volumeMounts", [])]
+    check("peerconf-token" not in main_mounts, f"the consul container mounts the token: {main_mounts}")
+    for n in names:
+        check_auto_config(k, ns, n, 3)
+        runs = init_runs(k, ns, n)
+        check(len(runs) == 1 and runs[0].returncode == 0, f"{n}: init runs {[r.returncode for r in runs]}")
+        err = runs[0].stderr()
+        check(read_line in err, f"{n}: the init log does not name {read_line}:\n{err[-800:]}")
+        pod = k.runner(ns, n).pod
+        tok = pod.host_path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+        st = tok.stat()
+        check(oct(st.st_mode & 0o777) == "0o440" and st.st_gid == 1000, f"{n}: token mode {oct(st.st_mode)} gid {st.st_gid}")
+        claims = json.loads(base64.urlsafe_b64decode(tok.read_text().split(".")[1] + "=="))
+        check(claims["kubernetes.io"]["pod"]["name"] == n and claims["sub"] == f"system:serviceaccount:{ns}:consul",
+              f"{n}: token claims {claims.get('sub')} {claims.get('kubernetes.io')}")
+    line = next(x for x in last_init_log(k, ns, "consul-0").splitlines() if read_line in x)
+    figure(f"replicas-auto (a): REPLICAS=auto, 3 pods Running, each consul.json bootstrap_expect 3 with 3 retry_join "
+           f"names, {round(time.monotonic() - t0, 1)} s after apply -k (wait {took} s); token bound to the pod, 0440 "
+           f"group 1000, only in the init container; init log: {line.strip()[:200]}")
+
+    # (b) kubectl scale 3 -> 5: the new pods render 5; an old pod renders 5 on its next start --------
+    t = time.monotonic()
+    k.kubectl("scale", "statefulset", "consul", "-n", ns, "--replicas=5")
+    took = k.wait_pods(ns, ["consul-3", "consul-4"], running, 120, "consul-3/4 Running after kubectl scale 5")
+    for n in ("consul-3", "consul-4"):
+        check_auto_config(k, ns, n, 5)
+    before = {n: consul_config(k, ns, n)["bootstrap_expect"] for n in names}
+    check(before == {n: 3 for n in names}, f"the old pods' configs changed without a restart: {before}")
+    old_uid = k.pod(ns, "consul-1")["metadata"]["uid"]
+    token = k.runner(ns, "consul-1").pod.host_path("/var/run/secrets/kubernetes.io/serviceaccount/token").read_text()
+    sts_path = f"/apis/apps/v1/namespaces/{ns}/statefulsets/consul"
+    rbac = {p: with_token(k, token, p) for p in (sts_path, f"/apis/apps/v1/namespaces/{ns}/statefulsets",
+                                                  f"/api/v1/namespaces/{ns}/pods")}
+    check(list(rbac.values()) == [200, 403, 403], f"consul-1's token: {rbac}")
+    t1 = time.monotonic()
+    k.kubectl("delete", "pod", "consul-1", "-n", ns, "--wait=true", "--timeout=60s", timeout=90)
+    k.wait_pods(ns, ["consul-1"], lambda p: running(p) and p["metadata"]["uid"] != old_uid, 120,
+                "consul-1 re-created and Running")
+    check_auto_config(k, ns, "consul-1", 5)
+    recreated = round(time.monotonic() - t1, 1)
+    # The API server caches a successful token authentication (10 s in kube-apiserver): the token
+    # of the deleted pod is refused once that entry has expired.
+    check(wait_until(lambda: with_token(k, token, sts_path) == 401, 30, 0.5),
+          f"the deleted consul-1's token still gets {with_token(k, token, sts_path)} 30 s later")
+    revoked = round(time.monotonic() - t1, 1)
+    after = {n: consul_config(k, ns, n)["bootstrap_expect"] for n in sorted(k.pods(ns))}
+    figure(f"replicas-auto (b): bare `kubectl scale statefulset consul --replicas 5` (REPLICAS stays auto): consul-3/4 "
+           f"Running with bootstrap_expect 5 and 5 retry_join names {took} s after the scale; consul-0..2 kept 3 until "
+           f"restarted; consul-1 deleted -> re-created with 5 in {recreated} s; bootstrap_expect "
+           f"by pod now {after}; consul-1's token: get this StatefulSet 200, list statefulsets 403, list pods 403, and "
+           f"401 {revoked} s after its pod was deleted (bound token) (compare the consul scenario: with REPLICAS=3 the same scale leaves consul-3/4 exiting 2)")
+
+    # (c) spec.ordinals.start 1: the members are consul-1..consul-5 --------------------------------
+    t = time.monotonic()
+    k.kubectl("patch", "statefulset", "consul", "-n", ns, "--type=merge", "-p", '{"spec":{"ordinals":{"start":1}}}')
+    took = k.wait_pods(ns, ["consul-5"], running, 120, "consul-5 Running after ordinals.start 1")
+    check(wait_until(lambda: "consul-0" not in k.pods(ns), 60, 0.25), "consul-0 not removed after ordinals.start 1")
+    cfg = check_auto_config(k, ns, "consul-5", 5, start=1)
+    figure(f"replicas-auto (c): spec.ordinals.start 1 -> consul-0 removed, consul-5 Running in {took} s with retry_join "
+           f"{sorted(x.split('.')[0] for x in cfg['retry_join'])} (read from the StatefulSet; no PEERCONF_START_ORDINAL)")
+
+    # (d) RoleBinding deleted: a new pod's init exits 2 with the 403 and the Role to add ---------------
+    k.kubectl("delete", "rolebinding", "consul-peerconf", "-n", ns)
+    old_uid = k.pod(ns, "consul-2")["metadata"]["uid"]
+    t = time.monotonic()
+    k.kubectl("delete", "pod", "consul-2", "-n", ns, "--wait=true", "--timeout=60s", timeout=90)
+    took = k.wait_pods(ns, ["consul-2"], lambda p: p["metadata"]["uid"] != old_uid and init_exit(2)(p), 90,
+                       "the re-created consul-2's init exiting 2 without its RoleBinding")
+    err = last_init_log(k, ns, "consul-2")
+    check(init_runs(k, ns, "consul-2")[0].returncode == 2, f"consul-2 init exit {init_runs(k, ns, 'consul-2')[0].returncode}")
+    check("403 Forbidden" in err and f'User "system:serviceaccount:{ns}:consul" cannot get resource "statefulsets"' in err
+          and re.search(r"create role \S+ --verb=get --resource=statefulsets.apps --resource-name=consul", err),
+          f"consul-2's init log does not say 403 with the Role to add:\n{err[-1200:]}")
+    check(not k.runner(ns, "consul-2").pod.host_path("/config/consul.json").exists(), "consul-2 wrote consul.json after a 403")
+    check(k.pod(ns, "consul-2")["status"]["phase"] == "Pending", "consul-2 is not Pending after its init failed")
+    err_lines = [x.strip() for x in err.splitlines() if "403" in x or "hint:" in x]
+    # Restored, the next back-off restart succeeds (the kubelet's 10 s).
+    r = k.kubectl("apply", "-n", ns, "-f", k.repo / "manifests" / "replicas-auto" / "rbac.yaml")
+    check("rolebinding.rbac.authorization.k8s.io/consul-peerconf created" in r.stdout, f"apply rbac.yaml: {r.stdout}")
+    t2 = time.monotonic()
+    k.wait_pods(ns, ["consul-2"], running, 60, "consul-2 Running once the RoleBinding is back")
+    check_auto_config(k, ns, "consul-2", 5, start=1)
+    figure(f"replicas-auto (d): RoleBinding deleted -> re-created consul-2's init exit 2 in {took} s, Pending, no "
+           f"consul.json; log: {' | '.join(err_lines)[:900]}; RoleBinding re-applied -> Running with 5 members "
+           f"{round(time.monotonic() - t2, 1)} s later (init back-off)")
+
+    # (f) the API server stopped: the init retries until --timeout, exits 2, writes nothing ------------
+    r = k.runner(ns, "consul-3")
+    c = r.pod.init_container()
+    args = [a for a in c["args"] if not a.startswith(("--timeout", "--output"))] + \
+        ["--timeout=8s", "--output=/config/api-stopped.json"]
+    out = r.pod.host_path("/config/api-stopped.json")
+    k.cp.stop_apiserver()
+    try:
+        t = time.monotonic()
+        proc = r.pod.start_init(args=args)
+        rc = proc.wait(60)
+        took = round(time.monotonic() - t, 1)
+    finally:
+        up = k.cp.restart_apiserver()
+    check(rc == 2, f"init with the API server stopped: exit {rc}:\n{proc.stderr()[-800:]}")
+    err = proc.stderr()
+    check("could not read StatefulSet" in err and "--timeout" in err, f"no timeout message:\n{err[-800:]}")
+    # peerconf stops early when its next pause (at most --max-interval, 1 s) would reach the
+    # deadline (docs/commands.md), so the exit is within [timeout - 1 s, timeout] plus start-up.
+    check(7.0 <= took <= 10.0, f"exit after {took} s with --timeout 8s (want 7-10 s)")
+    check(not out.exists(), "a file was written with the API server stopped")
+    figure(f"replicas-auto (f): kube-apiserver stopped, consul-3's init re-run with --timeout 8s: exit 2 after {took} s, "
+           f"nothing written; log: {[x.strip() for x in err.splitlines() if 'could not read' in x][-1][:300]}; "
+           f"the API server ready again {up} s after restart")
+    k.delete_ns(ns)
+
+    # (e) a CA that did not sign the API server's certificate: exit 2 naming the CA file -------------
+    ns = k.namespace("k8s-auto-ca")
+    cadir = k.workdir / "wrong-ca"
+    cadir.mkdir()
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", cadir / "ca.key", "-out",
+         cadir / "ca.crt", "-days", "1", "-subj", "/CN=not-the-cluster-ca"], timeout=60,
+        env={"PATH": "/usr/bin:/bin", "RANDFILE": str(cadir / ".rnd")})
+    k.kubectl("create", "configmap", "wrong-ca", "-n", ns, f"--from-file=ca.crt={cadir / 'ca.crt'}")
+    wrong = """apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: consul
+spec:
+  template:
+    spec:
+      volumes:
+        - name: peerconf-token
+          projected:
+            sources:
+              - serviceAccountToken: {path: token, expirationSeconds: 600}
+              - configMap:
+                  name: wrong-ca
+                  items: [{key: ca.crt, path: ca.crt}]
+"""
+    k.apply_k(auto_overlay(k, "consul-auto-wrong-ca", replicas=1, extra_patches=[wrong]), ns)
+    proj = [v for v in k.sts(ns, "consul")["spec"]["template"]["spec"]["volumes"] if v["name"] == "peerconf-token"]
+    check([s_["configMap"]["name"] for s_ in proj[0]["projected"]["sources"] if "configMap" in s_] == ["wrong-ca"],
+          f"the projected volume is {proj}")
+    took = k.wait_pods(ns, ["consul-0"], init_exit(2), 60, "consul-0's init exiting 2 with the wrong CA")
+    err = last_init_log(k, ns, "consul-0")
+    check(init_runs(k, ns, "consul-0")[0].returncode == 2, "consul-0 init did not exit 2")
+    check("does not verify" in err and "ca.crt" in err, f"consul-0's init log does not name the CA:\n{err[-1000:]}")
+    check(not k.runner(ns, "consul-0").pod.host_path("/config/consul.json").exists(), "consul.json written with a wrong CA")
+    figure(f"replicas-auto (e): projected CA from a ConfigMap of another CA -> consul-0 init exit 2 in {took} s, no "
+           f"consul.json; log: {[x.strip() for x in err.splitlines() if 'verify' in x][-1][:400]}")
+    k.delete_ns(ns)
+
+
 SCENARIOS = [
     ("admission", s_admission),
     ("consul", s_consul),
@@ -411,6 +646,7 @@ SCENARIOS = [
     ("zookeeper", simple_cluster("zookeeper", [f"zookeeper-{i}" for i in range(3)], zk_check)),
     ("nats", simple_cluster("nats", [f"nats-{i}" for i in range(3)], nats_check)),
     ("redis", simple_cluster("redis", [f"redis-{i}" for i in range(3)], redis_check)),
+    ("replicas-auto", s_replicas_auto),
 ]
 
 
