@@ -475,7 +475,7 @@ fn forbidden_names_the_role_to_add_and_is_not_retried() {
         &out,
         &[
             "reading StatefulSet prod/zk: 403 Forbidden: statefulsets.apps \"zk\" is forbidden",
-            "hint: let the pod's ServiceAccount get this one StatefulSet: kubectl -n prod create role peerconf-read-zk --verb=get --resource=statefulsets.apps --resource-name=zk",
+            "hint: let the pod's ServiceAccount get this one StatefulSet (re-apply manifests/replicas-auto/rbac.yaml, or): kubectl -n prod create role zk-peerconf --verb=get --resource=statefulsets.apps --resource-name=zk",
             "--serviceaccount=prod:zk-init",
         ],
     );

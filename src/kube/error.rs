@@ -206,7 +206,7 @@ impl KubeError {
             } => {
                 let sa = service_account.clone().unwrap_or_else(|| format!("{namespace}:<serviceAccountName>"));
                 format!(
-                    "let the pod's ServiceAccount get this one StatefulSet: kubectl -n {namespace} create role peerconf-read-{name} --verb=get --resource=statefulsets.apps --resource-name={name} && kubectl -n {namespace} create rolebinding peerconf-read-{name} --role=peerconf-read-{name} --serviceaccount={sa}"
+                    "let the pod's ServiceAccount get this one StatefulSet (re-apply manifests/replicas-auto/rbac.yaml, or): kubectl -n {namespace} create role {name}-peerconf --verb=get --resource=statefulsets.apps --resource-name={name} && kubectl -n {namespace} create rolebinding {name}-peerconf --role={name}-peerconf --serviceaccount={sa}"
                 )
             }
             NotFound { .. } => "the StatefulSet name is the pod name without its -<ordinal>: set POD_NAME from metadata.name, or --statefulset".into(),
