@@ -292,7 +292,7 @@ fn configmap_directory_mode_renders_every_key_or_nothing() {
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("readonly/myid:1: ") && err.contains("`oops` is undefined"),
+        err.contains("readonly/myid:1:") && err.contains("`oops` is undefined"),
         "{err}"
     );
     assert!(
@@ -707,4 +707,50 @@ fn help_shows_examples_and_version_prints() {
         stdout(&out).trim(),
         format!("peerconf {}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+/// An undefined variable is named, with its line and column, in text and JSON modes alike (the
+/// engine itself only says "undefined value" for a bare `{{ nope }}`).
+#[test]
+fn an_undefined_variable_is_named_with_its_place_in_every_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "k.properties",
+            "a=1\nb={{ nope }}\n",
+            "k.properties:2:6: undefined value: `nope` is undefined",
+        ),
+        ("k.cfg", "x={{ a + 1 }}\n", "k.cfg:1:"),
+        (
+            "k.json",
+            "{\"a\": \"{{ db.nope }}\"}",
+            "k.json: $.a: undefined value: `db` is undefined",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.path().join(name);
+        fs::write(&path, text).unwrap();
+        let out = run(&mut peerconf(&[
+            "render",
+            "--template",
+            path.to_str().unwrap(),
+            "--pod-name",
+            "web-0",
+            "--replicas",
+            "3",
+            "--pod-ip",
+            "10.0.0.1",
+            "--dry-run",
+            "--wait",
+            "none",
+        ]));
+        assert_eq!(code(&out), 3, "{name}: {}", stderr(&out));
+        let err = stderr(&out);
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("peerconf: error:"))
+            .unwrap();
+        assert!(line.contains(expected), "{name}: {line}");
+        assert!(line.contains("`a`") || name != "k.cfg", "{name}: {line}");
+    }
 }

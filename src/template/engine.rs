@@ -259,7 +259,11 @@ impl Renderer {
     /// A whole text template; errors name the line.
     fn render_text(&self, display: &str, text: &str) -> Result<String, TemplateError> {
         self.run(display, text).map(|(out, _)| out).map_err(|e| {
-            let at = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+            let at = match (e.line(), e.range()) {
+                (Some(line), Some(range)) => format!(":{line}:{}", column(text, range.start)),
+                (Some(line), None) => format!(":{line}"),
+                _ => String::new(),
+            };
             self.engine_error(format!("{display}{at}"), text, &e)
         })
     }
@@ -286,10 +290,21 @@ impl Renderer {
             _ if !unknown.is_empty() => undefined,
             _ => EngineCause::Other,
         };
+        // minijinja says only "undefined value" for `{{ nope }}`: name what the template reads
+        // and nothing defines (names from the template's text, never a value).
+        let detail = match (e.detail(), &cause) {
+            (Some(detail), _) => Some(detail.to_string()),
+            (None, EngineCause::Undefined { .. }) if !unknown.is_empty() => {
+                let names: Vec<String> = unknown.iter().map(|n| format!("`{n}`")).collect();
+                let verb = if names.len() == 1 { "is" } else { "are" };
+                Some(format!("{} {verb} undefined", names.join(", ")))
+            }
+            (None, _) => None,
+        };
         TemplateError::Engine {
             at,
             kind: e.kind().to_string(),
-            detail: e.detail().map(str::to_string),
+            detail,
             cause,
         }
     }
@@ -314,6 +329,16 @@ impl Renderer {
         names.sort();
         names
     }
+}
+
+/// The 1-based column, in characters, of byte `offset` of `text` (clamped to the text).
+fn column(text: &str, offset: usize) -> usize {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    text[line_start..offset].chars().count() + 1
 }
 
 /// What one engine run produced and used.

@@ -453,11 +453,11 @@ mod tests {
         let err = render("a\nb\nc = {{ nope }}\n", Mode::Text).unwrap_err();
         assert!(
             err.message()
-                .starts_with("t.json:3: undefined value: `nope` is undefined"),
+                .starts_with("t.json:3:8: undefined value: `nope` is undefined"),
             "{err}"
         );
         let err = render("ok\n{% for x in %}\n", Mode::Text).unwrap_err();
-        assert!(err.message().starts_with("t.json:2: syntax error"), "{err}");
+        assert!(err.message().starts_with("t.json:2:13: syntax error"), "{err}");
     }
 
     #[test]
