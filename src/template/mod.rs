@@ -457,7 +457,10 @@ mod tests {
             "{err}"
         );
         let err = render("ok\n{% for x in %}\n", Mode::Text).unwrap_err();
-        assert!(err.message().starts_with("t.json:2:13: syntax error"), "{err}");
+        assert!(
+            err.message().starts_with("t.json:2:13: syntax error"),
+            "{err}"
+        );
     }
 
     #[test]
