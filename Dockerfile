@@ -9,7 +9,7 @@
 # bundled C runtime link it for any architecture without a cross C toolchain or emulation.
 # No Docker engine runs in CI: ci/dockerfile_build.py runs this build stage's steps verbatim on
 # the CI machine (which is why they only use paths under WORKDIR), and ci/image.sh proves what
-# FROM scratch implies for the binary it yields (static, <= 3 MiB, renders as uid 65532 from
+# FROM scratch implies for the binary it yields (static, <= 3.5 MiB, renders as uid 65532 from
 # an empty root).
 
 ARG RUST_VERSION=1.95
