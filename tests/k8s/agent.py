@@ -65,7 +65,8 @@ class Agent:
         self.sup = sup
         self.workdir = Path(workdir)
         self.node = Node(self.workdir, sup, binary, image, cp.dns_ip)
-        self.log = log
+        self.log_lines = []  # everything the agent logged, for figures (preStop results...)
+        self._log = log
         self.runners: dict[str, PodRunner] = {}  # pod uid -> runner
         self.lock = threading.Lock()
         self.net_lock = threading.Lock()
@@ -74,6 +75,10 @@ class Agent:
         self.ip_delay = {}  # pod name -> seconds to wait before setting status.podIP (record delay)
         self.errors = []
         self.events = []  # (monotonic, text), for figures
+
+    def log(self, msg):
+        self.log_lines.append(msg)
+        self._log(msg)
 
     # -- addresses ------------------------------------------------------------------------------
     def new_ip(self):
