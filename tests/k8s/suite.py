@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -306,7 +307,41 @@ def s_consul(k: K):
            f"apply, all Ready (leader known) {t_ready} s, {describe_cluster(k, ns, names)} {t_cluster} s after apply; "
            f"`consul kv put k8s-key v1` on consul-0, `kv get` on consul-2: v1; {corefile}")
 
-    # -- delete consul-1: same name, new IP, rendered again, rejoins ---------------------------------
+    # -- the template ConfigMap changed in place: the volumes follow, the rendered configs do not ----
+    cm_name = next(v["configMap"]["name"] for v in k.sts(ns, "consul")["spec"]["template"]["spec"]["volumes"]
+                   if "configMap" in v)
+    applied = json.loads(k.api.get(f"/api/v1/namespaces/{ns}/configmaps/{cm_name}")["metadata"]["annotations"]
+                         ["kubectl.kubernetes.io/last-applied-configuration"])
+    original = applied["data"]["consul.json"]
+    edited = original.replace('"log_level": "INFO",', '"log_level": "INFO",\n  "node_meta": {"template": "edited"},')
+    check(edited != original, "the template has no log_level line to edit")
+    applied["data"]["consul.json"] = edited
+    (k.workdir / "consul-template-edited.json").write_text(json.dumps(applied))
+    rendered_before = {n: k.rendered(ns, n, "/config/consul.json") for n in names}
+    data_before = {n: os.readlink(k.runner(ns, n).pod.host_path("/readonly/..data")) for n in names}
+    t = time.monotonic()
+    r = k.kubectl("apply", "-f", k.workdir / "consul-template-edited.json", "-n", ns)
+    check(f"configmap/{cm_name} configured" in r.stdout, f"kubectl apply of the edited ConfigMap: {r.stdout}")
+    check(wait_until(lambda: all(k.rendered(ns, n, "/readonly/consul.json") == edited for n in names), 30, 0.2),
+          "the pods' /readonly/consul.json did not change within 30 s of the ConfigMap's update")
+    t_swap = round(time.monotonic() - t, 1)
+    for n in names:
+        vol = k.runner(ns, n).pod.host_path("/readonly")
+        now_data = os.readlink(vol / "..data")
+        check(now_data != data_before[n] and not (vol / data_before[n]).exists() and not os.path.lexists(vol / "..data_tmp"),
+              f"{n}: ..data {data_before[n]} -> {now_data}; volume holds {sorted(os.listdir(vol))}")
+    time.sleep(2 * agentmod.CONFIGMAP_SYNC_S)
+    check({n: k.rendered(ns, n, "/config/consul.json") for n in names} == rendered_before,
+          "a rendered consul.json changed without its pod being re-created")
+    metas = consul_cli(k, ns, "consul-0", "catalog", "nodes", "-detailed").stdout
+    check("template=edited" not in metas, f"a running Consul has the edited node_meta:\n{metas}")
+    figure(f"consul: `kubectl apply` of the template ConfigMap {cm_name} with a node_meta line added: every pod's "
+           f"/readonly/consul.json showed it {t_swap} s later (the agent's AtomicWriter-style swap: new timestamped dir, "
+           f"`..data_tmp` renamed over `..data`, old dir removed; it polls every {agentmod.CONFIGMAP_SYNC_S:g} s); the "
+           f"rendered /config/consul.json of consul-0..2 unchanged {2 * agentmod.CONFIGMAP_SYNC_S:g} s later and no "
+           "Consul node has the meta: the init container ran once, before the change")
+
+    # -- delete consul-1: same name, new IP, rendered again (from the edited template), rejoins ------
     old = k.pod(ns, "consul-1")
     old_uid, old_ip = old["metadata"]["uid"], old["status"]["podIP"]
     marker = k.runner(ns, "consul-1").pod.host_path("/config/consul.json")
@@ -324,10 +359,19 @@ def s_consul(k: K):
     wait_consul_cluster(k, ns, names, 90, "consul-1 alive at its new IP and 3 raft voters")
     t_rejoined = round(time.monotonic() - t, 1)
     check(kv_get(k, ns, "consul-1", "k8s-key") == "v1", f"kv get through consul-1: {kv_get(k, ns, 'consul-1', 'k8s-key')}")
+    check(consul_config(k, ns, "consul-1").get("node_meta") == {"template": "edited"},
+          f"the re-created consul-1 did not render the edited template: {consul_config(k, ns, 'consul-1')}")
+    check(all(k.rendered(ns, n, "/config/consul.json") == rendered_before[n] for n in ("consul-0", "consul-2")),
+          "consul-0/2's rendered configs changed")
+    metas = {line.split()[0]: "template=edited" in line
+             for line in consul_cli(k, ns, "consul-0", "catalog", "nodes", "-detailed").stdout.splitlines()[1:] if line.strip()}
+    check(metas == {"consul-0": False, "consul-1": True, "consul-2": False}, f"node meta template=edited by node: {metas}")
     figure(f"consul: kubectl delete pod consul-1 returned in {t_gone} s (preStop: {leave[-1].split('preStop ', 1)[-1][:120] if leave else 'not run'}); "
            f"re-created as consul-1 {old_ip} -> {new['status']['podIP']}, consul.json rendered for the new IP, Ready "
            f"{t_back} s after the delete; `consul members` on every pod shows consul-1 alive at {new['status']['podIP']} "
-           f"and raft has 3 voters {t_rejoined} s after the delete; `kv get k8s-key` through consul-1: v1; claim data-consul-1 kept")
+           f"and raft has 3 voters {t_rejoined} s after the delete; `kv get k8s-key` through consul-1: v1; claim data-consul-1 kept; "
+           "only the re-created consul-1 rendered the edited template (`consul catalog nodes -detailed`: template=edited "
+           "on consul-1 alone)")
 
     # -- a bare kubectl scale: REPLICAS stays 3 -------------------------------------------------
     t = time.monotonic()
@@ -380,6 +424,7 @@ def s_consul(k: K):
     check(order == ["consul-2", "consul-1", "consul-0"], f"rollout order {order} ({replaced})")
     for n in all5:
         check_consul_config(k, ns, n, 5)
+        check("node_meta" not in consul_config(k, ns, n), f"{n} rendered node_meta after apply -k restored the template")
     wait_consul_cluster(k, ns, all5, 120, "5 alive servers and 5 raft voters")
     t_five = round(time.monotonic() - t, 1)
     check(kv_get(k, ns, "consul-4", "k8s-key") == "v1", f"kv get on consul-4: {kv_get(k, ns, 'consul-4', 'k8s-key')}")
@@ -388,7 +433,8 @@ def s_consul(k: K):
            f"rolled {' -> '.join(order)} (replacement began at {', '.join(f'{n} {replaced[n]} s' for n in order)}; "
            f"Ready again at {', '.join(f'{n} {new_ready[n]} s' for n in order)}); rollout complete {t_rolled} s after "
            f"apply; all 5 consul.json bootstrap_expect 5 with 5 retry_join names; {describe_cluster(k, ns, all5)} "
-           f"{t_five} s after apply; `kv get k8s-key` on consul-4 and consul-0: v1; {corefile}")
+           f"{t_five} s after apply; `kv get k8s-key` on consul-4 and consul-0: v1; apply -k also put the ConfigMap's "
+           f"consul.json back (same generated name), so no pod renders the node_meta edit any more; {corefile}")
     t = time.monotonic()
     k.delete_ns(ns)
     check(not k.pods(ns), f"pods left after deleting {ns}: {sorted(k.pods(ns))}")
@@ -474,6 +520,61 @@ def s_deadlock(k: K):
                f"CoreDNS answers {', '.join(f'{n}: ' + (str(r.addrs) if hasattr(r, 'addrs') and r.rcode == 0 else 'NXDOMAIN' if getattr(r, 'rcode', None) == 3 else str(r)) for n, r in records.items())}; "
                f"peerconf hint lines: {len(hints)}{' e.g. ' + hints[0][:160] if hints else ''}")
         k.delete_ns(ns)
+
+
+def s_liveness(k: K):
+    """A liveness probe (an overlay on the NATS example) restarts a hung nats-server: restartCount, lastState."""
+    ns = k.namespace("k8s-liveness")
+    names = [f"nats-{i}" for i in range(3)]
+    probe = {"httpGet": {"path": "/healthz", "port": "monitor"}, "initialDelaySeconds": 2, "periodSeconds": 2,
+             "timeoutSeconds": 1, "failureThreshold": 3, "terminationGracePeriodSeconds": 3}
+    sts_t = {"group": "apps", "version": "v1", "kind": "StatefulSet", "name": "nats"}
+    d = overlay(k, k.repo / "manifests" / "examples" / "nats", "nats-liveness",
+                patches=[(sts_t, [{"op": "add", "path": "/spec/template/spec/containers/0/livenessProbe", "value": probe}])])
+    k.apply_k(d, ns)
+    k.wait_pods(ns, names, ready, 120, "nats pods Ready with a liveness probe")
+    # Healthy: the probe runs and passes, nothing restarts.
+    time.sleep(4 * probe["periodSeconds"] * probe["failureThreshold"] / 3 + 1)
+    runs = {n: list(k.runner(ns, n).probes["nats"].runs["l"]) for n in names}
+    check(all(ok >= 3 and bad == 0 for ok, bad in runs.values()), f"liveness runs [passed, failed] while healthy: {runs}")
+    restarts = {n: k.pod(ns, n)["status"]["containerStatuses"][0]["restartCount"] for n in names}
+    check(restarts == {n: 0 for n in names}, f"restarts while healthy: {restarts}")
+    # Hang nats-server in nats-1 (SIGSTOP): it keeps its port, so TCP connects, but /healthz never answers.
+    proc = k.runner(ns, "nats-1").main_procs["nats"]
+    t = time.monotonic()
+    os.kill(proc.pid, signal.SIGSTOP)
+
+    def restarted(p):
+        st = p["status"]["containerStatuses"][0]
+        return st["restartCount"] == 1 and "terminated" in st.get("lastState", {})
+    took = k.wait_pods(ns, ["nats-1"], restarted, 60, "nats-1 restarted by its liveness probe")
+    st = k.pod(ns, "nats-1")["status"]["containerStatuses"][0]
+    term = st["lastState"]["terminated"]
+    check(term["exitCode"] == 137, f"nats-1's last state {term}: a stopped process ignores SIGTERM, so 137 (SIGKILL) was expected")
+    check(proc.returncode == -signal.SIGKILL, f"the hung nats-server exited {proc.returncode}")
+    k.wait_pods(ns, ["nats-1"], ready, 60, "nats-1 Ready again")
+    back = round(time.monotonic() - t, 1)
+    ip = k.pod(ns, "nats-1")["status"]["podIP"]
+
+    def routes():
+        try:
+            raw = k.cp.node_ns.request(ip, 8222, f"GET /routez HTTP/1.0\r\nHost: {ip}\r\n\r\n".encode(), 3.0)
+            return json.loads(raw.partition("\r\n\r\n")[2]).get("num_routes", 0) >= 2
+        except (OSError, ValueError):
+            return False
+    check(wait_until(routes, 30, 0.5), "the restarted nats-1 has no routes to both peers")
+    others = {n: k.pod(ns, n)["status"]["containerStatuses"][0]["restartCount"] for n in ("nats-0", "nats-2")}
+    check(others == {"nats-0": 0, "nats-2": 0}, f"other pods restarted: {others}")
+    check(k.pod(ns, "nats-1")["status"]["podIP"] == ip and k.pod(ns, "nats-1")["metadata"]["uid"] == k.runner(ns, "nats-1").uid,
+          "nats-1 was re-created instead of restarted in place")
+    figure(f"liveness: NATS example + livenessProbe httpGet /healthz (period {probe['periodSeconds']} s, failureThreshold "
+           f"{probe['failureThreshold']}, probe terminationGracePeriodSeconds {probe['terminationGracePeriodSeconds']}): "
+           f"healthy, {min(ok for ok, _ in runs.values())}+ passing runs per pod and no restart; nats-server in nats-1 "
+           f"stopped (SIGSTOP) -> killed and restarted in place {took} s later (restartCount 1, lastState.terminated "
+           f"exitCode {term['exitCode']} reason {term['reason']}; expected about failureThreshold x periodSeconds + grace = "
+           f"{probe['failureThreshold'] * probe['periodSeconds'] + probe['terminationGracePeriodSeconds']} s); Ready again "
+           f"{back} s after the stop, same pod and IP, 2 routes again; nats-0/2 restartCount 0")
+    k.delete_ns(ns)
 
 
 def simple_cluster(example, names, check_fn=None):
@@ -763,6 +864,7 @@ SCENARIOS = [
     ("nats", simple_cluster("nats", [f"nats-{i}" for i in range(3)], nats_check)),
     ("redis", simple_cluster("redis", [f"redis-{i}" for i in range(3)], redis_check)),
     ("replicas-auto", s_replicas_auto),
+    ("liveness", s_liveness),
 ]
 
 
