@@ -257,6 +257,8 @@ class PodRunner(threading.Thread):
         self.t_init_done = None
         self.t_ready = None
         self.probes = {}  # container name -> Prober, once the main containers run
+        self.status_pending = False  # the last status patch failed to reach the API server
+        self.cm_unread = set()  # configMap volumes whose ConfigMap could not be read at the last sync
         self.configmap_swaps = []  # (monotonic, volume, old dir, new dir) of each in-place update
         self.created_mono = time.monotonic()
 
@@ -311,7 +313,18 @@ class PodRunner(threading.Thread):
             status["podIPs"] = [{"ip": self.ip}]
         if reason:
             status["message"] = reason
-        self.api.patch(self.path + "/status", {"metadata": {"uid": self.uid}, "status": status})
+        try:
+            self.api.patch(self.path + "/status", {"metadata": {"uid": self.uid}, "status": status})
+        except OSError as e:
+            # The API server is unreachable (replicas-auto stops it on purpose): like the kubelet,
+            # keep the containers running and report the latest status once it answers again.
+            if not self.status_pending:
+                self.log(f"status not reported ({e}); retrying while the pod runs")
+            self.status_pending = True
+            return
+        if self.status_pending:
+            self.log("status reported again")
+        self.status_pending = False
 
     @staticmethod
     def _waiting(c, reason, restarts=0, last=None):
@@ -553,7 +566,7 @@ class PodRunner(threading.Thread):
                     changed = True
                     if ready and self.t_ready is None and all(self.ready.get(x["name"]) for x in self.spec["containers"]):
                         self.t_ready = time.monotonic()
-            if changed:
+            if changed or self.status_pending:
                 self._status()
 
     def _kill_for_liveness(self, c, proc, prober):
@@ -586,8 +599,11 @@ class PodRunner(threading.Thread):
             try:
                 files = self._keyed("configmaps", src)
             except (Failure, OSError) as e:
-                self.log(f"volume {v['name']}: ConfigMap {src['name']} not read ({e}); volume left as it is")
+                if v["name"] not in self.cm_unread:  # once until it is read again
+                    self.log(f"volume {v['name']}: ConfigMap {src['name']} not read ({e}); volume left as it is")
+                self.cm_unread.add(v["name"])
                 continue
+            self.cm_unread.discard(v["name"])
             path = self.pod.volumes[v["name"]]
             want = {rel: data for rel, data, _ in files}
             if self._payload(path) == want:

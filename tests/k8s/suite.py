@@ -687,8 +687,10 @@ def with_token(k, token, path):
 
 
 def last_init_log(k, ns, name):
-    runs = init_runs(k, ns, name)
-    check(runs, f"{ns}/{name}: no init container ran")
+    """The log of the init container's last run that has finished (the kubelet restarts a failed
+    init container at once the first time, so a newer run may have just started)."""
+    runs = [r for r in init_runs(k, ns, name) if r.returncode is not None]
+    check(runs, f"{ns}/{name}: no init container run has finished")
     return runs[-1].stderr()
 
 
