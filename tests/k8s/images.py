@@ -17,7 +17,8 @@ a local program in the pod sandbox (tests/harness/pod-sandbox.sh, on the host's 
                                 the image's /bin is the host's read-only /usr/bin here; the
                                 manifest's `consul` (command, preStop `consul leave`) maps to it.
                                 The readiness probe's /bin/sh, curl and grep are the host's
-                                (the image has all three).
+                                (the image, Alpine-based, has busybox's sh and grep, and its
+                                Dockerfile adds curl).
 
 Every entry names the files of the image the host must provide (bound read-only where the image
 has them). A container whose image is not in the table fails the pod with a message.
@@ -92,6 +93,9 @@ def use_consul(binary):
 
 
 def program_for(repo) -> Program:
+    if repo == "hashicorp/consul" and repo not in IMAGES:
+        raise Failure("image hashicorp/consul: no Consul binary given (images.use_consul(PATH) with the path "
+                      "tests/consul/build.sh prints; run.sh passes it to suite.py as --consul)")
     if repo not in IMAGES:
         raise Failure(f"image {repo} has no local program in tests/k8s/images.py")
     return IMAGES[repo]
