@@ -33,10 +33,11 @@ pub enum Parsed {
 
 /// Parses the process's command line.
 pub fn parse() -> Parsed {
-    let cmd = super::command();
+    // Parsed in place (no copy of the definition): the matched subcommand, built by the parse,
+    // is then read for where each value came from.
+    let mut cmd = super::command();
     let parsed = cmd
-        .clone()
-        .try_get_matches()
+        .try_get_matches_from_mut(std::env::args_os())
         .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
     let (cli, matches) = match parsed {
         Ok(parsed) => parsed,
