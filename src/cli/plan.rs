@@ -210,7 +210,9 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
         resolv_conf: identity.resolv_conf.clone(),
         max_interval: args.wait.max_interval,
         max_qps: args.wait.max_qps,
-        in_cluster: crate::identity::in_pod(),
+        // Only the wait's hints read it: a render that never waits skips the `stat`.
+        in_cluster: (policy != WaitPolicy::None || args.wait.wait_on_restart.is_some())
+            && crate::identity::in_pod(),
         own_record: args.wait.own_record,
     };
     // The last `--mode MODE` is every file's; `--mode KEY=MODE` overrides one key.
