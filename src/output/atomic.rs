@@ -8,8 +8,7 @@
 //!   can tell a live writer's temp file (locked) from a killed run's (unlocked) and leaves it
 //!   alone.
 //! - **Publishing** (right after the second staging), under an exclusive `flock` on the
-//!   directory (the staging's own, held from before the temp files exist until the directory
-//!   is fsynced), so that two writers of one target publish one after the other, each set
+//!   directory, so that two writers of one target publish one after the other, each set
 //!   complete: every existing target is first hard-linked to a backup name; then the temp
 //!   files are renamed into place; if a rename fails, the targets already replaced are put
 //!   back from their backups (or removed, if they did not exist), so the directory keeps the
@@ -46,10 +45,6 @@ pub struct Staged {
     /// Directory mode: remove what earlier renders of this template directory wrote for
     /// keys no longer rendered.
     prune: Option<String>,
-    /// The directory, open and exclusively locked since before the temp files were created:
-    /// publishing renames under this lock and fsyncs the directory through it. Declared
-    /// last, so a discarded set's temp files are removed while it is still held.
-    lock: Option<File>,
 }
 
 /// Stages `files`, which share one directory, each with `mode`. See the module doc.
@@ -65,7 +60,6 @@ pub fn stage_each(files: &[OutputFile], mode_of: &dyn Fn(&OutputFile) -> u32) ->
             dir: PathBuf::from("."),
             files: Vec::new(),
             prune: None,
-            lock: None,
         });
     };
     let dir = parent_dir(&first.path);
@@ -74,8 +68,10 @@ pub fn stage_each(files: &[OutputFile], mode_of: &dyn Fn(&OutputFile) -> u32) ->
         check_target(&file.path)?;
     }
     // Under the directory lock: another peerconf's clean-up must not see one of these temp
-    // files between its creation and its lock. Kept until published or discarded.
-    let lock = lock_directory(&dir)?;
+    // files between its creation and its lock. Released before publishing, which locks again:
+    // a staged set may wait (another writer's, in-process in the tests), and holding the lock
+    // that long would stop every other writer of the directory.
+    let _lock = lock_directory(&dir)?;
     remove_stale(&dir)?;
     let mut staged = Vec::with_capacity(files.len());
     for file in files {
@@ -85,7 +81,6 @@ pub fn stage_each(files: &[OutputFile], mode_of: &dyn Fn(&OutputFile) -> u32) ->
         dir,
         files: staged,
         prune: None,
-        lock: Some(lock),
     })
 }
 
@@ -108,10 +103,7 @@ impl Staged {
         if self.files.is_empty() {
             return Ok(());
         }
-        let lock = match self.lock {
-            Some(lock) => lock,
-            None => lock_directory(&self.dir)?,
-        };
+        let lock = lock_directory(&self.dir)?;
         for (_, target) in &self.files {
             // Checked at staging; checked again in case something appeared during the wait.
             check_target(target)?;
