@@ -50,7 +50,7 @@ fn command() -> clap::Command {
     // Each subcommand's deferred definition, in place of the derived one: the derived one adds
     // the arguments after the subcommand's own description was set, so a flattened group's doc
     // comment ("Template syntax options") would replace it.
-    let subcommands: [(&str, fn(clap::Command) -> clap::Command); 4] = [
+    let subcommands: [(&str, Deferred); 4] = [
         ("render", deferred::<RenderArgs>),
         ("check", check_command),
         ("test", deferred::<TestArgs>),
@@ -61,6 +61,9 @@ fn command() -> clap::Command {
     }
     cmd
 }
+
+/// Builds a subcommand's arguments when clap first needs them.
+type Deferred = fn(clap::Command) -> clap::Command;
 
 /// A subcommand's arguments from `A`, keeping the subcommand's own description.
 fn deferred<A: Args>(sub: clap::Command) -> clap::Command {
