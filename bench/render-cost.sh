@@ -5,6 +5,9 @@
 #   bench/render-cost.sh [options] NAME=BINARY...
 #     --runs N        hyperfine runs per command (default 300)
 #     --warmup N      hyperfine warm-up runs (default 20)
+#     --blocks N      split the runs into N hyperfine invocations, the command order rotated each
+#                     time, and pool them (default 1): on a loaded machine a burst of load then
+#                     lands on every command alike instead of on one command's block
 #     --sym NAME=BIN  a symbolized build of NAME (not stripped) for callgrind; repeatable
 #     --no-time       counts only (strace, page faults, callgrind), no hyperfine
 #     --keep DIR      keep the raw results (hyperfine JSON, strace listings, callgrind files)
@@ -22,16 +25,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-RUNS=300 WARMUP=20 TIME=1 KEEP=
+RUNS=300 WARMUP=20 TIME=1 KEEP= BLOCKS=1
 BINS=() SYMS=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) RUNS=$2; shift ;;
     --warmup) WARMUP=$2; shift ;;
+    --blocks) BLOCKS=$2; shift ;;
     --sym) SYMS+=("$2"); shift ;;
     --no-time) TIME=0 ;;
     --keep) KEEP=$2; shift ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *=*) BINS+=("$1") ;;
     *) echo "bench/render-cost.sh: expected NAME=BINARY or an option, got $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -85,16 +89,34 @@ eval "$BB"
 grep -q "\.$NS\." "$W/cfg/consul.json" || { echo "the busybox step did not substitute the namespace" >&2; exit 1; }
 
 if [ "$TIME" = 1 ]; then
-    args=(-n busybox "$BB")
-    for b in "${BINS[@]}"; do args+=(-n "${b%%=*}" "$(pc "${b#*=}" "$W/out-${b%%=*}")"); done
+    names=(busybox) cmds=("$BB")
+    for b in "${BINS[@]}"; do names+=("${b%%=*}") cmds+=("$(pc "${b#*=}" "$W/out-${b%%=*}")"); done
+    per=$(((RUNS + BLOCKS - 1) / BLOCKS))
     echo
-    echo "== hyperfine -N --warmup $WARMUP --runs $RUNS (load before: $(load))"
-    hyperfine -N --style none --warmup "$WARMUP" --runs "$RUNS" --export-json "$W/res/hyperfine.json" "${args[@]}" >/dev/null
+    echo "== hyperfine -N --warmup $WARMUP --runs $per, $BLOCKS block(s) (load before: $(load))"
+    for ((k = 0; k < BLOCKS; k++)); do
+        # Rotate the (name, command) pairs by k.
+        n=${#cmds[@]} args=()
+        for ((j = 0; j < n; j++)); do
+            i=$(((j + k) % n))
+            args+=(-n "${names[i]}" "${cmds[i]}")
+        done
+        hyperfine -N --style none --warmup "$WARMUP" --runs "$per" --export-json "$W/res/hyperfine.$k.json" "${args[@]}" >/dev/null
+    done
     echo "load after: $(load)"
-    python3 - "$W/res/hyperfine.json" <<'EOF'
+    python3 - "$W"/res/hyperfine.*.json <<'EOF'
 import json, statistics, sys
-doc = json.load(open(sys.argv[1]))
-rows = {r["command"]: r for r in doc["results"]}
+rows = {}
+for path in sys.argv[1:]:
+    for r in json.load(open(path))["results"]:
+        row = rows.setdefault(r["command"], {"times": [], "user": [], "system": []})
+        row["times"] += r["times"]
+        row["user"].append(r["user"])
+        row["system"].append(r["system"])
+for row in rows.values():
+    row["user"] = statistics.mean(row["user"])
+    row["system"] = statistics.mean(row["system"])
+rows = {name: rows[name] for name in ["busybox"] + [n for n in rows if n != "busybox"]}
 bb = statistics.median(rows["busybox"]["times"])
 print("| command | runs | median | mean ± σ | min | user | system | median / busybox |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
