@@ -68,9 +68,9 @@ pub fn stage_each(files: &[OutputFile], mode_of: &dyn Fn(&OutputFile) -> u32) ->
         check_target(&file.path)?;
     }
     // Under the directory lock: another peerconf's clean-up must not see one of these temp
-    // files between its creation and its lock. Released before publishing, which locks again:
-    // a staged set may wait (another writer's, in-process in the tests), and holding the lock
-    // that long would stop every other writer of the directory.
+    // files between its creation and its lock. Released once staged (publishing locks again):
+    // a staged set can be held a while before it is published (two writers in one process, as
+    // tests/properties.rs has), and must not stop the other writers of the directory meanwhile.
     let _lock = lock_directory(&dir)?;
     remove_stale(&dir)?;
     let mut staged = Vec::with_capacity(files.len());
