@@ -316,7 +316,7 @@ def markdown(doc):
     runs = doc["runs"]
     loads = [r["load1"] for r in runs] or [0]
     w(f"Run **{doc['date']}**, commit `{doc.get('commit', '?')}`, peerconf `{doc['binary']}`, "
-      f"{doc['rounds']} round(s), took {doc.get('duration_s', 0):.0f} s; 1-min load average "
+      f"{max((r['round'] for r in runs), default=0)} round(s) (the last may be cut by --deadline or --budget), took {doc.get('duration_s', 0):.0f} s; 1-min load average "
       f"{doc['load_start']} at the start, {doc.get('load_end', '?')} at the end, "
       f"{min(loads):.2f}-{max(loads):.2f} at the start of each run ({doc['nproc']} cores). Record "
       f"delays: uniform {doc['delay'][0]:g}-{doc['delay'][1]:g} s per pod at first boot (the same draws "
