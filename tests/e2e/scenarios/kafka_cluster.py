@@ -42,6 +42,58 @@ def shims(workdir: Path):
     return [(str(d / n), f"/opt/kafka/bin/{n}") for n in scripts] + [(str(LIBS), "/opt/kafka/libs")]
 
 
+def start_kafka(pod, files):
+    """The pod's kafka container: the manifest's command, unchanged, with the shims (`files`:
+    shims(workdir) + JAVA_FILES) bound where the image has its scripts and jars."""
+    return pod.start_container(pod.main_container(), files=files)
+
+
+def _recv(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise OSError("connection closed mid-reply")
+        buf += chunk
+    return buf
+
+
+def brokers(net, pod, timeout=2.0):
+    """The brokers this broker's Metadata answer lists (Kafka protocol, Metadata v1, no topics),
+    as sorted (node id, advertised host) pairs, or None if it cannot be asked. A KRaft broker
+    lists only the brokers registered with the active controller and not fenced: all 3 means a
+    controller leader was elected by the voters and every broker caught up and registered."""
+    import struct
+    client = b"peerconf-bench"
+    body = struct.pack(">hhih", 3, 1, 7, len(client)) + client + struct.pack(">i", 0)
+    try:
+        with net.node_ns.connect(pod.ip, 9092, timeout) as s:
+            s.sendall(struct.pack(">i", len(body)) + body)
+            (size,) = struct.unpack(">i", _recv(s, 4))
+            data = _recv(s, size)
+    except OSError:
+        return None
+    (corr, count), off = struct.unpack_from(">ii", data, 0), 8
+    if corr != 7:
+        return None
+    out = []
+    for _ in range(count):
+        node_id, hlen = struct.unpack_from(">ih", data, off)
+        off += 6
+        host = data[off:off + hlen].decode()
+        off += hlen + 4  # port
+        (rlen,) = struct.unpack_from(">h", data, off)
+        off += 2 + max(rlen, 0)
+        out.append((node_id, host))
+    return sorted(out)
+
+
+def registered(net, pods):
+    """Every broker lists all of them, each by its pod's index and FQDN (see brokers())."""
+    want = sorted((i, p.fqdn) for i, p in enumerate(pods))
+    return all(brokers(net, p) == want for p in pods)
+
+
 def tool(net, cls, *args, timeout=60):
     argv = [JAVA, *JVM.split(), "-Xmx256m", "-cp", f"{LIBS}/*", cls, *args]
     return run_cmd(net.node_cmd(argv), timeout=timeout, check_rc=False)
@@ -58,12 +110,12 @@ def run(k: Cluster):
     pods = net.statefulset(docs, "e2e-kafka", subnet=13)
     check(len(pods) == 3, "kafka: expected 3 replicas")
 
-    def start_kafka(pod):
-        return pod.start_container(pod.main_container(), files=files)
+    def start(pod):
+        return start_kafka(pod, files)
 
     t0 = time.monotonic()
     offsets = [random.uniform(0, 3) for _ in pods]
-    mains = boot(net, pods, offsets, start_kafka)
+    mains = boot(net, pods, offsets, start)
     ids = {p.name: p.host_path("/config/cluster.id", p.main_container()).read_text().strip() for p in pods}
     check(len(set(ids.values())) == 1 and len(next(iter(ids.values()))) == 22, f"cluster ids differ: {ids}")
     cluster_id = next(iter(ids.values()))
@@ -115,7 +167,7 @@ def run(k: Cluster):
     net.publish(new)
     new.start_init()
     check(new.init.wait(30) == 0, f"{new.name}: init exited {new.init.returncode}\n{new.init.tail()}")
-    mains[new.name] = start_kafka(new)
+    mains[new.name] = start(new)
     # Asked of the re-created broker itself: it answers metadata at its new address.
     check(wait_until(lambda: mains[new.name].running() and isr(f"{new.fqdn}:9092") == ["0", "1", "2"], FORM_WITHIN, 2.0),
           f"{new.name} with new IP {new.ip} not back in the ISR of {topic}: {isr(boot0)}\n{mains[new.name].tail(30)}")

@@ -86,6 +86,24 @@ def node_name(pod):
     return f"rabbit@{pod.fqdn}"
 
 
+def listening(net, pod, timeout=1.0):
+    """Does the node accept AMQP connections? RabbitMQ opens its listener at the end of its boot
+    (after it joined a cluster or booted alone): a cheap test before rabbitmqctl (1-3 s a call)."""
+    try:
+        with net.node_ns.connect(pod.ip, 5672, timeout):
+            return True
+    except OSError:
+        return False
+
+
+def cluster_views(pods):
+    """running_nodes as each pod's rabbitmqctl cluster_status lists them, asked in parallel
+    (None where the call failed)."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(len(pods)) as ex:
+        return list(ex.map(running_nodes, pods))
+
+
 def record_offsets(n):
     spec = os.environ.get("E2E_RABBITMQ_RECORDS", "0-3")
     lo, hi = (float(x) for x in spec.split("-"))
