@@ -671,6 +671,8 @@ def main(argv):
                     help="s after the last record within which a cluster must be healthy")
     ap.add_argument("--budget", type=float, default=0, help="start no new round after this many s (0: none)")
     ap.add_argument("--seed", type=int, default=15)
+    ap.add_argument("--net", type=int, default=0,
+                    help="the 10.NET.x.y pod network (default: drawn from 100-250); two runs at once need two")
     ap.add_argument("--mode-name", default="full")
     ap.add_argument("--commit", default="?")
     ap.add_argument("--command", action="append", default=[])
@@ -697,7 +699,7 @@ def main(argv):
     binary.write_bytes(a.bin.read_bytes())  # a private copy: others may rebuild target/ meanwhile
     os.chmod(binary, 0o755)
     ctx = {"sup": sup, "workdir": workdir, "binary": binary, "image": image_from_dockerfile(a.repo),
-           "net": random.Random().randint(100, 250), "docs": {}}
+           "net": a.net or random.Random().randint(100, 250), "docs": {}}
     policies = {}
     for ds in dss:
         docs = kustomize(a.repo / "manifests" / "examples" / ds)

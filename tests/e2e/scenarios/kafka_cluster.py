@@ -2,7 +2,9 @@
 4.1.1's jars from Maven Central, tests/e2e/kafka-jars.sh), three combined broker + controller
 nodes, each in a network namespace of its own: every pod formats its storage with the same
 derived cluster id, a topic with replication factor 3 is produced on one broker and consumed
-from another, and a pod re-created with a new IP comes back into the ISR.
+from another, and a pod re-created with a new IP comes back into the ISR. The init container
+sees the first boot and the restart through `--data-path` (the log dir that the format step
+creates, on the data volume mounted read-only in the init).
 
 How this differs from the manifest's image: the main container's command runs unchanged
 (`/bin/sh -c "kafka-storage.sh format --ignore-formatted ... && exec kafka-server-start.sh ..."`),
@@ -116,6 +118,9 @@ def run(k: Cluster):
     t0 = time.monotonic()
     offsets = [random.uniform(0, 3) for _ in pods]
     mains = boot(net, pods, offsets, start)
+    for p in pods:
+        check("/var/lib/kafka/data/logs: does not exist (a first boot)" in p.init.stdout() + p.init.stderr(),
+              f"{p.name}: the init did not see a first boot (--data-path)\n{p.init.tail()}")
     ids = {p.name: p.host_path("/config/cluster.id", p.main_container()).read_text().strip() for p in pods}
     check(len(set(ids.values())) == 1 and len(next(iter(ids.values()))) == 22, f"cluster ids differ: {ids}")
     cluster_id = next(iter(ids.values()))
@@ -167,6 +172,8 @@ def run(k: Cluster):
     net.publish(new)
     new.start_init()
     check(new.init.wait(30) == 0, f"{new.name}: init exited {new.init.returncode}\n{new.init.tail()}")
+    check("/var/lib/kafka/data/logs: exists (a restart)" in new.init.stdout() + new.init.stderr(),
+          f"{new.name}: the init did not see a restart (--data-path)\n{new.init.tail()}")
     mains[new.name] = start(new)
     # Asked of the re-created broker itself: it answers metadata at its new address.
     check(wait_until(lambda: mains[new.name].running() and isr(f"{new.fqdn}:9092") == ["0", "1", "2"], FORM_WITHIN, 2.0),

@@ -3,6 +3,8 @@ rabbitmq-server 3.10, Erlang 25), each node in a network namespace of its own: t
 comes from a Secret volume through `--secret` and `--mode .erlang.cookie=0400`, written by the
 init container running as the server's uid; three nodes form one cluster; a queue declared on one
 node is listed by another; a pod re-created with a new IP comes back with its data and rejoins.
+The init container sees the first boot and the restart through `--data-path` (the mnesia
+directory, on the data volume mounted read-only in the init).
 
 How this differs from the manifest's image, all in `start_rabbitmq()`: Debian's
 /usr/lib/rabbitmq/bin/rabbitmq-server stands in for the image's; epmd (which `erl` would start
@@ -127,6 +129,8 @@ def run(k: Cluster):
     for p in pods:
         init_log = p.init.stdout() + p.init.stderr()
         check(cookie not in init_log, f"{p.name}: the init container's output holds the cookie")
+        check("/var/lib/rabbitmq/mnesia: does not exist (a first boot)" in init_log,
+              f"{p.name}: the init did not see a first boot (--data-path)\n{p.init.tail()}")
     want = sorted(node_name(p) for p in pods)
     seen = {}
 
@@ -176,6 +180,8 @@ def run(k: Cluster):
     net.publish(new)
     new.start_init()
     check(new.init.wait(30) == 0, f"{new.name}: init exited {new.init.returncode}\n{new.init.tail()}")
+    check("/var/lib/rabbitmq/mnesia: exists (a restart)" in new.init.stdout() + new.init.stderr(),
+          f"{new.name}: the init did not see a restart (--data-path)\n{new.init.tail()}")
     mains = {p.name: (start_rabbitmq(p) if p is new else mains[p.name]) for p in pods}
     check(wait_until(formed, FORM_WITHIN, 1.0),
           f"{new.name} with new IP {new.ip} did not rejoin within {FORM_WITHIN:.0f}s: {seen}")
