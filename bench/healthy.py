@@ -538,6 +538,11 @@ def summary_rows(doc):
                 verdict = (f"peerconf healthy in {a['ok']} of {a['n']}, without it {b['ok']} of {b['n']}"
                            + (f"; median {a['median'] - b['median']:+.2f} s" if a["ok"] and b["ok"] else "")
                            + " (no target: what --wait-on-restart changes)")
+            elif b["ok"] and b["ok"] < b["n"]:
+                verdict = (f"{'met' if a['ok'] == a['n'] else 'missed'}: pre-rendered not healthy in "
+                           f"{b['n'] - b['ok']} of {b['n']}, peerconf healthy in {a['ok']} of {a['n']}")
+                if a["ok"]:
+                    verdict += f"; medians of the healthy runs {a['median'] - b['median']:+.2f} s"
             elif b["ok"]:
                 if a["ok"] < a["n"]:
                     verdict = f"missed: peerconf healthy in {a['ok']} of {a['n']} runs"
@@ -575,6 +580,14 @@ def markdown(doc):
       f"1-min load average {doc['load_start']} at the start, {doc['load_end']} at the end, "
       f"{min(r['load1'] for r in doc['runs']):.2f}-{max(r['load1'] for r in doc['runs']):.2f} at the "
       f"start of each run ({doc['nproc']} cores).")
+    w("")
+    w("Tier: emulated (bench/healthy.py): each pod in a network namespace of its own with the e2e "
+      "harness's pod emulation (tests/harness/podnet.py), the real datastore from Debian (Kafka: "
+      "Maven Central jars on the host's JRE), cluster DNS from dnsmasq; record delays injected by "
+      "publishing each pod's dnsmasq record at its drawn offset after t0 (restart: the old record "
+      f"served for {STALE_S:.0f} s; peer-gone: two peers' records removed, back after {GONE_S:.0f} s). "
+      "Healthy means: " + "; ".join(f"{ds}: {DATASTORES[ds]['healthy']}" for ds in doc["datastores"]
+                                   if ds in DATASTORES) + ".")
     w("")
     w("Time from all pods started to the cluster healthy, median / p90 of the runs that became healthy "
       f"(bound: {doc['bound']:.0f} s after the last record):")
