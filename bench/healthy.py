@@ -670,6 +670,9 @@ def versions():
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--markdown", nargs=2, metavar=("RESULTS", "OUT"))
+    ap.add_argument("--merge", nargs="+", metavar="FILE",
+                    help="OUT IN1 IN2...: one results file from runs of the same cells (rounds added, "
+                    "loads and commands of each kept)")
     ap.add_argument("--bin", type=Path)
     ap.add_argument("--binary-kind", default="given")
     ap.add_argument("--repo", type=Path, default=REPO)
@@ -692,6 +695,21 @@ def main(argv):
     a = ap.parse_args(argv[1:])
     if a.markdown:
         Path(a.markdown[1]).write_text(markdown(json.loads(Path(a.markdown[0]).read_text())))
+        return 0
+    if a.merge:
+        docs = [json.loads(Path(f).read_text()) for f in a.merge[1:]]
+        out = dict(docs[0])
+        for key in ("binary_kind", "policies", "datastores", "profiles"):
+            check(all(d[key] == out[key] for d in docs), f"--merge: the files differ in {key}")
+        out["runs"] = [r for d in docs for r in d["runs"]]
+        out["rounds"] = sum(d["rounds"] for d in docs)
+        out["duration_s"] = sum(d["duration_s"] for d in docs)
+        out["date"] = " and ".join(d["date"] for d in docs)
+        out["commit"] = ", ".join(sorted({d.get("commit", "?") for d in docs}))
+        out["load_start"] = docs[0]["load_start"]
+        out["load_end"] = docs[-1]["load_end"]
+        out["commands"] = [c for d in docs for c in d["commands"]]
+        Path(a.merge[0]).write_text(json.dumps(out, indent=1))
         return 0
     for need in ("bin", "workdir", "out"):
         if getattr(a, need) is None:
