@@ -699,8 +699,10 @@ def main(argv):
     if a.merge:
         docs = [json.loads(Path(f).read_text()) for f in a.merge[1:]]
         out = dict(docs[0])
-        for key in ("binary_kind", "policies", "datastores", "profiles"):
+        for key in ("binary_kind", "datastores", "profiles"):
             check(all(d[key] == out[key] for d in docs), f"--merge: the files differ in {key}")
+        # The example's args may differ between the invocations (say so in the table).
+        out["policies"] = {ds: "` then `".join(dict.fromkeys(d["policies"][ds] for d in docs)) for ds in out["policies"]}
         out["runs"] = [r for d in docs for r in d["runs"]]
         out["rounds"] = sum(d["rounds"] for d in docs)
         out["duration_s"] = sum(d["duration_s"] for d in docs)
