@@ -572,6 +572,10 @@ def fmt(st):
     return s
 
 
+def unit(prof):
+    return f"{prof} s" if prof[0].isdigit() else prof
+
+
 def markdown(doc):
     L = []
     w = L.append
@@ -600,7 +604,7 @@ def markdown(doc):
         policy = doc["policies"][ds]
         if not a["n"] and not b["n"]:
             continue
-        w(f"| {ds} {doc['versions'].get(ds, '')} | {prof}{' s' if prof[0].isdigit() else ''} | {a['n']} / {b['n']} | "
+        w(f"| {ds} {doc['versions'].get(ds, '')} | {unit(prof)} | {a['n']} / {b['n']} | "
           f"{fmt(a)} (`{policy}`) | {fmt(b)} | {verdict} |")
     w("")
     w("Where the time goes, medians over the healthy runs (s from all pods started): when the last "
@@ -618,7 +622,7 @@ def markdown(doc):
         last_start = statistics.median(max(r["main_started_s"].values()) for r in ok)
         gap1 = statistics.median(max(r["main_started_s"].values()) - max(r["offsets"]) for r in ok)
         gap2 = statistics.median(r["healthy_s"] - max(r["main_started_s"].values()) for r in ok)
-        w(f"| {ds} | {prof} s | {mode} | {last_pub:.2f} | {last_start:.2f} | "
+        w(f"| {ds} | {unit(prof)} | {mode} | {last_pub:.2f} | {last_start:.2f} | "
           f"{statistics.median(r['healthy_s'] for r in ok):.2f} | {gap1:+.2f} | {gap2:+.2f} |")
     w("")
     w("Every run (s from all pods started to healthy; `-` not healthy; each pair drew the same record "
@@ -631,7 +635,7 @@ def markdown(doc):
                 rs = by.get((ds, prof, mode), [])
                 if rs:
                     vals = ", ".join(f"{r['healthy_s']:.2f}" if r["healthy_s"] is not None else "-" for r in rs)
-                    w(f"- {ds}, {prof} s, {mode}: {vals}")
+                    w(f"- {ds}, {unit(prof)}, {mode}: {vals}")
                     for r in rs:
                         if r["outcome"] != "healthy":
                             w(f"  - run with records at {', '.join(f'{o:.1f}' for o in r['offsets'])} s: "
