@@ -282,13 +282,13 @@ pub fn summary(var: &Variable) -> String {
 
 /// The process environment, lossily decoded (a non-UTF-8 variable must not stop a render).
 pub fn process_env() -> Vec<(String, String)> {
+    // `into_string` keeps the buffer a UTF-8 variable already has (one copy fewer each).
+    let text = |s: std::ffi::OsString| {
+        s.into_string()
+            .unwrap_or_else(|s| s.to_string_lossy().into_owned())
+    };
     let mut env: Vec<(String, String)> = std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
+        .map(|(k, v)| (text(k), text(v)))
         .collect();
     env.sort();
     env

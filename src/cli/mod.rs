@@ -36,23 +36,58 @@ Examples:
 
 /// The whole command line definition, with the examples and the exit-code table (from
 /// [`crate::error::EXIT_CODES`]) after every help page.
+///
+/// Each subcommand's arguments are built only when that subcommand is parsed or its help
+/// shown (`#[command(defer = true)]` on [`Command`]): a `render` does not construct the
+/// arguments of `check`, `test` and `explain` (clap's builders, and one `getenv` per `env`
+/// fallback, were about a sixth of a no-wait render's instructions; issue 21 item 4).
 fn command() -> clap::Command {
     let help = format!(
         "{EXAMPLES}\n\n{}",
         wrap(&crate::error::exit_code_help(), 90)
     );
     let mut cmd = Cli::command().after_help(help.clone());
-    for name in ["render", "check", "test", "explain"] {
-        cmd = cmd.mut_subcommand(name, |sub| sub.after_help(help.clone()));
+    // Each subcommand's deferred definition, in place of the derived one: the derived one adds
+    // the arguments after the subcommand's own description was set, so a flattened group's doc
+    // comment ("Template syntax options") would replace it.
+    let subcommands: [(&str, Deferred); 4] = [
+        ("render", deferred::<RenderArgs>),
+        ("check", check_command),
+        ("test", deferred::<TestArgs>),
+        ("explain", deferred::<ExplainArgs>),
+    ];
+    for (name, build) in subcommands {
+        cmd = cmd.mut_subcommand(name, |sub| sub.after_help(help.clone()).defer(build));
     }
-    // `check` takes a list of counts (one identity per count), where the other commands take one.
-    cmd.mut_subcommand("check", |sub| {
-        sub.mut_arg("replicas", |arg| {
-            arg.action(clap::ArgAction::Append)
-                .value_delimiter(',')
-                .value_name("N[,N...]")
-                .help("Replica counts to check, e.g. 3,5,7 (repeatable; each 1..=10000): every ordinal of each")
-        })
+    cmd
+}
+
+/// Builds a subcommand's arguments when clap first needs them.
+type Deferred = fn(clap::Command) -> clap::Command;
+
+/// A subcommand's arguments from `A`, keeping the subcommand's own description.
+fn deferred<A: Args>(sub: clap::Command) -> clap::Command {
+    let about = sub.get_about().cloned();
+    let long_about = sub.get_long_about().cloned();
+    let sub = A::augment_args(sub);
+    let sub = match about {
+        Some(about) => sub.about(about),
+        None => sub.about(None::<&str>),
+    };
+    match long_about {
+        Some(long_about) => sub.long_about(long_about),
+        None => sub.long_about(None::<&str>),
+    }
+}
+
+/// `check`'s arguments. `check` takes a list of counts (one identity per count), where the other
+/// commands take one.
+fn check_command(sub: clap::Command) -> clap::Command {
+    deferred::<CheckArgs>(sub).mut_arg("replicas", |arg| {
+        arg.action(clap::ArgAction::Append)
+            .value_delimiter(',')
+            .value_name("N[,N...]")
+            .help("Replica counts to check, e.g. 3,5,7 (repeatable; each 1..=10000): every ordinal of each")
     })
 }
 
@@ -91,6 +126,7 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 enum Command {
     /// Render this pod's config (waiting for peers first) and write it atomically.
     Render(RenderArgs),
@@ -645,6 +681,7 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]

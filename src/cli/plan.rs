@@ -33,10 +33,11 @@ pub enum Parsed {
 
 /// Parses the process's command line.
 pub fn parse() -> Parsed {
-    let cmd = super::command();
+    // Parsed in place (no copy of the definition): the matched subcommand, built by the parse,
+    // is then read for where each value came from.
+    let mut cmd = super::command();
     let parsed = cmd
-        .clone()
-        .try_get_matches()
+        .try_get_matches_from_mut(std::env::args_os())
         .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
     let (cli, matches) = match parsed {
         Ok(parsed) => parsed,
@@ -209,8 +210,11 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
         resolv_conf: identity.resolv_conf.clone(),
         max_interval: args.wait.max_interval,
         max_qps: args.wait.max_qps,
-        in_cluster: crate::identity::in_pod(),
+        // Only the wait's hints read it: a render that never waits skips the `stat`.
+        in_cluster: (policy != WaitPolicy::None || args.wait.wait_on_restart.is_some())
+            && crate::identity::in_pod(),
         own_record: args.wait.own_record,
+        spent: std::time::Duration::ZERO,
     };
     // The last `--mode MODE` is every file's; `--mode KEY=MODE` overrides one key.
     let mut mode = 0o640;

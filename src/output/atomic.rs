@@ -68,7 +68,9 @@ pub fn stage_each(files: &[OutputFile], mode_of: &dyn Fn(&OutputFile) -> u32) ->
         check_target(&file.path)?;
     }
     // Under the directory lock: another peerconf's clean-up must not see one of these temp
-    // files between its creation and its lock.
+    // files between its creation and its lock. Released once staged (publishing locks again):
+    // a staged set can be held a while before it is published (two writers in one process, as
+    // tests/properties.rs has), and must not stop the other writers of the directory meanwhile.
     let _lock = lock_directory(&dir)?;
     remove_stale(&dir)?;
     let mut staged = Vec::with_capacity(files.len());
@@ -140,8 +142,9 @@ impl Staged {
         if let (Some((old, new)), Some(source)) = (pruning, &self.prune) {
             finish_pruning(&self.dir, source, &old, new);
         }
-        // The renames are only durable once the directory entries are on disk.
-        let synced = File::open(&self.dir).and_then(|d| d.sync_all());
+        // The renames are only durable once the directory entries are on disk: fsynced through
+        // the locked handle, which is the directory open.
+        let synced = lock.sync_all();
         drop(lock);
         synced.map_err(|e| OutputError::SyncDirectory {
             dir: self.dir.clone(),

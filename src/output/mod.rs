@@ -73,6 +73,21 @@ impl Target {
     /// would overwrite its own source (or, on a ConfigMap mount, fail late on a read-only
     /// file system). Returns the offending pair.
     pub fn overlaps(&self, source: &TemplateSource) -> Option<(PathBuf, PathBuf)> {
+        // A file over a file: one `stat` each tells different files apart (an output that does
+        // not exist yet is not the template), without resolving both paths component by
+        // component (musl's realpath is a `readlink` per component). The same file by inode
+        // still goes through the path comparison below, so a hard link to the template stays
+        // allowed as before: the render replaces the link, not the template.
+        if let (Target::File(output), TemplateSource::File(template)) = (self, source) {
+            use std::os::unix::fs::MetadataExt;
+            let (Ok(out), Ok(tpl)) = (std::fs::metadata(output), std::fs::metadata(template))
+            else {
+                return None;
+            };
+            if (out.dev(), out.ino()) != (tpl.dev(), tpl.ino()) {
+                return None;
+            }
+        }
         let target = match self {
             Target::Stdout => return None,
             Target::File(path) | Target::Directory(path) => absolute(path)?,
@@ -320,5 +335,60 @@ impl OutputError {
             _ => return None,
         };
         Some(hint.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_is_refused_as_output_by_any_path_but_a_hard_link_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let template = real.join("consul.json");
+        std::fs::write(&template, "{}").unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("via")).unwrap();
+        std::fs::hard_link(&template, real.join("linked.json")).unwrap();
+        let source = TemplateSource::File(template.clone());
+        let file = |p: PathBuf| Target::File(p);
+        // The same file by its own path, through a symlinked directory, through `..`.
+        for same in [
+            template.clone(),
+            dir.path().join("via/consul.json"),
+            real.join("../real/consul.json"),
+        ] {
+            let (out, tpl) = file(same.clone()).overlaps(&source).expect("refused");
+            assert_eq!(out, template.canonicalize().unwrap(), "{same:?}");
+            assert_eq!(tpl, template.canonicalize().unwrap());
+        }
+        // Another file, one that does not exist yet, a hard link (renaming over the link
+        // leaves the template as it was), stdout.
+        for other in [
+            real.join("other.json"),
+            dir.path().join("via/new.json"),
+            real.join("linked.json"),
+        ] {
+            if other.ends_with("other.json") {
+                std::fs::write(&other, "{}").unwrap();
+            }
+            assert_eq!(file(other.clone()).overlaps(&source), None, "{other:?}");
+        }
+        assert_eq!(Target::Stdout.overlaps(&source), None);
+        // A directory target inside a template directory, or the directory itself.
+        let tdir = TemplateSource::Directory(real.clone());
+        assert!(Target::Directory(real.clone()).overlaps(&tdir).is_some());
+        let inner = real.join("sub");
+        std::fs::create_dir(&inner).unwrap();
+        assert!(
+            Target::Directory(dir.path().join("via/sub"))
+                .overlaps(&tdir)
+                .is_some()
+        );
+        assert_eq!(
+            Target::Directory(dir.path().to_path_buf()).overlaps(&tdir),
+            None
+        );
     }
 }

@@ -50,7 +50,7 @@ pub fn load(source: &TemplateSource) -> Result<Vec<TemplateFile>, TemplateError>
         TemplateSource::Stdin => Ok(vec![TemplateFile {
             key: String::new(),
             display: "stdin".to_string(),
-            text: read_bounded(std::io::stdin().lock(), "stdin")?,
+            text: read_bounded(std::io::stdin().lock(), "stdin", 0)?,
         }]),
         TemplateSource::File(path) => {
             let key = path
@@ -69,7 +69,12 @@ fn load_file(path: &Path, key: String) -> Result<TemplateFile, TemplateError> {
         display: display.clone(),
         reason: io_reason(&e),
     })?;
-    let text = read_bounded(file, &display)?;
+    // Sized from the file's length, so that it is read in one call, not a doubling buffer's
+    // five (the bound still comes from the read: a file can grow after the `fstat`).
+    let size = file
+        .metadata()
+        .map_or(0, |m| m.len().min(MAX_TEMPLATE_BYTES + 1) as usize);
+    let text = read_bounded(file, &display, size)?;
     Ok(TemplateFile { key, display, text })
 }
 
@@ -164,8 +169,8 @@ fn escaped_name(bytes: &[u8]) -> String {
     out
 }
 
-fn read_bounded(reader: impl Read, display: &str) -> Result<String, TemplateError> {
-    let mut bytes = Vec::new();
+fn read_bounded(reader: impl Read, display: &str, size: usize) -> Result<String, TemplateError> {
+    let mut bytes = Vec::with_capacity(size);
     reader
         .take(MAX_TEMPLATE_BYTES + 1)
         .read_to_end(&mut bytes)

@@ -11,10 +11,18 @@ It talks to the real API server (REST, admin client certificate) and:
     bridge (tests/harness/netns.py), `status.podIP`/`podIPs` set BEFORE the init containers run
     (after an optional injected delay), ConfigMap volumes in the `..data` layout from the real
     ConfigMap objects, emptyDirs, PVCs, downward-API and configMapKeyRef env, init containers
-    in order (restarted with back-off 10 s, 20 s, ... 160 s on failure, as the kubelet does),
-    then the main containers, readiness and liveness probes (exec, tcpSocket, httpGet) reported
-    as pod conditions and container statuses, and graceful deletion (preStop exec hooks,
-    SIGTERM, SIGKILL after the grace period, then the final delete with grace 0).
+    in order (restarted on failure with the kubelet's back-off: at once, then 10 s, 20 s, ...
+    300 s), then the main containers, readiness and liveness probes (exec, tcpSocket, httpGet)
+    reported as pod conditions and container statuses; a liveness probe that fails
+    failureThreshold times in a row kills the container (preStop hook, SIGTERM, SIGKILL after the
+    probe's terminationGracePeriodSeconds, else the pod's) and restarts it in place
+    (restartCount + 1, lastState.terminated with the runtime's exit code, 128 + signal for a
+    killed process); graceful deletion (preStop exec hooks, SIGTERM, SIGKILL after the grace
+    period, then the final delete with grace 0).
+  - ConfigMap volumes updated in place while the pod runs (every CONFIGMAP_SYNC_S): the kubelet
+    AtomicWriter's steps (new timestamped dir, `..data_tmp` symlink renamed over `..data`, new
+    keys linked, removed keys unlinked, old dir removed). The rendered config, written once by
+    the init container, does not change until the pod is re-created (as in a real cluster).
   - Secret volumes from the real Secret objects, and projected volumes with `serviceAccountToken`
     (a token for the pod's ServiceAccount from the TokenRequest API, with the audience and
     expirationSeconds asked, bound to the pod by name and uid), `configMap` (e.g. the
@@ -23,9 +31,10 @@ It talks to the real API server (REST, admin client certificate) and:
     `defaultMode` honoured (the kubelet's default 0644) and group-owned by fsGroup.
 Images map to local programs through tests/k8s/images.py.
 
-Not done (a pod that needs one fails with a message saying so): envFrom, ConfigMap volumes
-updated in place, a projected token refreshed before it expires (the kubelet rotates it at 80 %
-of its life; no scenario runs a pod longer than the 10 minutes the shipped patch asks for).
+Not done (a pod that needs one fails with a message saying so): envFrom; Secret and projected
+volumes updated in place (only configMap volumes are), so a projected token is not refreshed
+before it expires (the kubelet rotates it at 80 % of its life; no scenario runs a pod longer than
+the 10 minutes the shipped patch asks for); startup probes.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import base64
 import datetime
 import json
 import os
+import shutil
 import threading
 import time
 import traceback
@@ -48,6 +58,16 @@ import images
 
 NODE = "node-1"
 STORAGE_CLASS = "local-dir"
+# How often a running pod's ConfigMap volumes are compared with their ConfigMaps. The kubelet
+# does it on its periodic pod sync (1 min) through a cache (TTL 1 min by default), so a change
+# shows up within about 1-2 minutes; the agent checks every 2 s to keep the suite short.
+CONFIGMAP_SYNC_S = 2.0
+
+
+def backoff(restarts):
+    """The kubelet's container restart back-off (kuberuntime doBackOff): the first restart of a
+    container that exited is not delayed, the next ones wait 10 s, 20 s, 40 s... up to 300 s."""
+    return 0 if restarts <= 1 else min(10 * 2 ** (restarts - 2), 300)
 
 
 def now():
@@ -65,7 +85,8 @@ class Agent:
         self.sup = sup
         self.workdir = Path(workdir)
         self.node = Node(self.workdir, sup, binary, image, cp.dns_ip)
-        self.log = log
+        self.log_lines = []  # everything the agent logged, for figures (preStop results...)
+        self._log = log
         self.runners: dict[str, PodRunner] = {}  # pod uid -> runner
         self.lock = threading.Lock()
         self.net_lock = threading.Lock()
@@ -74,6 +95,10 @@ class Agent:
         self.ip_delay = {}  # pod name -> seconds to wait before setting status.podIP (record delay)
         self.errors = []
         self.events = []  # (monotonic, text), for figures
+
+    def log(self, msg):
+        self.log_lines.append(msg)
+        self._log(msg)
 
     # -- addresses ------------------------------------------------------------------------------
     def new_ip(self):
@@ -231,6 +256,10 @@ class PodRunner(threading.Thread):
         self.t_ip = None
         self.t_init_done = None
         self.t_ready = None
+        self.probes = {}  # container name -> Prober, once the main containers run
+        self.status_pending = False  # the last status patch failed to reach the API server
+        self.cm_unread = set()  # configMap volumes whose ConfigMap could not be read at the last sync
+        self.configmap_swaps = []  # (monotonic, volume, old dir, new dir) of each in-place update
         self.created_mono = time.monotonic()
 
     def log(self, msg):
@@ -284,7 +313,18 @@ class PodRunner(threading.Thread):
             status["podIPs"] = [{"ip": self.ip}]
         if reason:
             status["message"] = reason
-        self.api.patch(self.path + "/status", {"metadata": {"uid": self.uid}, "status": status})
+        try:
+            self.api.patch(self.path + "/status", {"metadata": {"uid": self.uid}, "status": status})
+        except OSError as e:
+            # The API server is unreachable (replicas-auto stops it on purpose): like the kubelet,
+            # keep the containers running and report the latest status once it answers again.
+            if not self.status_pending:
+                self.log(f"status not reported ({e}); retrying while the pod runs")
+            self.status_pending = True
+            return
+        if self.status_pending:
+            self.log("status reported again")
+        self.status_pending = False
 
     @staticmethod
     def _waiting(c, reason, restarts=0, last=None):
@@ -304,7 +344,9 @@ class PodRunner(threading.Thread):
 
     @staticmethod
     def _terminated(proc):
-        return {"terminated": {"exitCode": proc.returncode, "reason": "Completed" if proc.returncode == 0 else "Error",
+        # A container runtime reports a process killed by signal N as exit code 128 + N.
+        code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+        return {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
                                "finishedAt": now(), "containerID": f"pod-sandbox://{proc.pid}"}}
 
     # -- the pod --------------------------------------------------------------------------------
@@ -400,10 +442,18 @@ class PodRunner(threading.Thread):
                 raise Failure(f"projected source {sorted(src)} is not done by the test agent")
         return files
 
-    @staticmethod
-    def _atomic_dir(pod, path, files, default_mode):
+    @classmethod
+    def _atomic_dir(cls, pod, path, files, default_mode):
         """The kubelet's atomic-writer layout: files in a timestamped directory, `..data` -> it,
         one symlink per top-level name; files group-owned by fsGroup when the pod has one."""
+        ts = cls._write_ts_dir(pod, path, files, default_mode)
+        os.symlink(ts.name, path / "..data")
+        for top in dict.fromkeys(rel.split("/")[0] for rel, _, _ in files):
+            os.symlink(f"..data/{top}", path / top)
+
+    @staticmethod
+    def _write_ts_dir(pod, path, files, default_mode):
+        """One payload in a new timestamped directory of the volume (not yet linked)."""
         ts = path / k8s_timestamp_dir()
         ts.mkdir()
         for rel, data, mode in files:
@@ -415,9 +465,7 @@ class PodRunner(threading.Thread):
             os.chmod(f, default_mode if mode is None else mode)
         for d, _, _ in os.walk(ts):
             os.chmod(d, 0o755)
-        os.symlink(ts.name, path / "..data")
-        for top in dict.fromkeys(rel.split("/")[0] for rel, _, _ in files):
-            os.symlink(f"..data/{top}", path / top)
+        return ts
 
     def _start(self, c):
         repo = image_repo(c)
@@ -461,14 +509,14 @@ class PodRunner(threading.Thread):
                     self._status()
                     break
                 restarts += 1
-                backoff = min(10 * 2 ** (restarts - 1), 160)
-                self.log(f"init {c['name']} exited {proc.returncode}; restart {restarts} in {backoff}s")
+                delay = backoff(restarts)
+                self.log(f"init {c['name']} exited {proc.returncode}; restart {restarts} in {delay}s")
                 self.agent.events.append((time.monotonic(), f"{self.ns}/{self.name} init {c['name']} exit {proc.returncode}"))
                 last = term
                 self.init_status[c["name"]] = self._waiting(c, "CrashLoopBackOff", restarts, last)
                 self.init_status[c["name"]]["lastState"] = term
                 self._status()
-                if self.stop_event.wait(backoff):
+                if self.stop_event.wait(delay):
                     return
         self.initialized = True
         self.t_init_done = time.monotonic()
@@ -482,24 +530,31 @@ class PodRunner(threading.Thread):
         self._supervise(restarts)
 
     def _supervise(self, restarts):
-        probes = {c["name"]: Prober(self, c) for c in self.spec["containers"]}
+        self.probes = probes = {c["name"]: Prober(self, c) for c in self.spec["containers"]}
+        next_sync = time.monotonic() + CONFIGMAP_SYNC_S
         while not self.stop_event.wait(0.2):
             changed = False
+            if time.monotonic() >= next_sync:
+                self._sync_configmaps()
+                next_sync = time.monotonic() + CONFIGMAP_SYNC_S
             for c in self.spec["containers"]:
                 n = c["name"]
                 proc = self.main_procs[n]
                 verdict = probes[n].tick(proc)
                 if verdict == "restart":
-                    proc.stop(grace=c.get("terminationGracePeriodSeconds", 5))
+                    self._kill_for_liveness(c, proc, probes[n])
                 if not proc.running():
                     restarts[n] += 1
                     last = self._terminated(proc)
-                    self.log(f"container {n} exited {proc.returncode}; restarting ({restarts[n]})")
+                    delay = backoff(restarts[n])
+                    self.log(f"container {n} exited {proc.returncode}; restart {restarts[n]} in {delay}s")
+                    self.agent.events.append((time.monotonic(), f"{self.ns}/{self.name} container {n} exit "
+                                                                f"{last['terminated']['exitCode']}"))
                     self.ready[n] = False
-                    backoff = min(10 * 2 ** (restarts[n] - 1), 160)
-                    self.main_status[n] = self._waiting(c, "CrashLoopBackOff", restarts[n], last)
+                    self.main_status[n] = self._waiting(c, "CrashLoopBackOff" if delay else "ContainerCreating",
+                                                        restarts[n], last)
                     self._status()
-                    if self.stop_event.wait(backoff):
+                    if self.stop_event.wait(delay):
                         return
                     self.main_procs[n] = self._start(c)
                     probes[n] = Prober(self, c)
@@ -511,8 +566,73 @@ class PodRunner(threading.Thread):
                     changed = True
                     if ready and self.t_ready is None and all(self.ready.get(x["name"]) for x in self.spec["containers"]):
                         self.t_ready = time.monotonic()
-            if changed:
+            if changed or self.status_pending:
                 self._status()
+
+    def _kill_for_liveness(self, c, proc, prober):
+        """What the kubelet does when a liveness probe has failed failureThreshold times in a row:
+        kill the container (its preStop hook first, then SIGTERM, SIGKILL after the probe's
+        terminationGracePeriodSeconds, else the pod's), and let the restart policy restart it."""
+        grace = prober.lp.get("terminationGracePeriodSeconds", self.spec.get("terminationGracePeriodSeconds", 30))
+        self.log(f"container {c['name']}: liveness probe failed {prober.fails['l']} times in a row; killing it "
+                 f"(grace {grace} s)")
+        deadline = time.monotonic() + grace
+        hook = ((c.get("lifecycle") or {}).get("preStop") or {}).get("exec")
+        if hook and proc.running() and grace > 0:
+            r = exec_in(proc, self.pod, c, hook["command"], timeout=max(1.0, deadline - time.monotonic()))
+            self.log(f"preStop {hook['command']}: exit {r[0]} {r[1].strip()[:200]}")
+        proc.stop(grace=max(0.0, deadline - time.monotonic()))
+
+    # -- ConfigMap volumes updated in place ----------------------------------------------------
+    def _sync_configmaps(self):
+        """Bring each configMap volume up to date with its ConfigMap, as the kubelet's AtomicWriter
+        does: the new payload in a new timestamped directory, a `..data_tmp` symlink to it renamed
+        over `..data` (one atomic rename), the user-visible symlinks of new keys created and those
+        of removed keys deleted, then the old directory removed. A container's bind mount of the
+        volume directory sees the switch at once. A ConfigMap that is gone leaves the volume as it
+        is (the kubelet keeps the last content too). subPath mounts are not updated (neither
+        does the kubelet)."""
+        for v in self.spec.get("volumes", []):
+            if "configMap" not in v:
+                continue
+            src = v["configMap"]
+            try:
+                files = self._keyed("configmaps", src)
+            except (Failure, OSError) as e:
+                if v["name"] not in self.cm_unread:  # once until it is read again
+                    self.log(f"volume {v['name']}: ConfigMap {src['name']} not read ({e}); volume left as it is")
+                self.cm_unread.add(v["name"])
+                continue
+            self.cm_unread.discard(v["name"])
+            path = self.pod.volumes[v["name"]]
+            want = {rel: data for rel, data, _ in files}
+            if self._payload(path) == want:
+                continue
+            old = os.readlink(path / "..data")
+            ts = self._write_ts_dir(self.pod, path, files, src.get("defaultMode", 0o644))
+            os.symlink(ts.name, path / "..data_tmp")
+            os.rename(path / "..data_tmp", path / "..data")
+            tops = set(dict.fromkeys(rel.split("/")[0] for rel in want))
+            for top in tops:
+                if not os.path.lexists(path / top):
+                    os.symlink(f"..data/{top}", path / top)
+            for entry in os.listdir(path):
+                if not entry.startswith("..") and entry not in tops:
+                    os.unlink(path / entry)
+            shutil.rmtree(path / old)
+            self.configmap_swaps.append((time.monotonic(), v["name"], old, ts.name))
+            self.log(f"volume {v['name']}: ConfigMap {src['name']} changed; ..data {old} -> {ts.name}")
+
+    @staticmethod
+    def _payload(path):
+        """{relative path: bytes} of what a configMap volume's `..data` holds now."""
+        root = path / "..data"
+        out = {}
+        for d, _, fs in os.walk(root):
+            for f in fs:
+                full = Path(d) / f
+                out[str(full.relative_to(root))] = full.read_bytes()
+        return out
 
     # -- deletion -------------------------------------------------------------------------------
     def _terminate(self):
@@ -568,11 +688,14 @@ class Prober:
     def __init__(self, runner: PodRunner, c):
         self.runner, self.c = runner, c
         self.start = time.monotonic()
+        if c.get("startupProbe"):
+            raise Failure(f"{c['name']}: startupProbe is not done by the test agent")
         self.rp, self.lp = c.get("readinessProbe"), c.get("livenessProbe")
         self.ready = self.rp is None
         self.next = {"r": self._first(self.rp), "l": self._first(self.lp)}
         self.fails = {"r": 0, "l": 0}
         self.oks = {"r": 0, "l": 0}
+        self.runs = {"r": [0, 0], "l": [0, 0]}  # [passed, failed] probe runs, for figures
         self.last_out = None
 
     def _first(self, p):
@@ -586,6 +709,7 @@ class Prober:
                 continue
             self.next[k] = t + p.get("periodSeconds", 10)
             ok = self._probe(p, proc)
+            self.runs[k][0 if ok else 1] += 1
             if ok:
                 self.oks[k] += 1
                 self.fails[k] = 0

@@ -1,4 +1,4 @@
-"""The one table from container images to the programs on this machine that stand in for them.
+"""The one table from container images to the programs on this machine that run in their place.
 
 No container runtime and no registry are reachable here, so each image a manifest names runs as
 a local program in the pod sandbox (tests/harness/pod-sandbox.sh, on the host's read-only /usr):
@@ -10,11 +10,15 @@ a local program in the pod sandbox (tests/harness/pod-sandbox.sh, on the host's 
                                 start-foreground` runs it (the image's default command)
   nats                          Debian's nats-server 2.9
   redis                         Debian's redis-server / redis-sentinel / redis-cli 7.0
-  hashicorp/consul              NOT Consul (not packaged in Debian; a Consul build is another
-                                engineer's work): consul-standin.py, which checks that
-                                -config-file is JSON with the keys peerconf renders, prints it,
-                                and stays up until SIGTERM. `consul leave` and other subcommands
-                                exit 1. Consul pods are Running, never Ready (no leader exists).
+  hashicorp/consul              Consul v1.14.11, built from the Go module proxy by
+                                tests/consul/build.sh (the newest MPL-2.0 release whose module
+                                graph avoids the not-to-use modules; the manifest's tag, 1.22,
+                                is BSL and is not what runs here). Bound at CONSUL_PATH, since
+                                the image's /bin is the host's read-only /usr/bin here; the
+                                manifest's `consul` (command, preStop `consul leave`) maps to it.
+                                The readiness probe's /bin/sh, curl and grep are the host's
+                                (the image, Alpine-based, has busybox's sh and grep, and its
+                                Dockerfile adds curl).
 
 Every entry names the files of the image the host must provide (bound read-only where the image
 has them). A container whose image is not in the table fails the pod with a message.
@@ -41,8 +45,7 @@ ZK_SERVER = ["/bin/sh", "-c",
              '-XX:+UseSerialGC -XX:TieredStopAtLevel=1 '
              '-cp /conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar '
              '$SERVER_JVMFLAGS $JVMFLAGS org.apache.zookeeper.server.quorum.QuorumPeerMain /conf/zoo.cfg']
-STANDIN = Path(__file__).resolve().with_name("consul-standin.py")
-STANDIN_PATH = "/opt/peerconf-test/bin/consul"
+CONSUL_PATH = "/opt/consul/bin/consul"
 
 
 @dataclass
@@ -50,7 +53,6 @@ class Program:
     programs: dict = field(default_factory=dict)  # argv[0] (or its basename) -> host path
     default_command: list | None = None  # the image's CMD/ENTRYPOINT when the manifest has none
     files: list = field(default_factory=list)  # (host path, image path), bound read-only
-    stand_in: str | None = None  # set when the program is not the real thing: says what it is
 
     def argv(self, argv):
         """The manifest's argv with argv[0] mapped to the host program."""
@@ -68,12 +70,32 @@ IMAGES = {
     "nats": Program({"nats-server": "/usr/sbin/nats-server"}, files=NSS),
     "redis": Program({"redis-server": "/usr/bin/redis-server", "redis-sentinel": "/usr/bin/redis-sentinel",
                       "redis-cli": "/usr/bin/redis-cli"}, files=NSS),
-    "hashicorp/consul": Program({"consul": STANDIN_PATH}, files=[(str(STANDIN), STANDIN_PATH)],
-                                stand_in="consul-standin.py (Consul is not packaged here)"),
 }
 
 
+CONSUL_BIN = None
+
+
+def consul_binary():
+    """The host path of the Consul binary use_consul() was given (the suite's own consul CLI)."""
+    if CONSUL_BIN is None:
+        raise Failure("no Consul binary given (run.sh passes --consul from tests/consul/build.sh)")
+    return CONSUL_BIN
+
+
+def use_consul(binary):
+    """Map hashicorp/consul to this Consul binary (run.sh passes the one tests/consul/build.sh
+    prints). Without it, a Consul pod fails with a message saying so."""
+    global CONSUL_BIN
+    binary = CONSUL_BIN = str(Path(binary).resolve())
+    IMAGES["hashicorp/consul"] = Program({"consul": CONSUL_PATH}, files=NSS + [(binary, CONSUL_PATH)])
+    return binary
+
+
 def program_for(repo) -> Program:
+    if repo == "hashicorp/consul" and repo not in IMAGES:
+        raise Failure("image hashicorp/consul: no Consul binary given (images.use_consul(PATH) with the path "
+                      "tests/consul/build.sh prints; run.sh passes it to suite.py as --consul)")
     if repo not in IMAGES:
         raise Failure(f"image {repo} has no local program in tests/k8s/images.py")
     return IMAGES[repo]

@@ -8,8 +8,9 @@
 #
 # Needs root (network and mount namespaces, chroot). Installs what it lacks (apt: openssl,
 # iproute2, etcd-server, etcd-client, zookeeper, default-jre-headless, nats-server, redis-server,
-# redis-sentinel, time; PyPI: PyYAML), builds the control plane when its cache lacks it
-# (K8S_CACHE, default /var/cache/peerconf-k8s), and peerconf with `cargo build --release
+# redis-sentinel, time, curl; PyPI: PyYAML), builds the control plane when its cache lacks it
+# (K8S_CACHE, default /var/cache/peerconf-k8s), Consul with tests/consul/build.sh when its cache
+# lacks it (PEERCONF_CONSUL_CACHE, default /var/cache/peerconf-consul), and peerconf with `cargo build --release
 # --locked` unless PEERCONF_BIN names a binary. K8S_KEEP=1 keeps the work dir (every log).
 # Ends with `k8s: N passed, M failed`; exits non-zero on any failure.
 set -euo pipefail
@@ -38,6 +39,7 @@ command -v nats-server >/dev/null || missing+=(nats-server)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
 command -v nc >/dev/null || missing+=(netcat-openbsd) # the zookeeper image's readiness probe runs nc
+command -v curl >/dev/null || missing+=(curl)            # the Consul base's readiness probe runs curl
 if [ "${#missing[@]}" -gt 0 ]; then
     say "installing ${missing[*]} (apt)"
     export DEBIAN_FRONTEND=noninteractive
@@ -51,6 +53,10 @@ t=$SECONDS
 "$here/check-go-sums.sh"
 eval "$("$here/build.sh")"
 say "control plane binaries ready in $((SECONDS - t))s: $KUBE_BIN $ETCD_BIN $COREDNS_BIN"
+# Consul for the hashicorp/consul image (v1.14.11 from the Go module proxy; cached by version).
+t=$SECONDS
+consul=$("$repo/tests/consul/build.sh")
+say "consul ready in $((SECONDS - t))s: $consul"
 
 # --- peerconf ---------------------------------------------------------------------------------
 if [ -n "${PEERCONF_BIN:-}" ]; then
@@ -102,7 +108,7 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 (exec python3 -B -u "$here/suite.py" --workdir "$work" --bin "$bin" --repo "$repo" \
-    --bins "$KUBE_BIN,$ETCD_BIN,$COREDNS_BIN" "$@" </dev/null) &
+    --bins "$KUBE_BIN,$ETCD_BIN,$COREDNS_BIN" --consul "$consul" "$@" </dev/null) &
 driver=$!
 set +e
 wait "$driver"

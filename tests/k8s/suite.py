@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -32,6 +33,7 @@ from harness.manifests import image_from_dockerfile  # noqa: E402
 from harness.proc import Supervisor, install_stop_handlers, run, wait_until  # noqa: E402
 
 import agent as agentmod  # noqa: E402
+import images  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
 
 T0 = time.monotonic()
@@ -201,82 +203,242 @@ def check_consul_config(k, ns, name, replicas):
     return cfg
 
 
-def s_consul(k: K):
-    """The Consul walkthrough: 3 pods Running with rendered configs, delete consul-1, bare scale, scale 3 -> 5.
+def consul_cli(k, ns, pod, *args, timeout=30):
+    """The consul CLI (the pods' own binary) run in the pod's network namespace against the pod's
+    IP, as `kubectl exec POD -c consul -- consul ...` would reach the agent."""
+    ip = k.pod(ns, pod)["status"]["podIP"]
+    return run([*k.runner(ns, pod).netns.exec_prefix(), images.consul_binary(), *args], timeout=timeout,
+               check_rc=False, env={"PATH": "/usr/bin:/bin", "CONSUL_HTTP_ADDR": f"http://{ip}:8500"})
 
-    Consul itself is a stand-in (tests/k8s/images.py): the pods are Running, never Ready."""
+
+def consul_members(k, ns, pod):
+    """`consul members` on pod: {node: (ip, status, type)}, or the error text."""
+    r = consul_cli(k, ns, pod, "members")
+    if r.returncode != 0:
+        return f"exit {r.returncode}: {r.stderr.strip()[-300:]}"
+    rows = {}
+    for line in r.stdout.splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 4:
+            rows[f[0]] = (f[1].rsplit(":", 1)[0], f[2], f[3])
+    return rows
+
+
+def raft_peers(k, ns, pod):
+    """`consul operator raft list-peers` on pod: {node: (ip, state, voter)}, or the error text."""
+    r = consul_cli(k, ns, pod, "operator", "raft", "list-peers")
+    if r.returncode != 0:
+        return f"exit {r.returncode}: {r.stderr.strip()[-300:]}"
+    rows = {}
+    for line in r.stdout.splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 5:
+            rows[f[0]] = (f[2].rsplit(":", 1)[0], f[3], f[4])
+    return rows
+
+
+def consul_cluster(k, ns, names):
+    """'' when every pod's `consul members` lists exactly `names`, alive servers at their pod IPs,
+    and every pod's raft peer set is those servers, all voters, one leader; else what differs."""
+    ips = {n: k.pod(ns, n)["status"]["podIP"] for n in names}
+    want_members = {n: (ip, "alive", "server") for n, ip in ips.items()}
+    for n in names:
+        m = consul_members(k, ns, n)
+        if m != want_members:
+            return f"{n}: members {m}, want {want_members}"
+        peers = raft_peers(k, ns, n)
+        if not isinstance(peers, dict) or {p: v[0] for p, v in peers.items()} != ips \
+                or any(v[2] != "true" for v in peers.values()) \
+                or sorted(v[1] for v in peers.values()) != ["follower"] * (len(names) - 1) + ["leader"]:
+            return f"{n}: raft peers {peers}"
+    return ""
+
+
+def wait_consul_cluster(k, ns, names, timeout, what):
+    t = time.monotonic()
+    last = ["not checked"]
+
+    def ok():
+        k.agent_ok()
+        last[0] = consul_cluster(k, ns, names)
+        return not last[0]
+
+    check(wait_until(ok, timeout, 1.0), f"{what} not reached within {timeout} s: {last[0]}")
+    return round(time.monotonic() - t, 1)
+
+
+def describe_cluster(k, ns, names):
+    peers = raft_peers(k, ns, names[0])
+    leader = [p for p, v in peers.items() if v[1] == "leader"]
+    at = ", ".join(f"{n} {k.pod(ns, n)['status']['podIP']}" for n in names)
+    return (f"`consul members` on each of {len(names)} pods: {len(names)} alive servers at the pod IPs "
+            f"({at}); raft peers {len(peers)}, "
+            f"all voters, leader {leader[0]}")
+
+
+def kv_get(k, ns, pod, key):
+    r = consul_cli(k, ns, pod, "kv", "get", key)
+    return r.stdout.strip() if r.returncode == 0 else f"<exit {r.returncode}: {r.stderr.strip()[-200:]}>"
+
+
+def s_consul(k: K):
+    """The Consul walkthrough on real Consul 1.14.11: 3 servers, delete consul-1, bare scale, documented scale 3 -> 5."""
     ns = k.namespace("k8s-consul")
     names = [f"consul-{i}" for i in range(3)]
+    corefile = f"Corefile {k.cp.corefile_name}, no record delay"
     t0 = time.monotonic()
     k.apply_k(k.repo / "manifests", ns)
-    took = k.wait_pods(ns, names, running, 120, "3 consul pods Running")
+    t_run = k.wait_pods(ns, names, running, 120, "3 consul pods Running")
     for n in names:
         check_consul_config(k, ns, n, 3)
         a = k.dns(f"{n}.consul.{ns}.svc.cluster.local")
         check(getattr(a, "addrs", None) == [k.pod(ns, n)["status"]["podIP"]], f"CoreDNS answers {a} for {n}")
-    figure(f"consul: apply -k -> 3 pods Running with rendered consul.json (bootstrap_expect 3, own IP) "
-           f"in {round(time.monotonic() - t0, 1)} s (wait {took} s); Corefile {k.cp.corefile_name}, no record delay")
-    pvc = k.pod(ns, "consul-1")["spec"]["volumes"]
-    claim = [v["persistentVolumeClaim"]["claimName"] for v in pvc if "persistentVolumeClaim" in v]
-    check(claim == ["data-consul-1"], f"consul-1's claim is {claim}")
+    k.wait_pods(ns, names, ready, 180, "3 consul pods Ready (a leader known)")
+    t_ready = round(time.monotonic() - t0, 1)
+    wait_consul_cluster(k, ns, names, 60, "3 alive servers and 3 raft voters")
+    t_cluster = round(time.monotonic() - t0, 1)
     pvcs = k.api.get(f"/api/v1/namespaces/{ns}/persistentvolumeclaims")["items"]
     check(sorted((c["metadata"]["name"], c["status"]["phase"]) for c in pvcs) ==
           [(f"data-consul-{i}", "Bound") for i in range(3)], f"PVCs: {[(c['metadata']['name'], c['status']['phase']) for c in pvcs]}")
+    put = consul_cli(k, ns, "consul-0", "kv", "put", "k8s-key", "v1")
+    check(put.returncode == 0 and "Success" in put.stdout, f"consul kv put on consul-0: {put.stdout} {put.stderr}")
+    check(kv_get(k, ns, "consul-2", "k8s-key") == "v1", f"consul kv get on consul-2: {kv_get(k, ns, 'consul-2', 'k8s-key')}")
+    figure(f"consul: apply -k -> 3 pods Running with rendered consul.json (bootstrap_expect 3, own IP) {t_run} s after "
+           f"apply, all Ready (leader known) {t_ready} s, {describe_cluster(k, ns, names)} {t_cluster} s after apply; "
+           f"`consul kv put k8s-key v1` on consul-0, `kv get` on consul-2: v1; {corefile}")
 
-    # -- delete consul-1: same name, new IP, rendered again --------------------------------------
+    # -- the template ConfigMap changed in place: the volumes follow, the rendered configs do not ----
+    cm_name = next(v["configMap"]["name"] for v in k.sts(ns, "consul")["spec"]["template"]["spec"]["volumes"]
+                   if "configMap" in v)
+    applied = json.loads(k.api.get(f"/api/v1/namespaces/{ns}/configmaps/{cm_name}")["metadata"]["annotations"]
+                         ["kubectl.kubernetes.io/last-applied-configuration"])
+    original = applied["data"]["consul.json"]
+    edited = original.replace('"log_level": "INFO",', '"log_level": "INFO",\n  "node_meta": {"template": "edited"},')
+    check(edited != original, "the template has no log_level line to edit")
+    applied["data"]["consul.json"] = edited
+    (k.workdir / "consul-template-edited.json").write_text(json.dumps(applied))
+    rendered_before = {n: k.rendered(ns, n, "/config/consul.json") for n in names}
+    data_before = {n: os.readlink(k.runner(ns, n).pod.host_path("/readonly/..data")) for n in names}
+    t = time.monotonic()
+    r = k.kubectl("apply", "-f", k.workdir / "consul-template-edited.json", "-n", ns)
+    check(f"configmap/{cm_name} configured" in r.stdout, f"kubectl apply of the edited ConfigMap: {r.stdout}")
+    check(wait_until(lambda: all(k.rendered(ns, n, "/readonly/consul.json") == edited for n in names), 30, 0.2),
+          "the pods' /readonly/consul.json did not change within 30 s of the ConfigMap's update")
+    t_swap = round(time.monotonic() - t, 1)
+    for n in names:
+        vol = k.runner(ns, n).pod.host_path("/readonly")
+        now_data = os.readlink(vol / "..data")
+        check(now_data != data_before[n] and not (vol / data_before[n]).exists() and not os.path.lexists(vol / "..data_tmp"),
+              f"{n}: ..data {data_before[n]} -> {now_data}; volume holds {sorted(os.listdir(vol))}")
+    time.sleep(2 * agentmod.CONFIGMAP_SYNC_S)
+    check({n: k.rendered(ns, n, "/config/consul.json") for n in names} == rendered_before,
+          "a rendered consul.json changed without its pod being re-created")
+    metas = consul_cli(k, ns, "consul-0", "catalog", "nodes", "-detailed").stdout
+    check("template=edited" not in metas, f"a running Consul has the edited node_meta:\n{metas}")
+    figure(f"consul: `kubectl apply` of the template ConfigMap {cm_name} with a node_meta line added: every pod's "
+           f"/readonly/consul.json showed it {t_swap} s later (the agent's AtomicWriter-style swap: new timestamped dir, "
+           f"`..data_tmp` renamed over `..data`, old dir removed; it polls every {agentmod.CONFIGMAP_SYNC_S:g} s); the "
+           f"rendered /config/consul.json of consul-0..2 unchanged {2 * agentmod.CONFIGMAP_SYNC_S:g} s later and no "
+           "Consul node has the meta: the init container ran once, before the change")
+
+    # -- delete consul-1: same name, new IP, rendered again (from the edited template), rejoins ------
     old = k.pod(ns, "consul-1")
     old_uid, old_ip = old["metadata"]["uid"], old["status"]["podIP"]
     marker = k.runner(ns, "consul-1").pod.host_path("/config/consul.json")
     t = time.monotonic()
     k.kubectl("delete", "pod", "consul-1", "-n", ns, "--wait=true", "--timeout=60s", timeout=90)
     t_gone = round(time.monotonic() - t, 1)
-    k.wait_pods(ns, ["consul-1"], lambda p: running(p) and p["metadata"]["uid"] != old_uid, 120,
-                "consul-1 re-created and Running")
+    leave = [line for line in k.agent.log_lines if f"{ns}/consul-1: preStop" in line]
+    k.wait_pods(ns, ["consul-1"], lambda p: ready(p) and p["metadata"]["uid"] != old_uid, 120,
+                "consul-1 re-created and Ready")
+    t_back = round(time.monotonic() - t, 1)
     new = k.pod(ns, "consul-1")
     check(new["status"]["podIP"] != old_ip, f"consul-1 kept its IP {old_ip}")
     check(k.runner(ns, "consul-1").pod.host_path("/config/consul.json") != marker, "consul-1 kept its old emptyDir")
     check_consul_config(k, ns, "consul-1", 3)
-    figure(f"consul: kubectl delete pod consul-1 returned in {t_gone} s (graceful; preStop `consul leave` ran against the "
-           f"stand-in); re-created as consul-1 {old_ip} -> {new['status']['podIP']}, Running with consul.json rendered "
-           f"for the new IP {round(time.monotonic() - t, 1)} s after the delete; claim data-consul-1 kept")
+    wait_consul_cluster(k, ns, names, 90, "consul-1 alive at its new IP and 3 raft voters")
+    t_rejoined = round(time.monotonic() - t, 1)
+    check(kv_get(k, ns, "consul-1", "k8s-key") == "v1", f"kv get through consul-1: {kv_get(k, ns, 'consul-1', 'k8s-key')}")
+    check(consul_config(k, ns, "consul-1").get("node_meta") == {"template": "edited"},
+          f"the re-created consul-1 did not render the edited template: {consul_config(k, ns, 'consul-1')}")
+    check(all(k.rendered(ns, n, "/config/consul.json") == rendered_before[n] for n in ("consul-0", "consul-2")),
+          "consul-0/2's rendered configs changed")
+    metas = {line.split()[0]: "template=edited" in line
+             for line in consul_cli(k, ns, "consul-0", "catalog", "nodes", "-detailed").stdout.splitlines()[1:] if line.strip()}
+    check(metas == {"consul-0": False, "consul-1": True, "consul-2": False}, f"node meta template=edited by node: {metas}")
+    figure(f"consul: kubectl delete pod consul-1 returned in {t_gone} s (preStop: {leave[-1].split('preStop ', 1)[-1][:120] if leave else 'not run'}); "
+           f"re-created as consul-1 {old_ip} -> {new['status']['podIP']}, consul.json rendered for the new IP, Ready "
+           f"{t_back} s after the delete; `consul members` on every pod shows consul-1 alive at {new['status']['podIP']} "
+           f"and raft has 3 voters {t_rejoined} s after the delete; `kv get k8s-key` through consul-1: v1; claim data-consul-1 kept; "
+           "only the re-created consul-1 rendered the edited template (`consul catalog nodes -detailed`: template=edited "
+           "on consul-1 alone)")
 
     # -- a bare kubectl scale: REPLICAS stays 3 -------------------------------------------------
     t = time.monotonic()
     k.kubectl("scale", "statefulset", "consul", "-n", ns, "--replicas=5")
-
-    def init_failed(p):
-        st = p.get("status", {}).get("initContainerStatuses", [])
-        return bool(st) and (st[0].get("lastState", {}).get("terminated") or {}).get("exitCode") == 2
-    k.wait_pods(ns, ["consul-3", "consul-4"], init_failed, 90, "consul-3/4 init exiting 2 after a bare scale")
+    k.wait_pods(ns, ["consul-3", "consul-4"], init_exit(2), 90, "consul-3/4 init exiting 2 after a bare scale")
     took = round(time.monotonic() - t, 1)
-    log_line = k.runner(ns, "consul-3").pod.procs[0].stderr().strip().splitlines()[-1:]
+    log_line = init_runs(k, ns, "consul-3")[0].stderr().strip().splitlines()[-1:]
     for n in names:
         check(consul_config(k, ns, n)["bootstrap_expect"] == 3, f"{n}: config changed by a bare scale")
     env = {e["name"]: e.get("value") for e in k.sts(ns, "consul")["spec"]["template"]["spec"]["initContainers"][0]["env"]}
+    check(not consul_cluster(k, ns, names), f"the 3 servers after a bare scale: {consul_cluster(k, ns, names)}")
     figure(f"consul: bare `kubectl scale statefulset consul --replicas=5`: spec.replicas 5, REPLICAS {env['REPLICAS']}; "
            f"consul-3 and consul-4 init exit 2 within {took} s ({log_line}), then back-off (CrashLoopBackOff); "
-           "consul-0..2 keep bootstrap_expect 3: no pod ever runs with a member list that disagrees with its peers")
+           "consul-0..2 keep bootstrap_expect 3 and `consul members` still lists 3 alive servers: no pod ever runs "
+           "with a member list that disagrees with its peers")
     k.kubectl("scale", "statefulset", "consul", "-n", ns, "--replicas=3")
-    k.wait_pods(ns, ["consul-0"], running, 10)
     check(wait_until(lambda: not ({"consul-3", "consul-4"} & set(k.pods(ns))), 60, 0.25), "consul-3/4 not removed after scaling back")
 
     # -- the documented way: count 5 in kustomization.yaml, kubectl apply -k ------------------
     five = overlay(k, k.repo / "manifests", "consul-5", edit=lambda s: s.replace("count: 3", "count: 5"))
+    all5 = [f"consul-{i}" for i in range(5)]
+    uids = {n: k.pod(ns, n)["metadata"]["uid"] for n in names}
     t = time.monotonic()
     k.apply_k(five, ns)
-    took = k.wait_pods(ns, ["consul-3", "consul-4"], running, 120, "consul-3/4 Running after apply -k with count 5")
-    for n in ("consul-3", "consul-4"):
-        check_consul_config(k, ns, n, 5)
     env = {e["name"]: e.get("value") for e in k.sts(ns, "consul")["spec"]["template"]["spec"]["initContainers"][0]["env"]}
     check(env["REPLICAS"] == "5", f"REPLICAS is {env['REPLICAS']} after apply -k with count 5")
-    # The rolling update replaces consul-2 next, and waits for it to be Ready before consul-1.
-    time.sleep(20)
-    expects = {n: consul_config(k, ns, n)["bootstrap_expect"] for n in sorted(k.pods(ns)) if running(k.pod(ns, n))}
-    figure(f"consul: count 5 + kubectl apply -k: REPLICAS 5, consul-3/4 Running with bootstrap_expect 5 in {took} s; "
-           f"20 s later bootstrap_expect by pod: {expects} (the template changed, but the "
-           "rolling update replaces an old pod only while the pods are Ready, which the Consul stand-in never is; "
-           "with real Consul it would replace consul-2, -1, -0 in turn)")
+    replaced, new_ready, t_new = {}, {}, None
+
+    def rolled():
+        k.agent_ok()
+        ps = k.pods(ns)
+        nonlocal t_new
+        now = round(time.monotonic() - t, 1)
+        if t_new is None and all(n in ps and ready(ps[n]) for n in ("consul-3", "consul-4")):
+            t_new = now
+        for n in names:
+            p = ps.get(n)
+            if n not in replaced and (p is None or p["metadata"]["uid"] != uids[n] or p["metadata"].get("deletionTimestamp")):
+                replaced[n] = now
+            if n in replaced and n not in new_ready and p is not None and p["metadata"]["uid"] != uids[n] and ready(p):
+                new_ready[n] = now
+        st = k.sts(ns, "consul")["status"]
+        return (st.get("updatedReplicas") == 5 and st.get("readyReplicas") == 5
+                and st.get("currentRevision") == st.get("updateRevision") and len(new_ready) == 3)
+
+    check(wait_until(rolled, 420, 0.5), f"the rollout to 5 did not finish within 420 s: replaced {replaced}, "
+          f"Ready again {new_ready}; pods {[(n, summary(p)) for n, p in k.pods(ns).items()]}")
+    t_rolled = round(time.monotonic() - t, 1)
+    order = sorted(replaced, key=replaced.get)
+    check(order == ["consul-2", "consul-1", "consul-0"], f"rollout order {order} ({replaced})")
+    for n in all5:
+        check_consul_config(k, ns, n, 5)
+        check("node_meta" not in consul_config(k, ns, n), f"{n} rendered node_meta after apply -k restored the template")
+    wait_consul_cluster(k, ns, all5, 120, "5 alive servers and 5 raft voters")
+    t_five = round(time.monotonic() - t, 1)
+    check(kv_get(k, ns, "consul-4", "k8s-key") == "v1", f"kv get on consul-4: {kv_get(k, ns, 'consul-4', 'k8s-key')}")
+    check(kv_get(k, ns, "consul-0", "k8s-key") == "v1", f"kv get on consul-0: {kv_get(k, ns, 'consul-0', 'k8s-key')}")
+    figure(f"consul: count 5 + kubectl apply -k: REPLICAS 5; consul-3/4 Ready {t_new} s after apply; the controller "
+           f"rolled {' -> '.join(order)} (replacement began at {', '.join(f'{n} {replaced[n]} s' for n in order)}; "
+           f"Ready again at {', '.join(f'{n} {new_ready[n]} s' for n in order)}); rollout complete {t_rolled} s after "
+           f"apply; all 5 consul.json bootstrap_expect 5 with 5 retry_join names; {describe_cluster(k, ns, all5)} "
+           f"{t_five} s after apply; `kv get k8s-key` on consul-4 and consul-0: v1; apply -k also put the ConfigMap's "
+           f"consul.json back (same generated name), so no pod renders the node_meta edit any more; {corefile}")
+    t = time.monotonic()
     k.delete_ns(ns)
+    check(not k.pods(ns), f"pods left after deleting {ns}: {sorted(k.pods(ns))}")
+    figure(f"consul: kubectl delete namespace (5 servers, preStop `consul leave` each) took {round(time.monotonic() - t, 1)} s")
 
 
 def s_etcd(k: K):
@@ -358,6 +520,61 @@ def s_deadlock(k: K):
                f"CoreDNS answers {', '.join(f'{n}: ' + (str(r.addrs) if hasattr(r, 'addrs') and r.rcode == 0 else 'NXDOMAIN' if getattr(r, 'rcode', None) == 3 else str(r)) for n, r in records.items())}; "
                f"peerconf hint lines: {len(hints)}{' e.g. ' + hints[0][:160] if hints else ''}")
         k.delete_ns(ns)
+
+
+def s_liveness(k: K):
+    """A liveness probe (an overlay on the NATS example) restarts a hung nats-server: restartCount, lastState."""
+    ns = k.namespace("k8s-liveness")
+    names = [f"nats-{i}" for i in range(3)]
+    probe = {"httpGet": {"path": "/healthz", "port": "monitor"}, "initialDelaySeconds": 2, "periodSeconds": 2,
+             "timeoutSeconds": 1, "failureThreshold": 3, "terminationGracePeriodSeconds": 3}
+    sts_t = {"group": "apps", "version": "v1", "kind": "StatefulSet", "name": "nats"}
+    d = overlay(k, k.repo / "manifests" / "examples" / "nats", "nats-liveness",
+                patches=[(sts_t, [{"op": "add", "path": "/spec/template/spec/containers/0/livenessProbe", "value": probe}])])
+    k.apply_k(d, ns)
+    k.wait_pods(ns, names, ready, 120, "nats pods Ready with a liveness probe")
+    # Healthy: the probe runs and passes, nothing restarts.
+    time.sleep(4 * probe["periodSeconds"] * probe["failureThreshold"] / 3 + 1)
+    runs = {n: list(k.runner(ns, n).probes["nats"].runs["l"]) for n in names}
+    check(all(ok >= 3 and bad == 0 for ok, bad in runs.values()), f"liveness runs [passed, failed] while healthy: {runs}")
+    restarts = {n: k.pod(ns, n)["status"]["containerStatuses"][0]["restartCount"] for n in names}
+    check(restarts == {n: 0 for n in names}, f"restarts while healthy: {restarts}")
+    # Hang nats-server in nats-1 (SIGSTOP): it keeps its port, so TCP connects, but /healthz never answers.
+    proc = k.runner(ns, "nats-1").main_procs["nats"]
+    t = time.monotonic()
+    os.kill(proc.pid, signal.SIGSTOP)
+
+    def restarted(p):
+        st = p["status"]["containerStatuses"][0]
+        return st["restartCount"] == 1 and "terminated" in st.get("lastState", {})
+    took = k.wait_pods(ns, ["nats-1"], restarted, 60, "nats-1 restarted by its liveness probe")
+    st = k.pod(ns, "nats-1")["status"]["containerStatuses"][0]
+    term = st["lastState"]["terminated"]
+    check(term["exitCode"] == 137, f"nats-1's last state {term}: a stopped process ignores SIGTERM, so 137 (SIGKILL) was expected")
+    check(proc.returncode == -signal.SIGKILL, f"the hung nats-server exited {proc.returncode}")
+    k.wait_pods(ns, ["nats-1"], ready, 60, "nats-1 Ready again")
+    back = round(time.monotonic() - t, 1)
+    ip = k.pod(ns, "nats-1")["status"]["podIP"]
+
+    def routes():
+        try:
+            raw = k.cp.node_ns.request(ip, 8222, f"GET /routez HTTP/1.0\r\nHost: {ip}\r\n\r\n".encode(), 3.0)
+            return json.loads(raw.partition("\r\n\r\n")[2]).get("num_routes", 0) >= 2
+        except (OSError, ValueError):
+            return False
+    check(wait_until(routes, 30, 0.5), "the restarted nats-1 has no routes to both peers")
+    others = {n: k.pod(ns, n)["status"]["containerStatuses"][0]["restartCount"] for n in ("nats-0", "nats-2")}
+    check(others == {"nats-0": 0, "nats-2": 0}, f"other pods restarted: {others}")
+    check(k.pod(ns, "nats-1")["status"]["podIP"] == ip and k.pod(ns, "nats-1")["metadata"]["uid"] == k.runner(ns, "nats-1").uid,
+          "nats-1 was re-created instead of restarted in place")
+    figure(f"liveness: NATS example + livenessProbe httpGet /healthz (period {probe['periodSeconds']} s, failureThreshold "
+           f"{probe['failureThreshold']}, probe terminationGracePeriodSeconds {probe['terminationGracePeriodSeconds']}): "
+           f"healthy, {min(ok for ok, _ in runs.values())}+ passing runs per pod and no restart; nats-server in nats-1 "
+           f"stopped (SIGSTOP) -> killed and restarted in place {took} s later (restartCount 1, lastState.terminated "
+           f"exitCode {term['exitCode']} reason {term['reason']}; expected about failureThreshold x periodSeconds + grace = "
+           f"{probe['failureThreshold'] * probe['periodSeconds'] + probe['terminationGracePeriodSeconds']} s); Ready again "
+           f"{back} s after the stop, same pod and IP, 2 routes again; nats-0/2 restartCount 0")
+    k.delete_ns(ns)
 
 
 def simple_cluster(example, names, check_fn=None):
@@ -470,8 +687,10 @@ def with_token(k, token, path):
 
 
 def last_init_log(k, ns, name):
-    runs = init_runs(k, ns, name)
-    check(runs, f"{ns}/{name}: no init container ran")
+    """The log of the init container's last run that has finished (the kubelet restarts a failed
+    init container at once the first time, so a newer run may have just started)."""
+    runs = [r for r in init_runs(k, ns, name) if r.returncode is not None]
+    check(runs, f"{ns}/{name}: no init container run has finished")
     return runs[-1].stderr()
 
 
@@ -647,6 +866,7 @@ SCENARIOS = [
     ("nats", simple_cluster("nats", [f"nats-{i}" for i in range(3)], nats_check)),
     ("redis", simple_cluster("redis", [f"redis-{i}" for i in range(3)], redis_check)),
     ("replicas-auto", s_replicas_auto),
+    ("liveness", s_liveness),
 ]
 
 
@@ -657,9 +877,12 @@ def main():
     ap.add_argument("--bins", required=True, help="KUBE_DIR,ETCD_DIR,COREDNS_DIR")
     ap.add_argument("--repo", type=Path, default=HERE.parent.parent)
     ap.add_argument("--net", type=int, default=77)
+    ap.add_argument("--consul", type=Path, help="the Consul binary for hashicorp/consul (tests/consul/build.sh)")
     ap.add_argument("scenarios", nargs="*")
     a = ap.parse_args()
     install_stop_handlers()
+    if a.consul:
+        images.use_consul(a.consul)
     workdir = a.workdir.resolve()
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
     os.chmod(workdir, 0o755)
