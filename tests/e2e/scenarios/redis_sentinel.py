@@ -30,7 +30,8 @@ REJOIN_BOUND = 60.0
 
 def start_container(pod, name, binary):
     """One of the pod's containers as the manifest says (`redis-server /config/redis.conf`,
-    `redis-sentinel /config/sentinel.conf`), with Debian's binary."""
+    `redis-sentinel /config/sentinel.conf`; `binary` is the program the manifest must name), with
+    Debian's binary from the image table."""
     c = pod.main_container(name)
     argv = pod.container_argv(c, pod.container_env(c))
     check(argv[0] == binary.rsplit("/", 1)[-1] and len(argv) == 2 and argv[1].startswith("/config/"),
