@@ -11,9 +11,10 @@ kafka.Kafka) with the host's JRE on the jars bound at /opt/kafka/libs."""
 
 import random
 import time
+from pathlib import Path
 
-from harness import check
-from harness.images import JAVA, KAFKA_JVM as JVM, KAFKA_LIBS as LIBS
+from harness import check, images
+from harness.images import JAVA, JAVA_FILES, KAFKA_JVM as JVM, KAFKA_LIBS as LIBS
 from harness.manifests import find, kustomize
 from harness.proc import run as run_cmd, wait_until
 
@@ -21,6 +22,12 @@ from .common import Cluster, governing_service, log
 from .datastores import boot
 
 FORM_WITHIN = 120.0
+
+
+def shims(workdir: Path):
+    """kafka-storage.sh and kafka-server-start.sh as the image has them, for the host's JRE, and
+    its jars: the image table's apache/kafka files but the JRE's (JAVA_FILES, added by callers)."""
+    return [f for f in images.program_for("apache/kafka").bound_files(workdir) if f not in JAVA_FILES]
 
 
 def tool(net, cls, *args, timeout=60):
@@ -34,12 +41,13 @@ def run(k: Cluster):
     docs = kustomize(k.repo / "manifests" / "examples" / "kafka")
     sts = find(docs, "StatefulSet", "kafka")
     governing_service(docs, sts)
+    files = shims(k.workdir) + JAVA_FILES
     net = k.podnet()
     pods = net.statefulset(docs, "e2e-kafka", subnet=13)
     check(len(pods) == 3, "kafka: expected 3 replicas")
 
     def start_kafka(pod):
-        return pod.start_image_container(pod.main_container())
+        return pod.start_container(pod.main_container(), files=files)
 
     t0 = time.monotonic()
     offsets = [random.uniform(0, 3) for _ in pods]
