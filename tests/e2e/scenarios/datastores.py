@@ -13,8 +13,7 @@ import os
 import random
 import time
 
-from harness import check
-from harness import images
+from harness import check, images
 from harness.images import ZK_CLI
 from harness.proc import wait_until
 
