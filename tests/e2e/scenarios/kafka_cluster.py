@@ -11,37 +11,25 @@ How this differs from the manifest's image: the main container's command runs un
 with the two scripts replaced by shims that run the same main classes (kafka.tools.StorageTool,
 kafka.Kafka) with the host's JRE on the jars bound at /opt/kafka/libs."""
 
-import os
 import random
 import time
 from pathlib import Path
 
-from harness import check
+from harness import check, images
+from harness.images import JAVA, JAVA_FILES, KAFKA_JVM as JVM, KAFKA_LIBS as LIBS
 from harness.manifests import find, kustomize
 from harness.proc import run as run_cmd, wait_until
 
 from .common import Cluster, governing_service, log
-from .datastores import JAVA, JAVA_FILES, boot
+from .datastores import boot
 
-KAFKA_VERSION = "4.1.1"
-LIBS = Path(os.environ.get("PEERCONF_KAFKA_LIBS", f"/var/cache/peerconf-kafka/{KAFKA_VERSION}/libs"))
-JVM = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData"
 FORM_WITHIN = 120.0
 
 
 def shims(workdir: Path):
-    """kafka-storage.sh and kafka-server-start.sh as the image has them, for the host's JRE."""
-    d = workdir / "kafka-shims"
-    d.mkdir(exist_ok=True)
-    os.chmod(d, 0o755)
-    scripts = {
-        "kafka-storage.sh": f'exec {JAVA} {JVM} -Xmx256m -cp "/opt/kafka/libs/*" kafka.tools.StorageTool "$@"\n',
-        "kafka-server-start.sh": f'exec {JAVA} {JVM} $KAFKA_HEAP_OPTS -Dlog4j2.level=WARN -cp "/opt/kafka/libs/*" kafka.Kafka "$@"\n',
-    }
-    for name, body in scripts.items():
-        (d / name).write_text("#!/bin/sh\n" + body)
-        os.chmod(d / name, 0o755)
-    return [(str(d / n), f"/opt/kafka/bin/{n}") for n in scripts] + [(str(LIBS), "/opt/kafka/libs")]
+    """kafka-storage.sh and kafka-server-start.sh as the image has them, for the host's JRE, and
+    its jars: the image table's apache/kafka files but the JRE's (JAVA_FILES, added by callers)."""
+    return [f for f in images.program_for("apache/kafka").bound_files(workdir) if f not in JAVA_FILES]
 
 
 def start_kafka(pod, files):

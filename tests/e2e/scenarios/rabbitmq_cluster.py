@@ -27,11 +27,8 @@ from harness.manifests import find, kustomize
 from harness.proc import wait_until
 
 from .common import Cluster, governing_service, log
-from .datastores import NSS, boot
+from .datastores import boot
 
-RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, standing in for the image's
-RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
-EPMD = os.path.realpath("/usr/bin/epmd")
 COOKIE_KEY = "cookie"
 FORM_WITHIN = float(os.environ.get("E2E_RABBITMQ_FORM_WITHIN", "120"))
 
@@ -56,18 +53,18 @@ def start_rabbitmq(pod):
     check(st.st_mode & 0o777 == 0o400 and st.st_uid == pod.ids(c)[0],
           f"{pod.name}: .erlang.cookie is {oct(st.st_mode & 0o777)} owned by {st.st_uid}, "
           f"not 0400 owned by the server's uid {pod.ids(c)[0]}")
-    pod.epmd = pod.start_container(c, argv=[EPMD], files=NSS)
+    pod.epmd = pod.start_image_container(c, argv=["epmd"])
     check(wait_until(lambda: os.path.exists(f"/proc/{pod.epmd.pid}"), 2, 0.05), "epmd did not start")
     time.sleep(0.3)
     check(pod.epmd.running(), f"{pod.name}: epmd exited {pod.epmd.returncode}\n{pod.epmd.tail()}")
-    return pod.start_container(c, argv=[RABBITMQ_SERVER], files=NSS)
+    return pod.start_image_container(c, argv=["rabbitmq-server"])
 
 
 def ctl(pod, *args, timeout=60):
     """rabbitmqctl in the pod's rabbitmq container (as `kubectl exec` would run it): its env
     names the node (rabbitmq-env.conf) and its HOME the cookie. (rc, stdout, stderr)"""
     c = pod.main_container()
-    proc = pod.start_container(c, argv=[RABBITMQCTL, *args], files=NSS)
+    proc = pod.start_image_container(c, argv=["rabbitmqctl", *args])
     rc = proc.wait(timeout)
     if rc is None:
         proc.kill()
