@@ -45,6 +45,8 @@ pub fn run() -> ExitCode {
 }
 
 fn render(plan: &RenderPlan) -> Result<()> {
+    // `--timeout` bounds the StatefulSet read (`--replicas auto`) and the wait together.
+    let began = std::time::Instant::now();
     let ids = &plan.identity;
     let identity = ids.resolve(PodNameFallback::HostName)?;
     let files = template::load(&plan.template.source)?;
@@ -107,6 +109,7 @@ fn render(plan: &RenderPlan) -> Result<()> {
             .map_or_else(Vec::new, |ips| ips.value.clone()),
     };
     let mut wait = plan.wait.clone();
+    wait.spent = began.elapsed();
     wait.policy = dns::policy_for(wait.policy, plan.wait_on_restart, data.has_data());
     if let Some(has_data) = data.has_data() {
         tracing::info!(has_data, policy = %wait.policy, first_boot_policy = %plan.wait.policy, restart_policy = %plan.wait_on_restart.unwrap_or(plan.wait.policy), "data path: {}", data.source());

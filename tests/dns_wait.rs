@@ -55,6 +55,7 @@ fn settings(server: SocketAddr, policy: &str) -> WaitSettings {
         max_qps: 100,
         in_cluster: true,
         own_record: Default::default(),
+        spent: Duration::ZERO,
     }
 }
 

@@ -713,3 +713,48 @@ fn not_a_count_nor_auto_is_a_usage_error() {
         &["'automatic' is not a whole number: write digits only, e.g. 3, or auto"],
     );
 }
+
+#[test]
+fn one_timeout_bounds_the_statefulset_read_and_the_wait_together() {
+    // The read takes 4 s (a 429 with Retry-After: 4), then no DNS server answers: with
+    // `--timeout 6s` the whole run ends near 6 s, not 6 s after the read (10 s).
+    let server = ApiServer::start(
+        V4,
+        vec![
+            with_header(
+                status("429 Too Many Requests", "slow down"),
+                "Retry-After: 4",
+            ),
+            statefulset(3, None, "zk"),
+        ],
+    );
+    let started = Instant::now();
+    let out = render(
+        &server,
+        "zk-0",
+        &[
+            "--timeout",
+            "6s",
+            "--wait",
+            "all",
+            "--nameserver",
+            "127.0.0.1:9",
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert_eq!(
+        server.requests().len(),
+        2,
+        "the read succeeded on its retry"
+    );
+    assert!(
+        stdout(&out).is_empty(),
+        "nothing rendered: {}",
+        stdout(&out)
+    );
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_millis(8500),
+        "--timeout 6s, the run took {took:?}"
+    );
+}

@@ -214,6 +214,7 @@ fn render(args: &RenderArgs, given: &Given) -> Result<RenderPlan> {
         in_cluster: (policy != WaitPolicy::None || args.wait.wait_on_restart.is_some())
             && crate::identity::in_pod(),
         own_record: args.wait.own_record,
+        spent: std::time::Duration::ZERO,
     };
     // The last `--mode MODE` is every file's; `--mode KEY=MODE` overrides one key.
     let mut mode = 0o640;

@@ -59,6 +59,9 @@ pub struct WaitSettings {
     pub in_cluster: bool,
     /// `--own-record`: may the own name count while it does not exist yet?
     pub own_record: OwnRecord,
+    /// How much of `timeout` the command already used before the wait (reading the
+    /// StatefulSet for `--replicas auto`): `--timeout` bounds the whole run, not each step.
+    pub spent: Duration,
 }
 
 /// Who to wait for.

@@ -54,7 +54,7 @@ pub(super) async fn wait_for_peers_with(
     let start = Instant::now();
     // A timeout too large for the clock (e.g. `--timeout 1000years`) means no deadline.
     let deadline = start
-        .checked_add(settings.timeout)
+        .checked_add(settings.timeout.saturating_sub(settings.spent))
         .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 24 * 3600));
     let mut run = Run {
         in_flight: in_flight.max(1),

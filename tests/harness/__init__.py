@@ -4,6 +4,7 @@
     dns        the one DNS client: build a query, parse a reply (rcode, A/AAAA answers), ask
     dnsmasq    a real DNS server for one zone, records published through a hosts directory
     manifests  kustomize output and the image's ENTRYPOINT/USER from the Dockerfile
+    images     the one table from container images to the local programs that run in their place
     pods       the one kubelet emulation: a StatefulSet pod's volumes, env, DNS files, identity,
                and its containers run in a sandbox (pod-sandbox.sh)
 

@@ -19,10 +19,10 @@ What a Pod gets, as the kubelet gives it:
     readOnlyRootFilesystem; the host name set to the pod name;
   - command: the container's command, else the image's ENTRYPOINT, then its args, expanded.
 The sandbox binds each volumeMount (subPath, readOnly honoured), the binary at the ENTRYPOINT
-path, resolv.conf and hosts into a private tmpfs root. `start_container()` runs any other
-container of the pod (the datastore itself) the same way, with host files standing in for the
-image's (an `Image`-like mapping of paths). Anything the emulation does not cover
-(envFrom, service links, other env sources) is a Failure, never silently skipped.
+path, resolv.conf and hosts into a private tmpfs root. `start_image_container()` runs any other
+container of the pod (the datastore itself) the same way, with the local program and host files
+that tests/harness/images.py (the one image table) names for its image. Anything the emulation
+does not cover (envFrom, service links, other env sources) is a Failure, never silently skipped.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ import re
 import shutil
 from pathlib import Path
 
-from harness import Failure, check
+from harness import Failure, check, images
+from harness.images import PEERCONF_IMAGE
 from harness.manifests import Image, find
 from harness.proc import Supervisor, run
 
 SANDBOX = Path(__file__).resolve().with_name("pod-sandbox.sh")
-PEERCONF_IMAGE = "ghcr.io/peerconf/peerconf"
 
 
 def expand(s, env):
@@ -353,9 +353,21 @@ class Pod:
         c = self.init_container()
         env = self.container_env(c)
         argv = self.container_argv(c, env, args)
-        self.init = self._start(c, env, argv, [("--bind", self.node.binary, self.node.image.entrypoint[0], "ro")],
+        prog = images.peerconf(self.node.binary, self.node.image)
+        self.init = self._start(c, env, argv, [("--bind", host, path, "ro") for host, path in prog.files],
                                 self.node.root)
         return self.init
+
+    def start_image_container(self, c, argv=None):
+        """start_container() with what tests/harness/images.py says the container's image runs:
+        `argv` (default: the manifest's command + args, else the image's default command) with
+        argv[0] mapped to the local program, the image's files bound, the image's env."""
+        prog = images.program_for(image_repo(c))
+        if argv is None:
+            has_command = c.get("command") or c.get("args")
+            argv = self.container_argv(c, {**prog.env, **self.container_env(c)}) if has_command else []
+        return self.start_container(c, argv=prog.argv(list(argv)), files=prog.bound_files(self.node.workdir),
+                                    env=prog.env)
 
     def start_container(self, c, argv=None, files=(), env=None):
         """Start another container of the pod (the datastore) in the same kind of sandbox, on the

@@ -29,7 +29,7 @@ It talks to the real API server (REST, admin client certificate) and:
     `kube-root-ca.crt` the controller-manager's root-ca-cert-publisher keeps in every namespace),
     `secret` and `downwardAPI` (fieldRef) sources, in the same `..data` layout with `mode` /
     `defaultMode` honoured (the kubelet's default 0644) and group-owned by fsGroup.
-Images map to local programs through tests/k8s/images.py.
+Images map to local programs through the one table, tests/harness/images.py.
 
 Not done (a pod that needs one fails with a message saying so): envFrom; Secret and projected
 volumes updated in place (only configMap volumes are), so a projected token is not refreshed
@@ -50,11 +50,9 @@ import traceback
 from pathlib import Path
 from urllib.parse import quote
 
-from harness import Failure
+from harness import Failure, images
 from harness.pods import PEERCONF_IMAGE, Node, Pod, image_repo, k8s_timestamp_dir
 from harness.proc import run
-
-import images
 
 NODE = "node-1"
 STORAGE_CLASS = "local-dir"
@@ -472,10 +470,7 @@ class PodRunner(threading.Thread):
         if repo == PEERCONF_IMAGE:
             return self.pod.start_init() if c in self.spec.get("initContainers", []) else \
                 self._fail(f"{c['name']}: peerconf as a main container is not run by the test agent")
-        prog = images.program_for(repo)
-        env = self.pod.container_env(c)
-        argv = prog.argv(self.pod.container_argv(c, env) if (c.get("command") or c.get("args")) else [])
-        return self.pod.start_container(c, argv=argv, files=prog.files)
+        return self.pod.start_image_container(c)
 
     def _fail(self, msg):
         raise Failure(msg)

@@ -27,13 +27,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests/: the harness package
 sys.path.insert(0, str(HERE))
 
-from harness import Failure, check  # noqa: E402
+from harness import Failure, check, images  # noqa: E402
 from harness.dns import query  # noqa: E402
 from harness.manifests import image_from_dockerfile  # noqa: E402
 from harness.proc import Supervisor, install_stop_handlers, run, wait_until  # noqa: E402
 
 import agent as agentmod  # noqa: E402
-import images  # noqa: E402
 from controlplane import ControlPlane  # noqa: E402
 
 T0 = time.monotonic()

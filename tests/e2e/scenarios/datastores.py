@@ -2,44 +2,33 @@
 it, with Debian's program standing in for the image's, and the steps of a pod's life (init,
 record, main container) on the pod network (harness.podnet).
 
-Each `*_container()` names, in one place, every way the run differs from the manifest's image:
-the Debian binary's path and the files of the image that the host provides (JRE config,
-log4j config); nothing else of the manifest is changed."""
+Every way the run differs from the manifest's image (the Debian binary's path and the files of
+the image that the host provides: JRE config, log4j config) is in the one image table,
+tests/harness/images.py, which the start functions go through (Pod.start_image_container);
+nothing else of the manifest is changed."""
 
 from __future__ import annotations
 
 import os
 import random
-import shutil
 import time
 
-from harness import check
+from harness import check, images
+from harness.images import ZK_CLI
 from harness.proc import wait_until
 
 from .common import NOTICE, log
 
-# What the images hold that the host's /usr does not: read-only files bound where the image has them.
-JAVA_FILES = [("/etc/java-17-openjdk", "/etc/java-17-openjdk"), ("/etc/nsswitch.conf", "/etc/nsswitch.conf")]
-ZK_FILES = JAVA_FILES + [("/etc/zookeeper/conf/log4j.properties", "/conf/log4j.properties")]
-NSS = [("/etc/nsswitch.conf", "/etc/nsswitch.conf")]
-
-# /usr/bin/java is an alternatives link through /etc: the real path is under /usr.
-JAVA = os.path.realpath(shutil.which("java") or "/usr/bin/java")
-
-# The official zookeeper image's default command is `zkServer.sh start-foreground`, which runs
-# QuorumPeerMain on $ZOOCFGDIR/zoo.cfg with a 1000 MB heap, $SERVER_JVMFLAGS and $JVMFLAGS, and
-# logs to the console. The same, with Debian's ZooKeeper 3.8 jar on the host.
-ZK_SERVER = ["/bin/sh", "-c",
-             f'exec {JAVA} -Dzookeeper.log.dir=/tmp -Dzookeeper.root.logger=INFO,CONSOLE -Xmx1000m '
-             '-XX:+UseSerialGC -XX:TieredStopAtLevel=1 '
-             '-cp /conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar $SERVER_JVMFLAGS $JVMFLAGS '
-             'org.apache.zookeeper.server.quorum.QuorumPeerMain /conf/zoo.cfg']
-ZK_CLI = [JAVA, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Dzookeeper.root.logger=WARN,CONSOLE",
-          "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar", "org.apache.zookeeper.ZooKeeperMain"]
+# bench/healthy.py takes the JRE's files from here (the Kafka cells): the image table's.
+JAVA_FILES = images.JAVA_FILES
 
 
 def start_zookeeper(pod):
-    return pod.start_container(pod.main_container(), argv=ZK_SERVER, files=ZK_FILES)
+    """The pod's zookeeper container: no command in the manifest, so the image's default
+    (`zkServer.sh start-foreground`, as the image table runs it)."""
+    c = pod.main_container()
+    check(not (c.get("command") or c.get("args")), f"{pod.name}: zookeeper has a command; expected the image's")
+    return pod.start_image_container(c)
 
 
 def with_wait(pod, policy):

@@ -14,10 +14,9 @@ from harness.proc import run as run_cmd
 from harness.proc import wait_until
 
 from .common import NOTICE, Cluster, expect_exit0, expect_running, governing_service, log, no_output
-from .datastores import NSS, boot
+from .datastores import boot
 
 ETCD_ENV = {"ETCDCTL_API": "3"}
-ETCD_BIN = "/usr/bin/etcd"  # Debian's etcd 3.4, standing in for the image's /usr/local/bin/etcd
 HEALTHY_WITHIN = 30.0
 
 
@@ -27,7 +26,7 @@ def start_etcd(pod):
     argv = pod.container_argv(c, pod.container_env(c))
     check(argv[0].endswith("/etcd") and argv[1:] == ["--config-file=/config/etcd.json"],
           f"etcd container command is not `etcd --config-file=/config/etcd.json`: {argv}")
-    return pod.start_container(c, argv=[ETCD_BIN, *argv[1:]], files=NSS)
+    return pod.start_image_container(c)  # Debian's etcd 3.4 for the image's /usr/local/bin/etcd
 
 
 def etcdctl(net, pods, *args, timeout=15):

@@ -2,44 +2,86 @@
 4.1.1's jars from Maven Central, tests/e2e/kafka-jars.sh), three combined broker + controller
 nodes, each in a network namespace of its own: every pod formats its storage with the same
 derived cluster id, a topic with replication factor 3 is produced on one broker and consumed
-from another, and a pod re-created with a new IP comes back into the ISR.
+from another, and a pod re-created with a new IP comes back into the ISR. The init container
+sees the first boot and the restart through `--data-path` (the log dir that the format step
+creates, on the data volume mounted read-only in the init).
 
 How this differs from the manifest's image: the main container's command runs unchanged
 (`/bin/sh -c "kafka-storage.sh format --ignore-formatted ... && exec kafka-server-start.sh ..."`),
 with the two scripts replaced by shims that run the same main classes (kafka.tools.StorageTool,
 kafka.Kafka) with the host's JRE on the jars bound at /opt/kafka/libs."""
 
-import os
 import random
 import time
 from pathlib import Path
 
-from harness import check
+from harness import check, images
+from harness.images import JAVA, JAVA_FILES, KAFKA_JVM as JVM, KAFKA_LIBS as LIBS
 from harness.manifests import find, kustomize
 from harness.proc import run as run_cmd, wait_until
 
 from .common import Cluster, governing_service, log
-from .datastores import JAVA, JAVA_FILES, boot
+from .datastores import boot
 
-KAFKA_VERSION = "4.1.1"
-LIBS = Path(os.environ.get("PEERCONF_KAFKA_LIBS", f"/var/cache/peerconf-kafka/{KAFKA_VERSION}/libs"))
-JVM = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData"
 FORM_WITHIN = 120.0
 
 
 def shims(workdir: Path):
-    """kafka-storage.sh and kafka-server-start.sh as the image has them, for the host's JRE."""
-    d = workdir / "kafka-shims"
-    d.mkdir(exist_ok=True)
-    os.chmod(d, 0o755)
-    scripts = {
-        "kafka-storage.sh": f'exec {JAVA} {JVM} -Xmx256m -cp "/opt/kafka/libs/*" kafka.tools.StorageTool "$@"\n',
-        "kafka-server-start.sh": f'exec {JAVA} {JVM} $KAFKA_HEAP_OPTS -Dlog4j2.level=WARN -cp "/opt/kafka/libs/*" kafka.Kafka "$@"\n',
-    }
-    for name, body in scripts.items():
-        (d / name).write_text("#!/bin/sh\n" + body)
-        os.chmod(d / name, 0o755)
-    return [(str(d / n), f"/opt/kafka/bin/{n}") for n in scripts] + [(str(LIBS), "/opt/kafka/libs")]
+    """kafka-storage.sh and kafka-server-start.sh as the image has them, for the host's JRE, and
+    its jars: the image table's apache/kafka files but the JRE's (JAVA_FILES, added by callers)."""
+    return [f for f in images.program_for("apache/kafka").bound_files(workdir) if f not in JAVA_FILES]
+
+
+def start_kafka(pod, files):
+    """The pod's kafka container: the manifest's command, unchanged, with the shims (`files`:
+    shims(workdir) + JAVA_FILES) bound where the image has its scripts and jars."""
+    return pod.start_container(pod.main_container(), files=files)
+
+
+def _recv(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise OSError("connection closed mid-reply")
+        buf += chunk
+    return buf
+
+
+def brokers(net, pod, timeout=2.0):
+    """The brokers this broker's Metadata answer lists (Kafka protocol, Metadata v1, no topics),
+    as sorted (node id, advertised host) pairs, or None if it cannot be asked. A KRaft broker
+    lists only the brokers registered with the active controller and not fenced: all 3 means a
+    controller leader was elected by the voters and every broker caught up and registered."""
+    import struct
+    client = b"peerconf-bench"
+    body = struct.pack(">hhih", 3, 1, 7, len(client)) + client + struct.pack(">i", 0)
+    try:
+        with net.node_ns.connect(pod.ip, 9092, timeout) as s:
+            s.sendall(struct.pack(">i", len(body)) + body)
+            (size,) = struct.unpack(">i", _recv(s, 4))
+            data = _recv(s, size)
+    except OSError:
+        return None
+    (corr, count), off = struct.unpack_from(">ii", data, 0), 8
+    if corr != 7:
+        return None
+    out = []
+    for _ in range(count):
+        node_id, hlen = struct.unpack_from(">ih", data, off)
+        off += 6
+        host = data[off:off + hlen].decode()
+        off += hlen + 4  # port
+        (rlen,) = struct.unpack_from(">h", data, off)
+        off += 2 + max(rlen, 0)
+        out.append((node_id, host))
+    return sorted(out)
+
+
+def registered(net, pods):
+    """Every broker lists all of them, each by its pod's index and FQDN (see brokers())."""
+    want = sorted((i, p.fqdn) for i, p in enumerate(pods))
+    return all(brokers(net, p) == want for p in pods)
 
 
 def tool(net, cls, *args, timeout=60):
@@ -58,12 +100,15 @@ def run(k: Cluster):
     pods = net.statefulset(docs, "e2e-kafka", subnet=13)
     check(len(pods) == 3, "kafka: expected 3 replicas")
 
-    def start_kafka(pod):
-        return pod.start_container(pod.main_container(), files=files)
+    def start(pod):
+        return start_kafka(pod, files)
 
     t0 = time.monotonic()
     offsets = [random.uniform(0, 3) for _ in pods]
-    mains = boot(net, pods, offsets, start_kafka)
+    mains = boot(net, pods, offsets, start)
+    for p in pods:
+        check("/var/lib/kafka/data/logs: does not exist (a first boot)" in p.init.stdout() + p.init.stderr(),
+              f"{p.name}: the init did not see a first boot (--data-path)\n{p.init.tail()}")
     ids = {p.name: p.host_path("/config/cluster.id", p.main_container()).read_text().strip() for p in pods}
     check(len(set(ids.values())) == 1 and len(next(iter(ids.values()))) == 22, f"cluster ids differ: {ids}")
     cluster_id = next(iter(ids.values()))
@@ -115,7 +160,9 @@ def run(k: Cluster):
     net.publish(new)
     new.start_init()
     check(new.init.wait(30) == 0, f"{new.name}: init exited {new.init.returncode}\n{new.init.tail()}")
-    mains[new.name] = start_kafka(new)
+    check("/var/lib/kafka/data/logs: exists (a restart)" in new.init.stdout() + new.init.stderr(),
+          f"{new.name}: the init did not see a restart (--data-path)\n{new.init.tail()}")
+    mains[new.name] = start(new)
     # Asked of the re-created broker itself: it answers metadata at its new address.
     check(wait_until(lambda: mains[new.name].running() and isr(f"{new.fqdn}:9092") == ["0", "1", "2"], FORM_WITHIN, 2.0),
           f"{new.name} with new IP {new.ip} not back in the ISR of {topic}: {isr(boot0)}\n{mains[new.name].tail(30)}")

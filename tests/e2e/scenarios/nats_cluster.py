@@ -10,9 +10,8 @@ from harness.manifests import find, kustomize
 from harness.proc import wait_until
 
 from .common import Cluster, governing_service, log
-from .datastores import NSS, boot
+from .datastores import boot
 
-NATS_BIN = "/usr/sbin/nats-server"  # Debian's, standing in for the image's nats-server
 MESH_WITHIN = 30.0
 
 
@@ -22,7 +21,7 @@ def start_nats(pod):
     argv = pod.container_argv(c, pod.container_env(c))
     check(argv[0].endswith("nats-server") and argv[1:] == ["--config", "/config/nats.conf"],
           f"nats container command is not `nats-server --config /config/nats.conf`: {argv}")
-    return pod.start_container(c, argv=[NATS_BIN, *argv[1:]], files=NSS)
+    return pod.start_image_container(c)  # Debian's nats-server for the image's
 
 
 def http_get(net, pod, port, path):

@@ -3,6 +3,8 @@ rabbitmq-server 3.10, Erlang 25), each node in a network namespace of its own: t
 comes from a Secret volume through `--secret` and `--mode .erlang.cookie=0400`, written by the
 init container running as the server's uid; three nodes form one cluster; a queue declared on one
 node is listed by another; a pod re-created with a new IP comes back with its data and rejoins.
+The init container sees the first boot and the restart through `--data-path` (the mnesia
+directory, on the data volume mounted read-only in the init).
 
 How this differs from the manifest's image, all in `start_rabbitmq()`: Debian's
 /usr/lib/rabbitmq/bin/rabbitmq-server stands in for the image's; epmd (which `erl` would start
@@ -25,11 +27,8 @@ from harness.manifests import find, kustomize
 from harness.proc import wait_until
 
 from .common import Cluster, governing_service, log
-from .datastores import NSS, boot
+from .datastores import boot
 
-RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, standing in for the image's
-RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
-EPMD = os.path.realpath("/usr/bin/epmd")
 COOKIE_KEY = "cookie"
 FORM_WITHIN = float(os.environ.get("E2E_RABBITMQ_FORM_WITHIN", "120"))
 
@@ -54,18 +53,18 @@ def start_rabbitmq(pod):
     check(st.st_mode & 0o777 == 0o400 and st.st_uid == pod.ids(c)[0],
           f"{pod.name}: .erlang.cookie is {oct(st.st_mode & 0o777)} owned by {st.st_uid}, "
           f"not 0400 owned by the server's uid {pod.ids(c)[0]}")
-    pod.epmd = pod.start_container(c, argv=[EPMD], files=NSS)
+    pod.epmd = pod.start_image_container(c, argv=["epmd"])
     check(wait_until(lambda: os.path.exists(f"/proc/{pod.epmd.pid}"), 2, 0.05), "epmd did not start")
     time.sleep(0.3)
     check(pod.epmd.running(), f"{pod.name}: epmd exited {pod.epmd.returncode}\n{pod.epmd.tail()}")
-    return pod.start_container(c, argv=[RABBITMQ_SERVER], files=NSS)
+    return pod.start_image_container(c, argv=["rabbitmq-server"])
 
 
 def ctl(pod, *args, timeout=60):
     """rabbitmqctl in the pod's rabbitmq container (as `kubectl exec` would run it): its env
     names the node (rabbitmq-env.conf) and its HOME the cookie. (rc, stdout, stderr)"""
     c = pod.main_container()
-    proc = pod.start_container(c, argv=[RABBITMQCTL, *args], files=NSS)
+    proc = pod.start_image_container(c, argv=["rabbitmqctl", *args])
     rc = proc.wait(timeout)
     if rc is None:
         proc.kill()
@@ -84,6 +83,24 @@ def running_nodes(pod):
 
 def node_name(pod):
     return f"rabbit@{pod.fqdn}"
+
+
+def listening(net, pod, timeout=1.0):
+    """Does the node accept AMQP connections? RabbitMQ opens its listener at the end of its boot
+    (after it joined a cluster or booted alone): a cheap test before rabbitmqctl (1-3 s a call)."""
+    try:
+        with net.node_ns.connect(pod.ip, 5672, timeout):
+            return True
+    except OSError:
+        return False
+
+
+def cluster_views(pods):
+    """running_nodes as each pod's rabbitmqctl cluster_status lists them, asked in parallel
+    (None where the call failed)."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(len(pods)) as ex:
+        return list(ex.map(running_nodes, pods))
 
 
 def record_offsets(n):
@@ -109,6 +126,8 @@ def run(k: Cluster):
     for p in pods:
         init_log = p.init.stdout() + p.init.stderr()
         check(cookie not in init_log, f"{p.name}: the init container's output holds the cookie")
+        check("/var/lib/rabbitmq/mnesia: does not exist (a first boot)" in init_log,
+              f"{p.name}: the init did not see a first boot (--data-path)\n{p.init.tail()}")
     want = sorted(node_name(p) for p in pods)
     seen = {}
 
@@ -158,6 +177,8 @@ def run(k: Cluster):
     net.publish(new)
     new.start_init()
     check(new.init.wait(30) == 0, f"{new.name}: init exited {new.init.returncode}\n{new.init.tail()}")
+    check("/var/lib/rabbitmq/mnesia: exists (a restart)" in new.init.stdout() + new.init.stderr(),
+          f"{new.name}: the init did not see a restart (--data-path)\n{new.init.tail()}")
     mains = {p.name: (start_rabbitmq(p) if p is new else mains[p.name]) for p in pods}
     check(wait_until(formed, FORM_WITHIN, 1.0),
           f"{new.name} with new IP {new.ip} did not rejoin within {FORM_WITHIN:.0f}s: {seen}")

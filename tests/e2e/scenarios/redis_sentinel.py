@@ -16,10 +16,10 @@ from harness.manifests import find, kustomize
 from harness.proc import wait_until
 
 from .common import NOTICE, Cluster, governing_service, log
-from .datastores import NSS, boot
+from .datastores import boot
 
-REDIS_BIN = "/usr/bin/redis-server"  # Debian's 7.0, standing in for the image's redis-server
-SENTINEL_BIN = "/usr/bin/redis-sentinel"
+REDIS_BIN = "redis-server"  # the manifest's programs; Debian's 7.0 in their place (harness/images.py)
+SENTINEL_BIN = "redis-sentinel"
 MASTER = "redis"  # the `sentinel monitor` name: the StatefulSet's name in the template
 # Bounds with head room; the measured times are in docs/datastores.md#redis.
 FORM_BOUND = 30.0
@@ -30,12 +30,13 @@ REJOIN_BOUND = 60.0
 
 def start_container(pod, name, binary):
     """One of the pod's containers as the manifest says (`redis-server /config/redis.conf`,
-    `redis-sentinel /config/sentinel.conf`), with Debian's binary."""
+    `redis-sentinel /config/sentinel.conf`; `binary` is the program the manifest must name), with
+    Debian's binary from the image table."""
     c = pod.main_container(name)
     argv = pod.container_argv(c, pod.container_env(c))
-    check(argv[0] == binary.rsplit("/", 1)[1] and len(argv) == 2 and argv[1].startswith("/config/"),
+    check(argv[0] == binary.rsplit("/", 1)[-1] and len(argv) == 2 and argv[1].startswith("/config/"),
           f"{pod.name}: {name} container command is not `{argv[0]} /config/...`: {argv}")
-    return pod.start_container(c, argv=[binary, *argv[1:]], files=NSS)
+    return pod.start_image_container(c)
 
 
 def start_pod(pod):
