@@ -90,7 +90,9 @@ class Agent:
         self.net_lock = threading.Lock()
         self.stopping = threading.Event()
         self.next_host = 0
-        self.ip_delay = {}  # pod name -> seconds to wait before setting status.podIP (record delay)
+        # pod name -> seconds before the pod starts at all (IP, sandbox, containers); to delay
+        # only the record, see healthy.py's DelayedRecordRunner (status.podIP withheld).
+        self.ip_delay = {}
         self.errors = []
         self.events = []  # (monotonic, text), for figures
 
