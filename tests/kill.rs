@@ -9,6 +9,7 @@ mod support;
 use support::listing;
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -336,7 +337,8 @@ fn no_signal_during_the_wait_leaves_a_staged_file() {
         server
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        let mut child = support::peerconf()
+        let mut child = support::peerconf();
+        child
             .current_dir(&cwd)
             .args(["render", "--template"])
             .arg(&template)
@@ -361,9 +363,18 @@ fn no_signal_during_the_wait_leaves_a_staged_file() {
             .arg(&out)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        // Each signal's default action, whatever this test inherited (`nohup` leaves SIGHUP
+        // ignored, and an ignored signal stays ignored across exec): what a pod's init gets.
+        unsafe {
+            child.pre_exec(|| {
+                for (_, number) in SIGNALS {
+                    libc::signal(number, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+        let mut child = child.spawn().unwrap();
         // The first query: the run is in its wait.
         let mut buf = [0u8; 512];
         server
