@@ -93,51 +93,6 @@ fi
 # --- run, and clean up whatever happens ---------------------------------------------------------
 work=$(mktemp -d /tmp/peerconf-e2e.XXXXXX)
 chmod 755 "$work"
-driver=
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    if [ -n "$driver" ] && kill -0 "$driver" 2>/dev/null; then
-        kill -TERM "$driver" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$driver" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$driver" 2>/dev/null || true
-    fi
-    # The driver stops its children by PID; if it was killed hard, stop the ones it recorded,
-    # each only if that PID still has the start time recorded with it (PIDs get reused).
-    if [ -f "$work/pids" ]; then
-        while read -r pid start _; do
-            now=$(sed -E 's/.*\) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20) || continue
-            if [ "$now" = "$start" ]; then
-                kill -KILL "$pid" 2>/dev/null || true
-            fi
-        done <"$work/pids"
-    fi
-    # Network namespaces the driver created (tests/harness/netns.py records each name first).
-    if [ -f "$work/netns" ]; then
-        while read -r ns; do ip netns delete "$ns" 2>/dev/null || true; done <"$work/netns"
-    fi
-    # Mounts exist only in the children's private namespaces; never delete through a mount.
-    if grep -qF " $work" /proc/self/mountinfo; then
-        say "mounts under $work in this namespace; leaving it in place"
-    elif [ -n "${E2E_KEEP:-}" ]; then
-        say "kept $work (E2E_KEEP)"
-    else
-        rm -rf "$work"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-# `exec` in the background subshell, so that $! is the driver itself, not a bash in between.
-(exec python3 -B -u "$here/suite.py" --workdir "$work" --bin "$bin" --repo "$repo" "$@" </dev/null) &
-driver=$!
-set +e
-wait "$driver"
-rc=$?
-set -e
-driver=
-exit "$rc"
+# shellcheck source=tests/harness/driver.sh
+source "$here/../harness/driver.sh"
+driver_run "$work" E2E_KEEP 10 python3 -B -u "$here/suite.py" --workdir "$work" --bin "$bin" --repo "$repo" "$@"

@@ -110,7 +110,6 @@ class Agent:
 
     # -- node -----------------------------------------------------------------------------------
     def register(self):
-        cap = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"}
         node = {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux",
                                                       "kubernetes.io/arch": "amd64"}}}

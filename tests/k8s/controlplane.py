@@ -325,3 +325,21 @@ class ControlPlane:
     def close(self):
         self.stop()
         self.network.close()
+
+
+def stop_everything(agent, cp, sup, log) -> bool:
+    """Stop the node agent (its pods), the control plane and every process `sup` started, then
+    delete the network namespaces; what the suite and healthy.py do last, whatever happened.
+    False when the namespaces could not all be deleted (logged)."""
+    if agent is not None:
+        agent.stop()
+    if cp is not None:
+        cp.stop()
+    sup.stop_all()
+    if cp is not None:
+        try:
+            cp.network.close()
+        except Failure as e:
+            log(f"cleanup: {e}")
+            return False
+    return True

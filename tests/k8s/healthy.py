@@ -68,7 +68,7 @@ from harness.manifests import find, image_from_dockerfile, load_docs  # noqa: E4
 from harness.proc import Supervisor, install_stop_handlers, wait_until  # noqa: E402
 
 import agent as agentmod  # noqa: E402
-from controlplane import ControlPlane  # noqa: E402
+from controlplane import ControlPlane, stop_everything  # noqa: E402
 from suite import K, overlay  # noqa: E402
 from scenarios.redis_sentinel import formed as redis_formed  # noqa: E402
 
@@ -494,16 +494,7 @@ def main(argv):
             traceback.print_exc()
         log(f"error: {e}")
     finally:
-        if agent is not None:
-            agent.stop()
-        if cp is not None:
-            cp.stop()
-        sup.stop_all()
-        if cp is not None:
-            try:
-                cp.network.close()
-            except Failure as e:
-                log(f"cleanup: {e}")
+        stop_everything(agent, cp, sup, log)
         if doc["runs"]:
             a.out.write_text(json.dumps(doc, indent=1))
             print(markdown(doc), flush=True)

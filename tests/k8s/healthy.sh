@@ -87,47 +87,11 @@ chmod 755 "$work"
 [ -n "$out" ] || out=$work/healthy.json
 case "$out" in /*) ;; *) out=$PWD/$out ;; esac
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')
-driver=
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    if [ -n "$driver" ] && kill -0 "$driver" 2>/dev/null; then
-        kill -TERM "$driver" 2>/dev/null || true
-        for _ in $(seq 150); do kill -0 "$driver" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$driver" 2>/dev/null || true
-    fi
-    # Only what the driver recorded it started (PID + start time: a reused PID is never hit).
-    if [ -f "$work/pids" ]; then
-        while read -r pid start _; do
-            now=$(sed -E 's/.*\) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20) || continue
-            [ "$now" = "$start" ] && kill -KILL "$pid" 2>/dev/null || true
-        done <"$work/pids"
-    fi
-    if [ -f "$work/netns" ]; then
-        while read -r ns; do ip netns delete "$ns" 2>/dev/null || true; done <"$work/netns"
-    fi
-    if grep -qF " $work" /proc/self/mountinfo; then
-        say "mounts under $work in this namespace; leaving it in place"
-    elif [ -n "${K8S_KEEP:-}" ]; then
-        say "kept $work (K8S_KEEP)"
-    else
-        rm -rf "$work"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-(exec python3 -B -u "$here/healthy.py" --workdir "$work" --bin "$bin" --repo "$repo" \
+# shellcheck source=tests/harness/driver.sh
+source "$here/../harness/driver.sh"
+rc=0
+driver_run "$work" K8S_KEEP 30 python3 -B -u "$here/healthy.py" --workdir "$work" --bin "$bin" --repo "$repo" \
     --bins "$KUBE_BIN,$ETCD_BIN,$COREDNS_BIN" --out "$out" --commit "$commit" \
-    --command "sudo tests/k8s/healthy.sh --bin $bin ${args[*]:-}" "${args[@]}" </dev/null) &
-driver=$!
-set +e
-wait "$driver"
-rc=$?
-set -e
-driver=
+    --command "sudo tests/k8s/healthy.sh --bin $bin ${args[*]:-}" "${args[@]}" || rc=$?
 say "results: $out"
 exit "$rc"

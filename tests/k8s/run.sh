@@ -74,45 +74,7 @@ fi
 # --- run, and clean up whatever happens -----------------------------------------------------------
 work=$(mktemp -d /tmp/peerconf-k8s.XXXXXX)
 chmod 755 "$work"
-driver=
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    if [ -n "$driver" ] && kill -0 "$driver" 2>/dev/null; then
-        kill -TERM "$driver" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$driver" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$driver" 2>/dev/null || true
-    fi
-    # Processes the driver recorded (PID + start time, so a reused PID is never hit).
-    if [ -f "$work/pids" ]; then
-        while read -r pid start _; do
-            now=$(sed -E 's/.*\) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20) || continue
-            [ "$now" = "$start" ] && kill -KILL "$pid" 2>/dev/null || true
-        done <"$work/pids"
-    fi
-    if [ -f "$work/netns" ]; then
-        while read -r ns; do ip netns delete "$ns" 2>/dev/null || true; done <"$work/netns"
-    fi
-    if grep -qF " $work" /proc/self/mountinfo; then
-        say "mounts under $work in this namespace; leaving it in place"
-    elif [ -n "${K8S_KEEP:-}" ]; then
-        say "kept $work (K8S_KEEP)"
-    else
-        rm -rf "$work"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-(exec python3 -B -u "$here/suite.py" --workdir "$work" --bin "$bin" --repo "$repo" \
-    --bins "$KUBE_BIN,$ETCD_BIN,$COREDNS_BIN" --consul "$consul" "$@" </dev/null) &
-driver=$!
-set +e
-wait "$driver"
-rc=$?
-set -e
-driver=
-exit "$rc"
+# shellcheck source=tests/harness/driver.sh
+source "$here/../harness/driver.sh"
+driver_run "$work" K8S_KEEP 20 python3 -B -u "$here/suite.py" --workdir "$work" --bin "$bin" --repo "$repo" \
+    --bins "$KUBE_BIN,$ETCD_BIN,$COREDNS_BIN" --consul "$consul" "$@"

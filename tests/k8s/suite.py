@@ -33,7 +33,7 @@ from harness.manifests import image_from_dockerfile  # noqa: E402
 from harness.proc import Supervisor, install_stop_handlers, run, wait_until  # noqa: E402
 
 import agent as agentmod  # noqa: E402
-from controlplane import ControlPlane  # noqa: E402
+from controlplane import ControlPlane, stop_everything  # noqa: E402
 
 T0 = time.monotonic()
 FIGURES = []
@@ -931,17 +931,8 @@ def main():
                     traceback.print_exc()
                 agent.errors.clear()
     finally:
-        if agent is not None:
-            agent.stop()
-        if cp is not None:
-            cp.stop()
-        sup.stop_all()
-        if cp is not None:
-            try:
-                cp.network.close()
-            except Failure as e:
-                log(f"cleanup: {e}")
-                failed += 1
+        if not stop_everything(agent, cp, sup, log):
+            failed += 1
     log("figures:\n  " + "\n  ".join(FIGURES))
     if os.environ.get("K8S_STARTED_AT"):
         log(f"run.sh total so far: {time.time() - float(os.environ['K8S_STARTED_AT']):.0f} s (install, build, suite)")
