@@ -5,7 +5,7 @@ import os
 import time
 
 from harness import check
-from harness.manifests import find
+from harness.manifests import find, kustomize
 from harness.pods import Pod
 
 # Upper bound for "the init noticed the record": --max-interval (1 s, the manifests keep the
@@ -76,6 +76,19 @@ def governing_service(docs, sts):
           f"Service {svc['metadata']['name']}: publishNotReadyAddresses is not true, so no pod record "
           "would exist before the pods are Ready and this suite's publishing would be a lie")
     return svc
+
+
+def example_on_podnet(k, example, ns, subnet):
+    """manifests/examples/EXAMPLE's kustomize output, its StatefulSet (named as the directory),
+    its governing Service checked, and the StatefulSet's 3 pods on a fresh pod network.
+    Returns (docs, sts, net, pods)."""
+    docs = kustomize(k.repo / "manifests" / "examples" / example)
+    sts = find(docs, "StatefulSet", example)
+    governing_service(docs, sts)
+    net = k.podnet()
+    pods = net.statefulset(docs, ns, subnet=subnet)
+    check(len(pods) == 3, f"{example}: expected 3 replicas")
+    return docs, sts, net, pods
 
 
 def expect_running(pods, why):

@@ -9,11 +9,11 @@ import random
 import time
 
 from harness import check
-from harness.manifests import find, kustomize
+from harness.manifests import find
 from harness.proc import run as run_cmd
 from harness.proc import wait_until
 
-from .common import NOTICE, Cluster, expect_exit0, expect_running, governing_service, log, no_output
+from .common import NOTICE, Cluster, example_on_podnet, expect_exit0, expect_running, log, no_output
 from .datastores import boot
 
 ETCD_ENV = {"ETCDCTL_API": "3"}
@@ -69,12 +69,7 @@ def put_get(net, writer, reader, key):
 def boot_cluster(k: Cluster, ns, subnet):
     """The example as shipped: 3 inits at once, records at random 0-3 s offsets, each member's etcd
     started as soon as its init exits; then healthy, as `endpoint health` over the 3 FQDNs says."""
-    docs = kustomize(k.repo / "manifests" / "examples" / "etcd")
-    sts = find(docs, "StatefulSet", "etcd")
-    governing_service(docs, sts)
-    net = k.podnet()
-    pods = net.statefulset(docs, ns, subnet)
-    check(len(pods) == 3, "etcd: expected 3 replicas")
+    docs, sts, net, pods = example_on_podnet(k, "etcd", ns, subnet)
     args = pods[0].init_container()["args"]
     check("--wait=self" in args, f"etcd init args do not say --wait=self: {args}")
     offsets = [random.uniform(0, 3) for _ in pods]

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from harness import check, images
 from harness.images import JAVA, JAVA_FILES, KAFKA_JVM as JVM, KAFKA_LIBS as LIBS
-from harness.manifests import find, kustomize
 from harness.proc import run as run_cmd, wait_until
 
-from .common import Cluster, governing_service, log
+from .common import Cluster, example_on_podnet, log
 from .datastores import boot
 
 FORM_WITHIN = 120.0
@@ -92,13 +91,8 @@ def tool(net, cls, *args, timeout=60):
 def run(k: Cluster):
     """Real Kafka KRaft cluster: one derived cluster id, RF=3 topic produced on one broker and consumed on another, a re-created pod rejoins the ISR."""
     check(LIBS.is_dir() and any(LIBS.glob("kafka_2.13-*.jar")), f"no Kafka jars in {LIBS}: run tests/e2e/kafka-jars.sh")
-    docs = kustomize(k.repo / "manifests" / "examples" / "kafka")
-    sts = find(docs, "StatefulSet", "kafka")
-    governing_service(docs, sts)
     files = shims(k.workdir) + JAVA_FILES
-    net = k.podnet()
-    pods = net.statefulset(docs, "e2e-kafka", subnet=13)
-    check(len(pods) == 3, "kafka: expected 3 replicas")
+    docs, sts, net, pods = example_on_podnet(k, "kafka", "e2e-kafka", 13)
 
     def start(pod):
         return start_kafka(pod, files)

@@ -6,10 +6,9 @@ import random
 import time
 
 from harness import check
-from harness.manifests import find, kustomize
 from harness.proc import wait_until
 
-from .common import Cluster, governing_service, log
+from .common import Cluster, example_on_podnet, log
 from .datastores import boot
 
 MESH_WITHIN = 30.0
@@ -84,12 +83,7 @@ class Conn:
 
 def run(k: Cluster):
     """Real NATS cluster: every server routes to the others; a message crosses the cluster."""
-    docs = kustomize(k.repo / "manifests" / "examples" / "nats")
-    sts = find(docs, "StatefulSet", "nats")
-    governing_service(docs, sts)
-    net = k.podnet()
-    pods = net.statefulset(docs, "e2e-nats", subnet=9)
-    check(len(pods) == 3, "nats: expected 3 replicas")
+    docs, sts, net, pods = example_on_podnet(k, "nats", "e2e-nats", 9)
     offsets = [random.uniform(0, 3) for _ in pods]
     t0 = time.monotonic()
     mains = boot(net, pods, offsets, start_nats)

@@ -23,10 +23,9 @@ import random
 import time
 
 from harness import check
-from harness.manifests import find, kustomize
 from harness.proc import wait_until
 
-from .common import Cluster, governing_service, log
+from .common import Cluster, example_on_podnet, log
 from .datastores import boot
 
 COOKIE_KEY = "cookie"
@@ -111,12 +110,7 @@ def record_offsets(n):
 
 def run(k: Cluster):
     """Real RabbitMQ cluster: cookie through --secret, one cluster of 3, a queue seen from another node, a re-created pod rejoins."""
-    docs = kustomize(k.repo / "manifests" / "examples" / "rabbitmq")
-    sts = find(docs, "StatefulSet", "rabbitmq")
-    governing_service(docs, sts)
-    net = k.podnet()
-    pods = net.statefulset(docs, "e2e-rabbitmq", subnet=12)
-    check(len(pods) == 3, "rabbitmq: expected 3 replicas")
+    docs, sts, net, pods = example_on_podnet(k, "rabbitmq", "e2e-rabbitmq", 12)
     cookie = f"e2e-cookie-{random.getrandbits(64):016x}"
     for p in pods:
         lay_out_secret(p, cookie)

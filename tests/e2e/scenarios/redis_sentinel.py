@@ -12,10 +12,9 @@ import random
 import time
 
 from harness import check
-from harness.manifests import find, kustomize
 from harness.proc import wait_until
 
-from .common import NOTICE, Cluster, governing_service, log
+from .common import NOTICE, Cluster, example_on_podnet, log
 from .datastores import boot
 
 REDIS_BIN = "redis-server"  # the manifest's programs; Debian's 7.0 in their place (harness/images.py)
@@ -128,12 +127,7 @@ def read_everywhere(net, pods, key, value, within=10.0):
 def run(k: Cluster):
     """Real Redis + Sentinel: replicas by FQDN, a key replicated, a replica promoted when the
     primary's process stops."""
-    docs = kustomize(k.repo / "manifests" / "examples" / "redis")
-    sts = find(docs, "StatefulSet", "redis")
-    governing_service(docs, sts)
-    net = k.podnet()
-    pods = net.statefulset(docs, "e2e-redis", subnet=10)
-    check(len(pods) == 3, "redis: expected 3 replicas")
+    docs, sts, net, pods = example_on_podnet(k, "redis", "e2e-redis", 10)
     offsets = [random.uniform(0, 3) for _ in pods]
     t0 = time.monotonic()
     mains = boot(net, pods, offsets, start_pod)

@@ -6,9 +6,8 @@ import random
 import time
 
 from harness import check
-from harness.manifests import find, kustomize
 
-from .common import Cluster, expect_exit0, expect_running, governing_service, log
+from .common import Cluster, example_on_podnet, expect_exit0, expect_running, log
 from .datastores import boot, leader_of, start_zookeeper, wait_zk_ensemble, zk_cli, zk_mode
 
 # Measured on a 2-core machine (docs/datastores.md#zookeeper): a follower re-created (stopped by
@@ -40,12 +39,7 @@ def recreate(k, net, pods, i, host, silent=False):
 def run(k: Cluster):
     """Real ZooKeeper ensemble: leader + 2 followers, data replicated, follower and leader back
     with new IPs."""
-    docs = kustomize(k.repo / "manifests" / "examples" / "zookeeper")
-    sts = find(docs, "StatefulSet", "zookeeper")
-    governing_service(docs, sts)
-    net = k.podnet()
-    pods = net.statefulset(docs, "e2e-zk", subnet=5)
-    check(len(pods) == 3, "zookeeper: expected 3 replicas")
+    docs, sts, net, pods = example_on_podnet(k, "zookeeper", "e2e-zk", 5)
     t0 = time.monotonic()
     offsets = [random.uniform(0, 3) for _ in pods]
     mains = boot(net, pods, offsets, start_zookeeper)
